@@ -1,0 +1,1 @@
+"""HTTP API: warm path from Redis (precomputed lists), cold path through FAISS."""

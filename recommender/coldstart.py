@@ -1,0 +1,90 @@
+"""Profile-only cold start: a ridge regression from user attributes to ALS user vectors.
+
+Trained on the point-in-time profile rows of training users (``get_historical_features``), so
+a brand-new user with only age, gender and occupation lands near the users who resemble them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+AGE_BINS = (0, 18, 25, 35, 45, 50, 56, 200)  # MovieLens-1M's age groups
+AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
+PROFILE_FIELDS = ("age", "gender", "occupation")
+
+
+def _age_bucket(age: object) -> str:
+    if age is None or (isinstance(age, float) and np.isnan(age)) or age is pd.NA:
+        return ""
+    try:
+        value = float(age)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    idx = int(np.searchsorted(AGE_BINS, value, side="right")) - 1
+    return AGE_LABELS[min(max(idx, 0), len(AGE_LABELS) - 1)]
+
+
+def profile_tokens(profile: Mapping[str, object]) -> list[str]:
+    """Categorical tokens of a profile, e.g. ``["age=25-34", "gender=F", "occupation=writer"]``."""
+    tokens = []
+    age = _age_bucket(profile.get("age"))
+    if age:
+        tokens.append(f"age={age}")
+    for name in ("gender", "occupation"):
+        value = profile.get(name)
+        if isinstance(value, str) and value.strip():
+            tokens.append(f"{name}={value.strip().lower()}")
+    return tokens
+
+
+@dataclass
+class ProfileModel:
+    """Linear map from one-hot profile tokens (plus a bias) to a user vector."""
+
+    tokens: np.ndarray  # vocabulary of tokens, one weight row each (after the bias row)
+    weights: np.ndarray  # (1 + len(tokens), factors)
+
+    @classmethod
+    def fit(cls, profiles: pd.DataFrame, user_vectors: np.ndarray, l2: float = 10.0) -> ProfileModel:
+        """Ridge regression (closed form); ``profiles`` rows align with ``user_vectors`` rows."""
+        rows = [profile_tokens(r) for r in profiles.to_dict("records")]
+        vocab = np.array(sorted({t for r in rows for t in r}), dtype=str)
+        x = _design(rows, {t: i for i, t in enumerate(vocab.tolist())})
+        gram = x.T @ x + l2 * np.eye(x.shape[1])
+        gram[0, 0] -= l2  # do not shrink the bias (the mean user)
+        weights = np.linalg.solve(gram, x.T @ user_vectors.astype(np.float64))
+        return cls(vocab, weights.astype(np.float32))
+
+    def known_tokens(self, profile: Mapping[str, object]) -> list[str]:
+        vocab = set(self.tokens.tolist())
+        return [t for t in profile_tokens(profile) if t in vocab]
+
+    def vector(self, profile: Mapping[str, object]) -> np.ndarray:
+        """The user vector for one profile (the mean user when nothing is known)."""
+        index = {t: i for i, t in enumerate(self.tokens.tolist())}
+        return (_design([profile_tokens(profile)], index) @ self.weights)[0].astype(np.float32)
+
+    def save(self, directory: Path) -> list[str]:
+        np.savez(directory / "profile.npz", tokens=self.tokens, weights=self.weights)
+        return ["profile.npz"]
+
+    @classmethod
+    def load(cls, directory: Path) -> ProfileModel:
+        with np.load(directory / "profile.npz", allow_pickle=False) as data:
+            return cls(data["tokens"], data["weights"])
+
+
+def _design(rows: list[list[str]], index: Mapping[str, int]) -> np.ndarray:
+    x = np.zeros((len(rows), 1 + len(index)), dtype=np.float64)
+    x[:, 0] = 1.0
+    for r, tokens in enumerate(rows):
+        for t in tokens:
+            j = index.get(t)
+            if j is not None:
+                x[r, 1 + j] = 1.0
+    return x

@@ -1,0 +1,97 @@
+"""The one Settings object, read from ``RECO_*`` environment variables.
+
+Build it with :func:`get_settings` (or construct ``Settings(...)`` in tests); nothing reads
+configuration at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+
+
+class Settings(BaseSettings):
+    """Platform configuration. Every field maps to ``RECO_<FIELD>`` (e.g. ``RECO_REDIS_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECO_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    feast_project: str = "reco"
+    feature_repo: Path = Path("feature_repo")
+    artifacts_dir: Path = Path("artifacts")
+    cache_dir: Path = Path(".cache")
+    dataset: str = "ml-100k"
+
+    top_n: int = Field(100, ge=1, le=1000)
+    batch_size: int = Field(2048, ge=1)
+    seed: int = 42
+
+    als_factors: int = Field(64, ge=2)
+    als_iterations: int = Field(20, ge=1)
+    als_regularization: float = Field(5.0, ge=0)
+    als_alpha: float = Field(1.0, gt=0)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("feast_project")
+    @classmethod
+    def _valid_project(cls, value: str) -> str:
+        if not _PROJECT_RE.match(value):
+            raise ValueError("feast_project must be letters, digits and underscores")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+            raise ValueError("redis_url must look like redis://host:port/db")
+        return value
+
+    @property
+    def data_dir(self) -> Path:
+        """Offline tables live inside the Feast repo, as in Feast's own templates."""
+        return self.feature_repo / "data"
+
+    @cached_property
+    def feast_redis_connection(self) -> str:
+        """The Redis URL in Feast's ``host:port,db=N[,password=..][,ssl=true]`` form."""
+        parsed = urlparse(self.redis_url)
+        parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
+        db = (parsed.path or "/0").lstrip("/") or "0"
+        parts.append(f"db={db}")
+        password = (
+            self.redis_password.get_secret_value()
+            if self.redis_password
+            else (unquote(parsed.password) if parsed.password else None)
+        )
+        if password:
+            parts.append(f"password={password}")
+        if parsed.scheme == "rediss":
+            parts.append("ssl=true")
+        return ",".join(parts)
+
+    def feast_env(self) -> dict[str, str]:
+        """Variables that ``feature_repo/feature_store.yaml`` expands (``${RECO_FEAST_*}``)."""
+        return {
+            "RECO_FEAST_PROJECT": self.feast_project,
+            "RECO_FEAST_REDIS": self.feast_redis_connection,
+        }
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides winning.
+
+    Example: ``get_settings(feast_project="demo").feast_env()["RECO_FEAST_PROJECT"] == "demo"``
+    """
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Canonical data tables: interactions, users, items (plus derived feature tables)."""

@@ -1,0 +1,194 @@
+"""Validate and coerce raw tables into the canonical schema.
+
+Canonical tables (all ids are strings, all timestamps tz-aware UTC):
+
+* interactions: ``user_id, item_id, rating (float32), event_timestamp``
+* users: ``user_id, age (Int64), gender, occupation, zip_code, event_timestamp``
+* items: ``item_id, title, year (Int64), genres (list[str]), event_timestamp``
+
+Every problem raises :class:`~recommender.errors.InvalidDataset` naming the column, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from recommender.errors import InvalidDataset
+
+log = logging.getLogger(__name__)
+
+USER_PROFILE_COLUMNS = ("age", "gender", "occupation", "zip_code")
+TIMESTAMP_ALIASES = ("event_timestamp", "timestamp")
+
+
+def _require(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InvalidDataset(
+            f"{table}: missing required column(s) {', '.join(repr(c) for c in missing)}; "
+            f"found {', '.join(map(repr, df.columns))}"
+        )
+
+
+def _ids(df: pd.DataFrame, table: str, column: str) -> pd.Series:
+    values = df[column]
+    if values.isna().any():
+        row = int(values.isna().to_numpy().nonzero()[0][0])
+        raise InvalidDataset(f"{table}: column {column!r} has an empty value at row {row}")
+    if pd.api.types.is_float_dtype(values):
+        if not (values == values.round()).all():
+            raise InvalidDataset(f"{table}: column {column!r} must hold ids, found fractions")
+        values = values.astype("int64")
+    out = values.astype(str).str.strip()
+    if (out == "").any():
+        row = int((out == "").to_numpy().nonzero()[0][0])
+        raise InvalidDataset(f"{table}: column {column!r} has an empty value at row {row}")
+    return out
+
+
+def _numeric(df: pd.DataFrame, table: str, column: str, strict: bool = True) -> pd.Series:
+    """Numeric column; ``strict=False`` (optional metadata) turns bad values into NA with a warning."""
+    coerced = pd.to_numeric(df[column], errors="coerce")
+    bad = coerced.isna() & df[column].notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        if not strict:
+            log.warning(
+                "%s: %d non-numeric value(s) in optional column %r set to null (e.g. %r at row %d)",
+                table, int(bad.sum()), column, df[column].iloc[row], row,
+            )
+            return coerced
+        raise InvalidDataset(
+            f"{table}: column {column!r} must be numeric; got {df[column].iloc[row]!r} at row {row}"
+        )
+    return coerced
+
+
+def _timestamps(df: pd.DataFrame, table: str, column: str) -> pd.Series:
+    raw = df[column]
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        ts = pd.to_datetime(raw, utc=True)
+    elif pd.api.types.is_numeric_dtype(raw):
+        ts = pd.to_datetime(raw, unit="s", utc=True, errors="coerce")
+    else:
+        numeric = pd.to_numeric(raw, errors="coerce")
+        if numeric.notna().all():
+            ts = pd.to_datetime(numeric, unit="s", utc=True, errors="coerce")
+        else:
+            ts = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+    bad = ts.isna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise InvalidDataset(
+            f"{table}: column {column!r} must be a timestamp (epoch seconds or ISO 8601); "
+            f"got {raw.iloc[row]!r} at row {row}"
+        )
+    return ts.astype("datetime64[ns, UTC]")
+
+
+def _timestamp_column(df: pd.DataFrame) -> str | None:
+    return next((c for c in TIMESTAMP_ALIASES if c in df.columns), None)
+
+
+def canonical_interactions(df: pd.DataFrame) -> pd.DataFrame:
+    """Coerce a raw interactions table; ``rating`` defaults to 1.0 (implicit feedback).
+
+    Example: ``canonical_interactions(pd.DataFrame({"user_id": [1], "item_id": [2],
+    "timestamp": [0]}))`` has ``rating == 1.0`` and a UTC ``event_timestamp``.
+    """
+    table = "interactions"
+    ts_col = _timestamp_column(df)
+    _require(df, table, ("user_id", "item_id", ts_col or "timestamp"))
+    if df.empty:
+        raise InvalidDataset(f"{table}: the table has no rows")
+    out = pd.DataFrame(
+        {
+            "user_id": _ids(df, table, "user_id"),
+            "item_id": _ids(df, table, "item_id"),
+            "rating": _numeric(df, table, "rating").fillna(1.0) if "rating" in df else 1.0,
+            "event_timestamp": _timestamps(df, table, ts_col),  # type: ignore[arg-type]
+        }
+    )
+    out["rating"] = out["rating"].astype("float32")
+    return out.sort_values(["event_timestamp", "user_id", "item_id"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def canonical_users(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.DataFrame:
+    """Coerce a users table (or derive an empty-profile one from interactions).
+
+    A profile becomes valid at ``event_timestamp`` if given, else at the user's first
+    interaction, so point-in-time joins never see a profile before the user existed.
+    """
+    table = "users"
+    first_seen = interactions.groupby("user_id")["event_timestamp"].min()
+    if df is None:
+        df = pd.DataFrame({"user_id": first_seen.index})
+    _require(df, table, ("user_id",))
+    out = pd.DataFrame({"user_id": _ids(df, table, "user_id")})
+    if out["user_id"].duplicated().any():
+        dup = out.loc[out["user_id"].duplicated(), "user_id"].iloc[0]
+        raise InvalidDataset(f"{table}: column 'user_id' has duplicate id {dup!r}")
+    out["age"] = (_numeric(df, table, "age", strict=False) if "age" in df else pd.Series(float("nan"), index=df.index))
+    out["age"] = out["age"].round().astype("Int64")
+    for col in ("gender", "occupation", "zip_code"):
+        out[col] = df[col].astype("string").fillna("") if col in df else ""
+        out[col] = out[col].astype(str)
+    ts_col = _timestamp_column(df)
+    if ts_col:
+        out["event_timestamp"] = _timestamps(df, table, ts_col)
+    else:
+        fallback = first_seen.min() if len(first_seen) else pd.Timestamp.now(tz="UTC")
+        out["event_timestamp"] = out["user_id"].map(first_seen).fillna(fallback)
+        out["event_timestamp"] = out["event_timestamp"].astype("datetime64[ns, UTC]")
+    return out.reset_index(drop=True)
+
+
+def _genres(values: pd.Series) -> pd.Series:
+    def split(value: object) -> list[str]:
+        if isinstance(value, list | tuple):
+            return [str(v) for v in value]
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return []
+        text = str(value)
+        sep = "|" if "|" in text else None
+        return [g for g in text.split(sep) if g]
+
+    return values.map(split)
+
+
+def canonical_items(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.DataFrame:
+    """Coerce an items table (or derive one with ids as titles from interactions)."""
+    table = "items"
+    first_seen = interactions.groupby("item_id")["event_timestamp"].min()
+    if df is None:
+        df = pd.DataFrame({"item_id": first_seen.index})
+    _require(df, table, ("item_id",))
+    out = pd.DataFrame({"item_id": _ids(df, table, "item_id")})
+    if out["item_id"].duplicated().any():
+        dup = out.loc[out["item_id"].duplicated(), "item_id"].iloc[0]
+        raise InvalidDataset(f"{table}: column 'item_id' has duplicate id {dup!r}")
+    titles = df["title"].astype("string") if "title" in df else out["item_id"]
+    out["title"] = titles.fillna(out["item_id"]).astype(str)
+    year = _numeric(df, table, "year", strict=False) if "year" in df else pd.Series(float("nan"), index=df.index)
+    out["year"] = year.round().astype("Int64")
+    out["genres"] = _genres(df["genres"]) if "genres" in df else [[] for _ in range(len(out))]
+    fallback = first_seen.min() if len(first_seen) else pd.Timestamp.now(tz="UTC")
+    out["event_timestamp"] = (
+        out["item_id"].map(first_seen).fillna(fallback).astype("datetime64[ns, UTC]")
+    )
+    return out.reset_index(drop=True)
+
+
+def check_references(interactions: pd.DataFrame, items: pd.DataFrame) -> None:
+    """Every interacted item must exist in the items table (when one was given)."""
+    unknown = set(interactions["item_id"].unique()) - set(items["item_id"])
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:10])
+        raise InvalidDataset(
+            f"interactions: column 'item_id' has {len(unknown)} id(s) missing from items: {shown}"
+        )

@@ -1,0 +1,122 @@
+"""Build the canonical and derived tables, and read/write them as parquet (the I/O edge).
+
+Writes are all-or-nothing per call: every table is validated and serialised to a temporary
+file first, and only then are the files renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recommender.data.schema import (
+    canonical_interactions,
+    canonical_items,
+    canonical_users,
+    check_references,
+)
+from recommender.errors import InvalidDataset
+from recommender.features import activity_snapshots, recent_items_snapshots
+
+log = logging.getLogger(__name__)
+
+# The precomputed lists' offline table: the nightly job appends runs to it.
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("rec_item_ids", pa.list_(pa.string())),
+        ("rec_scores", pa.list_(pa.float32())),
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("event_timestamp", pa.timestamp("ns", tz="UTC")),
+    ]
+)
+
+
+def build_tables(
+    interactions: pd.DataFrame,
+    users: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
+    recent_n: int = 20,
+) -> dict[str, pd.DataFrame]:
+    """Canonical tables plus the point-in-time feature tables Feast serves.
+
+    Example: ``build_tables(raw)["user_activity"]`` holds daily snapshots per user.
+    """
+    inter = canonical_interactions(interactions)
+    item_table = canonical_items(items, inter)
+    if items is not None:
+        check_references(inter, item_table)
+    user_table = canonical_users(users, inter)
+    return {
+        "interactions": inter,
+        "users": user_table,
+        "items": item_table,
+        "user_activity": activity_snapshots(inter, "user_id"),
+        "item_stats": activity_snapshots(inter, "item_id"),
+        "user_recent_items": recent_items_snapshots(inter, n=recent_n),
+    }
+
+
+def read_input(path: Path) -> pd.DataFrame:
+    """Read a user-supplied CSV or parquet file."""
+    if not path.exists():
+        raise InvalidDataset(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".tsv", ".txt"):
+            sep = "\t" if suffix == ".tsv" else ","
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except (ValueError, OSError, pa.ArrowException) as exc:
+        raise InvalidDataset(f"{path}: cannot be read ({exc})") from exc
+    raise InvalidDataset(f"{path}: expected a .csv, .tsv or .parquet file")
+
+
+def _write_atomic(tables: dict[str, pa.Table], data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp_paths: dict[str, Path] = {}
+    try:
+        for name, table in tables.items():
+            tmp = data_dir / f".{name}.parquet.tmp-{os.getpid()}"
+            pq.write_table(table, tmp)
+            tmp_paths[name] = tmp
+        for name, tmp in tmp_paths.items():
+            os.replace(tmp, data_dir / f"{name}.parquet")
+    finally:
+        for tmp in tmp_paths.values():
+            tmp.unlink(missing_ok=True)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> dict[str, int]:
+    """Write every table to ``data_dir/<name>.parquet``; returns row counts."""
+    arrow = {name: pa.Table.from_pandas(df, preserve_index=False) for name, df in tables.items()}
+    if not (data_dir / "user_recommendations.parquet").exists():
+        arrow["user_recommendations"] = RECOMMENDATIONS_SCHEMA.empty_table()
+    _write_atomic(arrow, data_dir)
+    counts = {name: t.num_rows for name, t in arrow.items()}
+    log.info("wrote tables to %s: %s", data_dir, counts)
+    return counts
+
+
+def append_recommendations(df: pd.DataFrame, data_dir: Path) -> None:
+    """Append one run's lists to the offline ``user_recommendations`` table (atomic replace)."""
+    path = data_dir / "user_recommendations.parquet"
+    new = pa.Table.from_pandas(df, schema=RECOMMENDATIONS_SCHEMA, preserve_index=False)
+    if path.exists():
+        new = pa.concat_tables([pq.read_table(path, schema=RECOMMENDATIONS_SCHEMA), new])
+    _write_atomic({"user_recommendations": new}, data_dir)
+
+
+def read_table(data_dir: Path, name: str) -> pd.DataFrame:
+    """Read one canonical table, with a clear error when ingest has not run."""
+    path = data_dir / f"{name}.parquet"
+    if not path.exists():
+        raise InvalidDataset(f"{path} does not exist; run `reco data fetch` (or `reco data ingest`)")
+    return pd.read_parquet(path)

@@ -1,0 +1,36 @@
+"""Domain exceptions. Only ``api/`` maps them to HTTP status codes; the CLI maps them to exit 2."""
+
+from __future__ import annotations
+
+
+class RecoError(Exception):
+    """Base class for every error the platform raises on purpose."""
+
+
+class InvalidDataset(RecoError):
+    """Input tables are missing, malformed or have wrongly typed columns."""
+
+
+class DataNotAvailable(RecoError):
+    """A dataset could not be fetched or found (no network, no cache)."""
+
+
+class ArtifactNotFound(RecoError):
+    """No model version exists, or the requested one is missing."""
+
+
+class CorruptArtifact(RecoError):
+    """A model version exists but its files do not match its manifest."""
+
+
+class UnknownItems(RecoError):
+    """Item ids that the model does not know."""
+
+    def __init__(self, item_ids: list[str]) -> None:
+        self.item_ids = item_ids
+        shown = ", ".join(item_ids[:20]) + (" ..." if len(item_ids) > 20 else "")
+        super().__init__(f"unknown item ids: {shown}")
+
+
+class FeatureStoreUnavailable(RecoError):
+    """The Feast online store (Redis) did not answer."""

@@ -1,0 +1,59 @@
+"""The model contract every recommender implements, and the shared top-N helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """Fit on a users x items CSR; recommend by matrix row; save/load as npz (no pickle)."""
+
+    name: str
+
+    def fit(self, user_items: csr_matrix) -> Recommender: ...
+
+    def recommend(
+        self, user_rows: np.ndarray, user_items: csr_matrix, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` item rows and scores per user, excluding items in ``user_items``' rows.
+
+        ``user_items`` has one row per entry of ``user_rows``. Rows are padded with -1 (and
+        score ``-inf``) when fewer than ``n`` items are left.
+        """
+        ...
+
+    def params(self) -> dict[str, Any]: ...
+
+    def save(self, directory: Path) -> list[str]: ...
+
+    @classmethod
+    def load(cls, directory: Path) -> Recommender: ...
+
+
+def top_n_excluding(
+    scores: np.ndarray, seen: csr_matrix, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-``n`` of a dense score block after masking ``seen`` entries.
+
+    Example: scores ``[[3, 2, 1]]`` with item 0 seen and ``n=2`` give ids ``[[1, 2]]``.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    coo = seen.tocoo()
+    scores[coo.row, coo.col] = -np.inf
+    n_eff = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    ids = np.take_along_axis(part, order, axis=1)
+    top = np.take_along_axis(part_scores, order, axis=1)
+    ids = np.where(np.isfinite(top), ids, -1)
+    if n_eff < n:
+        pad = n - n_eff
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        top = np.pad(top, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return ids, top

@@ -1,0 +1,142 @@
+"""Thin I/O layer over Feast: open the repository, materialize, read and write features.
+
+Serving and jobs talk to Feast only through these functions, so the rest of the library stays
+pure. Feature views and services are referred to by the names in ``feature_repo/definitions.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+import yaml
+from feast import FeatureStore, RepoConfig
+from feast.data_source import PushMode
+from redis.exceptions import RedisError
+
+from recommender.config import Settings
+from recommender.errors import FeatureStoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PRECOMPUTED_SERVICE = "serving_precomputed_v1"
+REALTIME_SERVICE = "serving_realtime_v1"
+TRAINING_USER_SERVICE = "training_user_features_v1"
+RECOMMENDATIONS_VIEW = "user_recommendations"
+EVENTS_PUSH_SOURCE = "user_events_push"
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """Read ``feature_store.yaml``, expanding ``${VAR}`` from Settings first, then the env."""
+    path = settings.feature_repo / "feature_store.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; is RECO_FEATURE_REPO set correctly?")
+    values = {**os.environ, **settings.feast_env()}
+    text = _VAR.sub(lambda m: values.get(m.group(1), m.group(0)), path.read_text())
+    config = RepoConfig(**yaml.safe_load(text))
+    config.repo_path = settings.feature_repo.resolve()
+    return config
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """A FeatureStore for the configured repository, project and Redis."""
+    return FeatureStore(repo_path=str(settings.feature_repo.resolve()), config=repo_config(settings))
+
+
+def materialize(store: FeatureStore, end: datetime, earliest: datetime) -> dict[str, str]:
+    """Load offline features into Redis up to ``end``.
+
+    Views never materialized before get the full range from ``earliest`` (Feast's incremental
+    mode would start at ``now - ttl`` and silently skip older data); the others continue
+    incrementally. ``user_recommendations`` is written directly by the nightly job instead.
+    """
+    done: dict[str, str] = {}
+    first, incremental = [], []
+    for view in store.list_feature_views():
+        if view.name == RECOMMENDATIONS_VIEW:
+            continue
+        (incremental if view.most_recent_end_time else first).append(view.name)
+    if first:
+        store.materialize(start_date=earliest, end_date=end, feature_views=first)
+        done.update(dict.fromkeys(first, "full"))
+    if incremental:
+        store.materialize_incremental(end_date=end, feature_views=incremental)
+        done.update(dict.fromkeys(incremental, "incremental"))
+    return done
+
+
+def historical_user_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time correct user features for ``entity_df`` (user_id, event_timestamp)."""
+    service = store.get_feature_service(TRAINING_USER_SERVICE)
+    return store.get_historical_features(entity_df=entity_df, features=service).to_df()
+
+
+def write_recommendations(store: FeatureStore, lists: pd.DataFrame) -> None:
+    """Write precomputed lists (the ``user_recommendations`` schema) to the online store."""
+    store.write_to_online_store(RECOMMENDATIONS_VIEW, lists)
+
+
+def _online(store: FeatureStore, service: str, user_id: str) -> dict[str, Any]:
+    try:
+        response = store.get_online_features(
+            features=store.get_feature_service(service), entity_rows=[{"user_id": user_id}]
+        ).to_dict(include_event_timestamps=True)
+    except (RedisError, ConnectionError, TimeoutError, OSError) as exc:
+        raise FeatureStoreUnavailable(f"online store did not answer: {exc}") from exc
+    return {name: values[0] for name, values in response.items()}
+
+
+def read_precomputed(store: FeatureStore, user_id: str) -> dict[str, Any] | None:
+    """The nightly list of a user, or None when there is none."""
+    row = _online(store, PRECOMPUTED_SERVICE, user_id)
+    if not row.get("rec_item_ids"):
+        return None
+    ts = row.get("rec_item_ids__ts") or 0
+    return {
+        "item_ids": list(row["rec_item_ids"]),
+        "scores": list(row.get("rec_scores") or []),
+        "model_version": row.get("model_version"),
+        "run_id": row.get("run_id"),
+        "generated_at": datetime.fromtimestamp(ts, timezone.utc) if ts else None,
+    }
+
+
+def read_realtime_context(store: FeatureStore, user_id: str) -> dict[str, Any]:
+    """Recent items and profile of a user as the online store knows them (may be empty)."""
+    row = _online(store, REALTIME_SERVICE, user_id)
+    return {
+        "recent_item_ids": list(row.get("recent_item_ids") or []),
+        "profile": {k: row.get(k) for k in ("age", "gender", "occupation") if row.get(k)},
+    }
+
+
+def push_recent_items(
+    store: FeatureStore, user_id: str, item_ids: Sequence[str], when: datetime | None = None
+) -> None:
+    """Push a user's recent items (newest first) to the online store through the push source."""
+    when = when or datetime.now(timezone.utc)
+    df = pd.DataFrame(
+        {"user_id": [user_id], "recent_item_ids": [list(item_ids)], "event_timestamp": [when]}
+    )
+    store.push(EVENTS_PUSH_SOURCE, df, to=PushMode.ONLINE)
+
+
+def write_profile(store: FeatureStore, user_id: str, profile: Mapping[str, Any]) -> None:
+    """Write one user's profile to the online store (sign-up before the next batch run)."""
+    df = pd.DataFrame(
+        {
+            "user_id": [user_id],
+            "age": [profile.get("age")],
+            "gender": [profile.get("gender", "")],
+            "occupation": [profile.get("occupation", "")],
+            "zip_code": [profile.get("zip_code", "")],
+            "event_timestamp": [datetime.now(timezone.utc)],
+        }
+    )
+    store.write_to_online_store("user_profile", df)

@@ -1,0 +1,94 @@
+"""Shared fixtures: seeded randomness, real Redis, and a real Feast repository per test run.
+
+Every Feast repository gets its own project name (``t<run>_<n>``), so runs never clobber
+each other or a running demo; its Redis keys are removed by ``FeatureStore.teardown()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from recommender.config import Settings
+from recommender.data.tables import build_tables, write_tables
+from recommender.store import open_store
+from tests.synthetic import synthetic_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("RECO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN = uuid.uuid4().hex[:8]
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # integration tests need the real thing, never a mock
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); start redis-server")
+    return REDIS_URL
+
+
+def make_settings(tmp: Path, redis_url: str, **overrides: object) -> Settings:
+    """A Feast repo copy in ``tmp`` with a unique project name."""
+    repo = tmp / "feature_repo"
+    repo.mkdir(parents=True, exist_ok=True)
+    for name in ("feature_store.yaml", "definitions.py", ".feastignore"):
+        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "feast_project": f"t{RUN}_{next(_counter)}",
+        "feature_repo": repo,
+        "artifacts_dir": tmp / "artifacts",
+        "cache_dir": ROOT / ".cache",
+        "als_factors": 8,
+        "als_iterations": 15,
+        "als_regularization": 0.1,
+        "top_n": 20,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def feast_apply(settings: Settings) -> None:
+    """Run the real `feast apply` CLI, exactly as a data engineer would."""
+    env = {**os.environ, **settings.feast_env()}
+    feast = Path(sys.executable).with_name("feast")
+    proc = subprocess.run([str(feast), "apply"], cwd=settings.feature_repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def synthetic_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Settings]:
+    """Synthetic tables written, `feast apply`-ed; torn down (Redis keys deleted) at the end."""
+    settings = make_settings(tmp_path_factory.mktemp("synthetic"), redis_url)
+    inter, users, items = synthetic_tables(np.random.default_rng(7))
+    write_tables(build_tables(inter, users, items), settings.data_dir)
+    feast_apply(settings)
+    yield settings
+    open_store(settings).teardown()
+
+
+@pytest.fixture(scope="session")
+def trained_repo(synthetic_repo: Settings) -> Settings:
+    """The synthetic repo after `reco train` and `reco nightly` (real Feast + Redis)."""
+    from jobs.nightly import run_nightly
+
+    run_nightly(synthetic_repo, retrain=True)
+    return synthetic_repo

@@ -1,0 +1,28 @@
+import numpy as np
+
+from recommender.index import ItemIndex
+
+
+def test_search_equals_brute_force(rng: np.random.Generator) -> None:
+    items = rng.normal(size=(200, 16)).astype(np.float32)
+    queries = rng.normal(size=(5, 16)).astype(np.float32)
+    rows, scores = ItemIndex.build(items).search(queries, 10)
+    expected = np.argsort(-(queries @ items.T), axis=1)[:, :10]
+    assert (rows == expected).all()
+    assert np.allclose(scores, np.take_along_axis(queries @ items.T, expected, axis=1), atol=1e-4)
+
+
+def test_exclusions_never_appear_and_lists_stay_full(rng: np.random.Generator) -> None:
+    items = rng.normal(size=(50, 4)).astype(np.float32)
+    q = rng.normal(size=(1, 4)).astype(np.float32)
+    best = ItemIndex.build(items).search(q, 5)[0][0]
+    rows, _ = ItemIndex.build(items).search(q, 5, exclude=[set(best[:3].tolist())])
+    assert not set(rows[0]) & set(best[:3]) and (rows[0] >= 0).all()
+
+
+def test_pads_when_catalog_is_exhausted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    index = ItemIndex.build(np.eye(3, dtype=np.float32))
+    index.save(tmp_path / "i.faiss")
+    rows, scores = ItemIndex.load(tmp_path / "i.faiss").search(np.ones((1, 3)), 5, exclude=[{0}])
+    assert sorted(rows[0][:2].tolist()) == [1, 2] and rows[0][2:].tolist() == [-1, -1, -1]
+    assert np.isinf(scores[0][2:]).all()

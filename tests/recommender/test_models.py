@@ -1,0 +1,91 @@
+"""Model contract on a checkerboard where the right answer is known."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.sparse import csr_matrix
+
+from recommender.matrix import Vocab, items_row, user_item_matrix
+from recommender.models import ALSModel, PopularityModel, Recommender
+from recommender.models.base import top_n_excluding
+
+BLOCKS, SIZE = 4, 10
+
+
+def checkerboard() -> csr_matrix:
+    """Block b's users like block b's items, each user missing exactly one of them."""
+    dense = np.zeros((BLOCKS * SIZE, BLOCKS * SIZE), dtype=np.float32)
+    for b in range(BLOCKS):
+        dense[b * SIZE:(b + 1) * SIZE, b * SIZE:(b + 1) * SIZE] = 1.0
+    for u in range(BLOCKS * SIZE):
+        dense[u, (u // SIZE) * SIZE + u % SIZE] = 0.0
+    return csr_matrix(dense)
+
+
+def test_als_recommends_the_one_missing_item_of_the_users_block() -> None:
+    x = checkerboard()
+    model = ALSModel(factors=8, regularization=0.01, iterations=30, random_state=1).fit(x)
+    ids, scores = model.recommend(np.arange(x.shape[0]), x, 3)
+    expected = np.array([(u // SIZE) * SIZE + u % SIZE for u in range(x.shape[0])])
+    assert (ids[:, 0] == expected).all()
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # sorted best first
+
+
+@pytest.mark.parametrize("model", [ALSModel(factors=8, iterations=5), PopularityModel()])
+def test_contract_excludes_seen_and_pads(model: Recommender) -> None:
+    x = checkerboard()
+    assert isinstance(model, Recommender)
+    model.fit(x)
+    ids, scores = model.recommend(np.arange(5), x[:5], x.shape[1])
+    for u in range(5):
+        seen = set(x[u].indices)
+        got = [i for i in ids[u] if i >= 0]
+        assert not seen & set(got)
+        assert len(got) == x.shape[1] - len(seen)  # everything else, then padding
+        assert (ids[u][len(got):] == -1).all() and np.isinf(scores[u][len(got):]).all()
+
+
+@pytest.mark.parametrize("cls", [ALSModel, PopularityModel])
+def test_save_load_round_trip(cls: type, tmp_path: Path) -> None:
+    x = checkerboard()
+    model = (cls(factors=8, iterations=5) if cls is ALSModel else cls()).fit(x)
+    model.save(tmp_path)
+    again = cls.load(tmp_path)
+    a = model.recommend(np.arange(10), x[:10], 5)
+    b = again.recommend(np.arange(10), x[:10], 5)
+    assert (a[0] == b[0]).all() and np.allclose(a[1], b[1])
+
+
+def test_fold_in_places_a_new_user_in_the_right_block() -> None:
+    x = checkerboard()
+    model = ALSModel(factors=8, regularization=0.01, iterations=30, random_state=1).fit(x)
+    row = items_row(np.array([20, 21, 22]), x.shape[1])  # three items of block 2
+    vec = model.fold_in(row)[0]
+    scores = model.item_factors @ vec
+    top = np.argsort(-scores)[:5]
+    assert set(top) <= set(range(20, 30))
+
+
+def test_popularity_orders_by_count() -> None:
+    x = csr_matrix(np.array([[1, 1, 0], [0, 1, 0], [0, 1, 1]], dtype=np.float32))
+    ids, _ = PopularityModel().fit(x).recommend(np.array([1]), x[[1]], 2)
+    assert ids[0].tolist() == [0, 2]  # item 1 (most popular) is seen; ties by item row
+
+
+def test_top_n_excluding_by_hand() -> None:
+    ids, scores = top_n_excluding(np.array([[3.0, 2.0, 1.0]]), csr_matrix([[1, 0, 0]]), 2)
+    assert ids.tolist() == [[1, 2]] and scores.tolist() == [[2.0, 1.0]]
+
+
+def test_vocab_and_matrix() -> None:
+    import pandas as pd
+
+    users, items = Vocab.from_ids(["u1", "u2"]), Vocab.from_ids(["a", "b"])
+    assert users.rows(["u2", "zz"]).tolist() == [1, -1]
+    df = pd.DataFrame({"user_id": ["u1", "u1", "u2", "ghost"], "item_id": ["a", "a", "b", "a"],
+                       "rating": [2.0, 5.0, 1.0, 3.0]})
+    m = user_item_matrix(df, users, items)
+    assert m.toarray().tolist() == [[5.0, 0.0], [0.0, 1.0]]  # duplicates keep the max
+    with pytest.raises(ValueError):
+        Vocab.from_ids(["a", "a"])

@@ -1,0 +1,63 @@
+import pandas as pd
+import pytest
+
+from recommender.data.schema import canonical_interactions, canonical_items, canonical_users
+from recommender.data.tables import build_tables
+from recommender.errors import InvalidDataset
+
+
+def raw(**cols: list) -> pd.DataFrame:
+    base = {"user_id": ["1", "2"], "item_id": ["10", "11"], "timestamp": ["0", "86400"]}
+    base.update(cols)
+    return pd.DataFrame(base)
+
+
+def test_interactions_are_coerced_to_the_canonical_schema() -> None:
+    out = canonical_interactions(raw(rating=["4", "5"]))
+    assert list(out.columns) == ["user_id", "item_id", "rating", "event_timestamp"]
+    assert out["rating"].tolist() == [4.0, 5.0]
+    assert str(out["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert out["event_timestamp"].iloc[1] == pd.Timestamp("1970-01-02", tz="UTC")
+
+
+def test_rating_defaults_to_one_and_iso_timestamps_parse() -> None:
+    out = canonical_interactions(raw(timestamp=["2024-01-01T00:00:00Z", "2024-01-02"]))
+    assert out["rating"].tolist() == [1.0, 1.0]
+    assert out["event_timestamp"].iloc[0] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"user_id": ["1"], "timestamp": [0]}), "'item_id'"),
+        (raw().drop(columns="timestamp"), "'timestamp'"),
+        (raw(rating=["4", "great"]), "column 'rating' must be numeric; got 'great' at row 1"),
+        (raw(timestamp=["0", "yesterday-ish"]), "column 'timestamp' must be a timestamp"),
+        (raw(user_id=["1", None]), "column 'user_id' has an empty value at row 1"),
+    ],
+)
+def test_bad_interactions_name_the_column(frame: pd.DataFrame, message: str) -> None:
+    with pytest.raises(InvalidDataset, match=message.replace("(", r"\(")):
+        canonical_interactions(frame)
+
+
+def test_profiles_start_at_first_interaction_and_bad_ages_become_null() -> None:
+    inter = canonical_interactions(raw())
+    users = canonical_users(pd.DataFrame({"user_id": ["1", "2"], "age": ["30", "n/a"]}), inter)
+    assert users["age"].tolist()[0] == 30 and users["age"].isna().tolist()[1]
+    assert users.set_index("user_id").loc["2", "event_timestamp"] == pd.Timestamp(
+        "1970-01-02", tz="UTC")
+
+
+def test_items_split_genres_and_reject_duplicates() -> None:
+    inter = canonical_interactions(raw())
+    items = canonical_items(pd.DataFrame({"item_id": ["10", "11"], "genres": ["A|B", "C D"]}), inter)
+    assert items["genres"].tolist() == [["A", "B"], ["C", "D"]]
+    assert items["title"].tolist() == ["10", "11"]  # id stands in for a missing title
+    with pytest.raises(InvalidDataset, match="duplicate id '10'"):
+        canonical_items(pd.DataFrame({"item_id": ["10", "10"]}), inter)
+
+
+def test_interactions_must_reference_known_items() -> None:
+    with pytest.raises(InvalidDataset, match="missing from items: 11"):
+        build_tables(raw(), items=pd.DataFrame({"item_id": ["10"]}))
