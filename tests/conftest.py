@@ -56,7 +56,7 @@ def make_settings(tmp: Path, redis_url: str, **overrides: object) -> Settings:
         "feature_repo": repo,
         "artifacts_dir": tmp / "artifacts",
         "cache_dir": ROOT / ".cache",
-        "als_factors": 8,
+        "als_factors": 2,  # two taste groups: the synthetic data has rank 2
         "als_iterations": 15,
         "als_regularization": 0.1,
         "top_n": 20,

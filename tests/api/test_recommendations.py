@@ -1,0 +1,113 @@
+"""The API through TestClient(create_app(settings)), against the real Feast repo and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from recommender.config import Settings
+from recommender.errors import ArtifactNotFound
+from recommender.store import open_store, push_recent_items, write_profile
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(trained_repo: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(trained_repo)) as c:
+        yield c
+
+
+def ids(response) -> list[str]:  # type: ignore[no-untyped-def]
+    return [i["item_id"] for i in response.json()["items"]]
+
+
+def test_known_user_gets_the_precomputed_list(client: TestClient) -> None:
+    r = client.get("/recommendations", params={"user_id": "a_user0", "k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["source"] == "precomputed" and body["strategy"] == "nightly_list"
+    assert body["run_id"] and body["generated_at"] and body["model_version"]
+    assert len(body["items"]) == 5 and all(i.startswith("a") for i in ids(r))
+    assert body["items"][0]["title"].startswith("Action film")
+
+
+def test_new_user_with_items_is_folded_in(client: TestClient) -> None:
+    r = client.post("/recommendations", json={"recent_item_ids": ["b0", "b1", "b2"], "k": 5})
+    body = r.json()
+    assert r.status_code == 200, body
+    assert (body["source"], body["strategy"]) == ("realtime", "fold_in")
+    assert all(i.startswith("b") for i in ids(r)) and not {"b0", "b1", "b2"} & set(ids(r))
+    assert body["used"] == {"items": ["b0", "b1", "b2"]}
+
+
+def test_new_user_with_pushed_events_is_folded_in(client: TestClient, trained_repo: Settings) -> None:
+    push_recent_items(open_store(trained_repo), "api_pushed_user", ["a3", "a4"])
+    r = client.get("/recommendations", params={"user_id": "api_pushed_user", "k": 5})
+    assert r.json()["strategy"] == "fold_in"
+    assert all(i.startswith("a") for i in ids(r)) and not {"a3", "a4"} & set(ids(r))
+
+
+def test_new_user_with_profile_only(client: TestClient) -> None:
+    r = client.post("/recommendations",
+                    json={"profile": {"age": 47, "gender": "F", "occupation": "artist"}, "k": 5})
+    body = r.json()
+    assert (body["source"], body["strategy"]) == ("realtime", "profile")
+    assert all(i.startswith("b") for i in ids(r))
+
+
+def test_profile_from_the_online_store(client: TestClient, trained_repo: Settings) -> None:
+    write_profile(open_store(trained_repo), "api_signup",
+                  {"age": 30, "gender": "M", "occupation": "engineer"})
+    r = client.get("/recommendations", params={"user_id": "api_signup", "k": 5})
+    assert r.json()["strategy"] == "profile" and all(i.startswith("a") for i in ids(r))
+
+
+def test_nothing_known_gets_popular_items(client: TestClient) -> None:
+    r = client.get("/recommendations", params={"user_id": "total_stranger", "k": 3})
+    body = r.json()
+    assert (body["source"], body["strategy"]) == ("popular", "popularity")
+    scores = [i["score"] for i in body["items"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_known_user_with_new_context_is_recomputed(client: TestClient) -> None:
+    r = client.post("/recommendations", json={"user_id": "a_user0", "recent_item_ids": ["b5"]})
+    body = r.json()
+    assert body["strategy"] == "fold_in" and "b5" not in ids(r)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "needle"),
+    [
+        ("get", {"params": {"user_id": "a_user0", "k": 0}}, "greater than or equal to 1"),
+        ("get", {"params": {"user_id": "a_user0", "k": 101}}, "less than or equal to 100"),
+        ("get", {"params": {"k": 5}}, "user_id"),
+        ("get", {"params": {"user_id": "  "}}, "at least 1 character"),
+        ("post", {"json": {"recent_item_ids": ["a1", "nope", "zz"]}}, "unknown item ids: nope, zz"),
+        ("post", {"json": {"surprise": 1}}, "Extra inputs are not permitted"),
+        ("post", {"json": {"profile": {"age": -3}}}, "greater than or equal to 1"),
+    ],
+)
+def test_invalid_input_is_a_clear_422(client: TestClient, method: str, kwargs: dict,
+                                      needle: str) -> None:
+    r = getattr(client, method)("/recommendations", **kwargs)
+    assert r.status_code == 422
+    assert needle in r.text
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["ready"] is True and ready["redis"] is True and ready["model_version"]
+
+
+def test_app_refuses_to_start_without_a_model(tmp_path: Path, redis_url: str) -> None:
+    settings = make_settings(tmp_path, redis_url)
+    with pytest.raises(ArtifactNotFound), TestClient(create_app(settings)):
+        pass
