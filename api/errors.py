@@ -18,5 +18,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FeatureStoreUnavailable)
     async def _store_down(_: Request, exc: FeatureStoreUnavailable) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)},
-                            headers={"Retry-After": "1"})
+        return JSONResponse(
+            status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"}
+        )

@@ -35,8 +35,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         app.state.settings, app.state.bundle = settings, bundle
         app.state.store, app.state.redis = store, redis
-        log.info("serving model %s (%d users, %d items) from project %s",
-                 bundle.version, len(bundle.users), len(bundle.items), settings.feast_project)
+        log.info(
+            "serving model %s (%d users, %d items) from project %s",
+            bundle.version,
+            len(bundle.users),
+            len(bundle.items),
+            settings.feast_project,
+        )
         try:
             yield
         finally:

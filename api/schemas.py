@@ -43,8 +43,9 @@ class RecommendResponse(BaseModel):
     run_id: str | None = None
     generated_at: datetime | None = None
     items: list[Item]
-    used: dict[str, list[str]] = Field(default_factory=dict,
-                                       description="Inputs of the real-time path.")
+    used: dict[str, list[str]] = Field(
+        default_factory=dict, description="Inputs of the real-time path."
+    )
 
 
 class Health(BaseModel):

@@ -18,26 +18,44 @@ from feast.value_type import ValueType
 
 # --- Entities ------------------------------------------------------------------------------
 # Ids are strings everywhere: MovieLens ids are digits, other catalogs are not.
-user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING,
-              description="A person receiving recommendations.")
-item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.STRING,
-              description="A catalog item (a movie for MovieLens).")
+user = Entity(
+    name="user",
+    join_keys=["user_id"],
+    value_type=ValueType.STRING,
+    description="A person receiving recommendations.",
+)
+item = Entity(
+    name="item",
+    join_keys=["item_id"],
+    value_type=ValueType.STRING,
+    description="A catalog item (a movie for MovieLens).",
+)
 
 # --- Sources -------------------------------------------------------------------------------
-users_source = FileSource(name="users_source", path="data/users.parquet",
-                          timestamp_field="event_timestamp")
-user_activity_source = FileSource(name="user_activity_source", path="data/user_activity.parquet",
-                                  timestamp_field="event_timestamp")
-items_source = FileSource(name="items_source", path="data/items.parquet",
-                          timestamp_field="event_timestamp")
-item_stats_source = FileSource(name="item_stats_source", path="data/item_stats.parquet",
-                               timestamp_field="event_timestamp")
-recent_items_source = FileSource(name="user_recent_items_source",
-                                 path="data/user_recent_items.parquet",
-                                 timestamp_field="event_timestamp")
-recommendations_source = FileSource(name="user_recommendations_source",
-                                    path="data/user_recommendations.parquet",
-                                    timestamp_field="event_timestamp")
+users_source = FileSource(
+    name="users_source", path="data/users.parquet", timestamp_field="event_timestamp"
+)
+user_activity_source = FileSource(
+    name="user_activity_source",
+    path="data/user_activity.parquet",
+    timestamp_field="event_timestamp",
+)
+items_source = FileSource(
+    name="items_source", path="data/items.parquet", timestamp_field="event_timestamp"
+)
+item_stats_source = FileSource(
+    name="item_stats_source", path="data/item_stats.parquet", timestamp_field="event_timestamp"
+)
+recent_items_source = FileSource(
+    name="user_recent_items_source",
+    path="data/user_recent_items.parquet",
+    timestamp_field="event_timestamp",
+)
+recommendations_source = FileSource(
+    name="user_recommendations_source",
+    path="data/user_recommendations.parquet",
+    timestamp_field="event_timestamp",
+)
 
 # Real-time events for a user (newest items first). The serving side pushes here so a user
 # the nightly model has never seen can be folded in; the batch side is the daily snapshot.
@@ -46,57 +64,88 @@ user_events_push = PushSource(name="user_events_push", batch_source=recent_items
 # --- Feature views -------------------------------------------------------------------------
 # Demographics used by the profile-only cold-start vector. Valid from the user's first event.
 user_profile = FeatureView(
-    name="user_profile", entities=[user], ttl=timedelta(0), source=users_source,
-    schema=[Field(name="age", dtype=Int64), Field(name="gender", dtype=String),
-            Field(name="occupation", dtype=String), Field(name="zip_code", dtype=String)],
+    name="user_profile",
+    entities=[user],
+    ttl=timedelta(0),
+    source=users_source,
+    schema=[
+        Field(name="age", dtype=Int64),
+        Field(name="gender", dtype=String),
+        Field(name="occupation", dtype=String),
+        Field(name="zip_code", dtype=String),
+    ],
 )
 
 # Point-in-time activity: daily snapshots computed only from events before each snapshot.
 user_activity = FeatureView(
-    name="user_activity", entities=[user], ttl=timedelta(0), source=user_activity_source,
-    schema=[Field(name="interactions_30d", dtype=Int64),
-            Field(name="mean_rating_30d", dtype=Float32),
-            Field(name="interactions_total", dtype=Int64),
-            Field(name="mean_rating_total", dtype=Float32)],
+    name="user_activity",
+    entities=[user],
+    ttl=timedelta(0),
+    source=user_activity_source,
+    schema=[
+        Field(name="interactions_30d", dtype=Int64),
+        Field(name="mean_rating_30d", dtype=Float32),
+        Field(name="interactions_total", dtype=Int64),
+        Field(name="mean_rating_total", dtype=Float32),
+    ],
 )
 
 # The last items a user touched: batch snapshots plus real-time pushes. A pushed list older
 # than a week no longer describes the current session.
 user_recent_items = FeatureView(
-    name="user_recent_items", entities=[user], ttl=timedelta(days=7), source=user_events_push,
+    name="user_recent_items",
+    entities=[user],
+    ttl=timedelta(days=7),
+    source=user_events_push,
     schema=[Field(name="recent_item_ids", dtype=Array(String))],
 )
 
 # Catalog metadata shown next to recommendations and used by filters.
 item_metadata = FeatureView(
-    name="item_metadata", entities=[item], ttl=timedelta(0), source=items_source,
-    schema=[Field(name="title", dtype=String), Field(name="year", dtype=Int64),
-            Field(name="genres", dtype=Array(String))],
+    name="item_metadata",
+    entities=[item],
+    ttl=timedelta(0),
+    source=items_source,
+    schema=[
+        Field(name="title", dtype=String),
+        Field(name="year", dtype=Int64),
+        Field(name="genres", dtype=Array(String)),
+    ],
 )
 
 # Popularity per item, same point-in-time snapshots as user activity.
 item_stats = FeatureView(
-    name="item_stats", entities=[item], ttl=timedelta(0), source=item_stats_source,
-    schema=[Field(name="interactions_30d", dtype=Int64),
-            Field(name="mean_rating_30d", dtype=Float32),
-            Field(name="interactions_total", dtype=Int64),
-            Field(name="mean_rating_total", dtype=Float32)],
+    name="item_stats",
+    entities=[item],
+    ttl=timedelta(0),
+    source=item_stats_source,
+    schema=[
+        Field(name="interactions_30d", dtype=Int64),
+        Field(name="mean_rating_30d", dtype=Float32),
+        Field(name="interactions_total", dtype=Int64),
+        Field(name="mean_rating_total", dtype=Float32),
+    ],
 )
 
 # Top-N lists written by the nightly job (write_to_online_store). A list older than three
 # days means the nightly job is failing; serving then falls back to the real-time path.
 user_recommendations = FeatureView(
-    name="user_recommendations", entities=[user], ttl=timedelta(days=3),
+    name="user_recommendations",
+    entities=[user],
+    ttl=timedelta(days=3),
     source=recommendations_source,
-    schema=[Field(name="rec_item_ids", dtype=Array(String)),
-            Field(name="rec_scores", dtype=Array(Float32)),
-            Field(name="model_version", dtype=String),
-            Field(name="run_id", dtype=String)],
+    schema=[
+        Field(name="rec_item_ids", dtype=Array(String)),
+        Field(name="rec_scores", dtype=Array(Float32)),
+        Field(name="model_version", dtype=String),
+        Field(name="run_id", dtype=String),
+    ],
 )
 
 # --- Feature services (what serving and training ask for, by name) -------------------------
 serving_precomputed_v1 = FeatureService(
-    name="serving_precomputed_v1", features=[user_recommendations],
+    name="serving_precomputed_v1",
+    features=[user_recommendations],
     description="Warm path: the nightly top-N list of a known user.",
 )
 serving_realtime_v1 = FeatureService(

@@ -18,10 +18,14 @@ from pydantic import ValidationError
 from recommender.config import Settings, get_settings
 from recommender.errors import RecoError
 
-app = typer.Typer(help="Feature-store-centric recommender platform.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Fetch or ingest data into the Feast repository's tables.",
-                       no_args_is_help=True)
+app = typer.Typer(
+    help="Feature-store-centric recommender platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Fetch or ingest data into the Feast repository's tables.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 log = logging.getLogger("reco")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,11 +36,13 @@ def _settings() -> Settings:
         settings = get_settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        typer.echo(f"error: invalid setting RECO_{str(first['loc'][0]).upper()}: {first['msg']}",
-                   err=True)
+        typer.echo(
+            f"error: invalid setting RECO_{str(first['loc'][0]).upper()}: {first['msg']}", err=True
+        )
         raise typer.Exit(2) from exc
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("feast").setLevel(logging.WARNING)  # its registry refreshes are noise
     return settings
 
@@ -81,12 +87,17 @@ def data_fetch(
 @data_app.command("ingest")
 @_clean_errors
 def data_ingest(
-    interactions: Annotated[Path, typer.Option(help="CSV/parquet: user_id, item_id, timestamp "
-                                               "[, rating].")],
-    users: Annotated[Path | None, typer.Option(help="CSV/parquet: user_id [, age, gender, "
-                                               "occupation, zip_code].")] = None,
-    items: Annotated[Path | None, typer.Option(help="CSV/parquet: item_id [, title, year, "
-                                               "genres (| separated)].")] = None,
+    interactions: Annotated[
+        Path, typer.Option(help="CSV/parquet: user_id, item_id, timestamp [, rating].")
+    ],
+    users: Annotated[
+        Path | None,
+        typer.Option(help="CSV/parquet: user_id [, age, gender, occupation, zip_code]."),
+    ] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(help="CSV/parquet: item_id [, title, year, genres (| separated)]."),
+    ] = None,
 ) -> None:
     """Ingest your own interactions (and optional users/items) instead of MovieLens."""
     from jobs.ingest import ingest_files
@@ -99,10 +110,12 @@ def data_ingest(
 @app.command()
 @_clean_errors
 def train(
-    cutoff: Annotated[str | None, typer.Option(help="Train on interactions before this ISO "
-                                               "time (default: all).")] = None,
-    no_publish: Annotated[bool, typer.Option("--no-publish", help="Save without making it "
-                                             "the live version.")] = False,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Train on interactions before this ISO time (default: all).")
+    ] = None,
+    no_publish: Annotated[
+        bool, typer.Option("--no-publish", help="Save without making it the live version.")
+    ] = False,
 ) -> None:
     """Train ALS (+ FAISS index, cold-start model) and save a versioned artifact."""
     from jobs.train import train as run_train
@@ -110,16 +123,25 @@ def train(
     settings = _settings()
     bundle = run_train(settings, cutoff=_parse_time(cutoff), publish=not no_publish)
     metrics = bundle.manifest["metrics"]
-    typer.echo(json.dumps({"version": bundle.version,
-                           "ndcg@10": {"als": round(metrics["als"]["ndcg@10"], 4),
-                                       "popularity": round(metrics["popularity"]["ndcg@10"], 4)}}))
+    typer.echo(
+        json.dumps(
+            {
+                "version": bundle.version,
+                "ndcg@10": {
+                    "als": round(metrics["als"]["ndcg@10"], 4),
+                    "popularity": round(metrics["popularity"]["ndcg@10"], 4),
+                },
+            }
+        )
+    )
 
 
 @app.command()
 @_clean_errors
 def nightly(
-    retrain: Annotated[bool, typer.Option(help="Train a new model first instead of loading "
-                                          "the live one.")] = False,
+    retrain: Annotated[
+        bool, typer.Option(help="Train a new model first instead of loading the live one.")
+    ] = False,
 ) -> None:
     """Precompute top-N for every known user, write them online, materialize features."""
     from jobs.nightly import run_nightly
@@ -139,9 +161,15 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    uvicorn.run("api.main:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers,
-                log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 @app.command("feast-env")

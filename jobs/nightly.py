@@ -32,8 +32,9 @@ def precompute(
     """Top-N lists (seen items excluded) for every user of the model, one batch at a time."""
     frames = []
     n_users = len(bundle.users)
-    for start in tqdm(range(0, n_users, batch_size), desc="scoring", unit="batch",
-                      disable=None, leave=False):
+    for start in tqdm(
+        range(0, n_users, batch_size), desc="scoring", unit="batch", disable=None, leave=False
+    ):
         rows = np.arange(start, min(start + batch_size, n_users))
         ids, scores = bundle.als.recommend(rows, bundle.user_items[rows], top_n)
         item_ids = bundle.items.ids
@@ -64,8 +65,12 @@ def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:
     """Run every step; the run manifest says what happened, also when a step fails."""
     run_id = new_version()
     manifest_path = settings.artifacts_dir / "runs" / f"{run_id}.json"
-    manifest: dict[str, Any] = {"run_id": run_id, "status": "running",
-                                "started_at": datetime.now(timezone.utc), "durations_s": {}}
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "status": "running",
+        "started_at": datetime.now(timezone.utc),
+        "durations_s": {},
+    }
     durations = manifest["durations_s"]
 
     def step(name: str, t0: float) -> None:
@@ -77,7 +82,9 @@ def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:
         store = open_store(settings)
         t0 = time.perf_counter()
         try:
-            bundle = train(settings, store=store) if retrain else load_bundle(settings.artifacts_dir)
+            bundle = (
+                train(settings, store=store) if retrain else load_bundle(settings.artifacts_dir)
+            )
             manifest["model_source"] = "trained" if retrain else "loaded"
         except ArtifactNotFound:
             bundle = train(settings, store=store)
@@ -114,6 +121,10 @@ def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:
     finally:
         manifest["finished_at"] = datetime.now(timezone.utc)
         _write_manifest(manifest_path, manifest)
-    log.info("nightly %s succeeded: %d users, model %s", run_id, manifest["users"],
-             manifest["model_version"])
+    log.info(
+        "nightly %s succeeded: %d users, model %s",
+        run_id,
+        manifest["users"],
+        manifest["model_version"],
+    )
     return manifest

@@ -71,7 +71,8 @@ def train(
     metrics = holdout_metrics(settings, interactions)
     log.info(
         "hold-out NDCG@10: als=%.4f popularity=%.4f",
-        metrics["als"]["ndcg@10"], metrics["popularity"]["ndcg@10"],
+        metrics["als"]["ndcg@10"],
+        metrics["popularity"]["ndcg@10"],
     )
 
     users = Vocab.from_ids(sorted(interactions["user_id"].unique()))

@@ -81,7 +81,10 @@ def save_bundle(bundle: ModelBundle, root: Path, publish: bool = True) -> Path:
         save_npz(tmp / "user_items.npz", bundle.user_items)
         pd.DataFrame({"user_id": bundle.users.ids}).to_parquet(tmp / "users.parquet")
         pd.DataFrame(
-            {"item_id": bundle.items.ids, "title": bundle.titles.reindex(bundle.items.ids).fillna("")}
+            {
+                "item_id": bundle.items.ids,
+                "title": bundle.titles.reindex(bundle.items.ids).fillna(""),
+            }
         ).to_parquet(tmp / "items.parquet")
         files += ["items.faiss", "user_items.npz", "users.parquet", "items.parquet"]
         manifest = dict(bundle.manifest)

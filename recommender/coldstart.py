@@ -50,7 +50,9 @@ class ProfileModel:
     weights: np.ndarray  # (1 + len(tokens), factors)
 
     @classmethod
-    def fit(cls, profiles: pd.DataFrame, user_vectors: np.ndarray, l2: float = 10.0) -> ProfileModel:
+    def fit(
+        cls, profiles: pd.DataFrame, user_vectors: np.ndarray, l2: float = 10.0
+    ) -> ProfileModel:
         """Ridge regression (closed form); ``profiles`` rows align with ``user_vectors`` rows."""
         rows = [profile_tokens(r) for r in profiles.to_dict("records")]
         vocab = np.array(sorted({t for r in rows for t in r}), dtype=str)

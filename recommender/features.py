@@ -107,7 +107,9 @@ def recent_items_snapshots(interactions: pd.DataFrame, n: int = 20) -> pd.DataFr
     user_start = np.maximum.accumulate(user_start)
     rows = np.flatnonzero(last)
     lists = [items[max(user_start[i], i - n + 1) : i + 1][::-1].tolist() for i in rows]
-    out = pd.DataFrame({"user_id": users[rows], "event_timestamp": day[rows], "recent_item_ids": lists})
+    out = pd.DataFrame(
+        {"user_id": users[rows], "event_timestamp": day[rows], "recent_item_ids": lists}
+    )
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
     return out
 

@@ -69,7 +69,9 @@ def popular(bundle: ModelBundle, k: int, exclude: set[int] | None = None) -> Ran
     return _rows_to_ranked(bundle, top, bundle.popularity.item_scores[top], "popular", "popularity")
 
 
-def _search(bundle: ModelBundle, vector: np.ndarray, k: int, exclude: set[int], strategy: str) -> Ranked:
+def _search(
+    bundle: ModelBundle, vector: np.ndarray, k: int, exclude: set[int], strategy: str
+) -> Ranked:
     rows, scores = bundle.index.search(vector[None, :], k, exclude=[exclude])
     return _rows_to_ranked(bundle, rows[0], scores[0], "realtime", strategy)
 

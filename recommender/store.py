@@ -46,7 +46,9 @@ def repo_config(settings: Settings) -> RepoConfig:
 
 def open_store(settings: Settings) -> FeatureStore:
     """A FeatureStore for the configured repository, project and Redis."""
-    return FeatureStore(repo_path=str(settings.feature_repo.resolve()), config=repo_config(settings))
+    return FeatureStore(
+        repo_path=str(settings.feature_repo.resolve()), config=repo_config(settings)
+    )
 
 
 def materialize(store: FeatureStore, end: datetime, earliest: datetime) -> dict[str, str]:
@@ -57,7 +59,8 @@ def materialize(store: FeatureStore, end: datetime, earliest: datetime) -> dict[
     incrementally. ``user_recommendations`` is written directly by the nightly job instead.
     """
     done: dict[str, str] = {}
-    first, incremental = [], []
+    first: list[str] = []
+    incremental: list[str] = []
     for view in store.list_feature_views():
         if view.name == RECOMMENDATIONS_VIEW:
             continue
@@ -85,7 +88,8 @@ def write_recommendations(store: FeatureStore, lists: pd.DataFrame) -> None:
 def _online(store: FeatureStore, service: str, user_id: str) -> dict[str, Any]:
     try:
         response = store.get_online_features(
-            features=store.get_feature_service(service), entity_rows=[{"user_id": user_id}]
+            features=store.get_feature_service(service, allow_cache=True),
+            entity_rows=[{"user_id": user_id}],
         ).to_dict(include_event_timestamps=True)
     except (RedisError, ConnectionError, TimeoutError, OSError) as exc:
         raise FeatureStoreUnavailable(f"online store did not answer: {exc}") from exc

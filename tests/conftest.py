@@ -69,8 +69,14 @@ def feast_apply(settings: Settings) -> None:
     """Run the real `feast apply` CLI, exactly as a data engineer would."""
     env = {**os.environ, **settings.feast_env()}
     feast = Path(sys.executable).with_name("feast")
-    proc = subprocess.run([str(feast), "apply"], cwd=settings.feature_repo, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(feast), "apply"],
+        cwd=settings.feature_repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -17,7 +17,9 @@ GROUPS = {
 
 
 def synthetic_tables(
-    rng: np.random.Generator, users_per_group: int = 30, items_per_group: int = 20,
+    rng: np.random.Generator,
+    users_per_group: int = 30,
+    items_per_group: int = 20,
     per_user: int = 12,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     start = pd.Timestamp("2024-01-01", tz="UTC")
@@ -28,18 +30,35 @@ def synthetic_tables(
         weights = np.linspace(2.0, 1.0, items_per_group)
         weights /= weights.sum()
         for j, item in enumerate(group_items):
-            items.append({"item_id": item, "title": f"{spec['genre']} film {g.upper()}{j}",
-                          "year": 2000 + j, "genres": spec["genre"]})
+            items.append(
+                {
+                    "item_id": item,
+                    "title": f"{spec['genre']} film {g.upper()}{j}",
+                    "year": 2000 + j,
+                    "genres": spec["genre"],
+                }
+            )
         for u in range(users_per_group):
             uid = f"{g}_user{u}"
             lo, hi = spec["age"]
-            users.append({"user_id": uid, "age": int(rng.integers(lo, hi + 1)),
-                          "gender": spec["gender"], "occupation": spec["occupation"],
-                          "zip_code": "00000"})
+            users.append(
+                {
+                    "user_id": uid,
+                    "age": int(rng.integers(lo, hi + 1)),
+                    "gender": spec["gender"],
+                    "occupation": spec["occupation"],
+                    "zip_code": "00000",
+                }
+            )
             chosen = rng.choice(group_items, size=per_user, replace=False, p=weights)
             days = np.sort(rng.uniform(0, 60, size=per_user))
             for item, day in zip(chosen, days, strict=True):
-                inter.append({"user_id": uid, "item_id": item,
-                              "rating": int(rng.integers(3, 6)),
-                              "timestamp": int((start + pd.Timedelta(days=float(day))).timestamp())})
+                inter.append(
+                    {
+                        "user_id": uid,
+                        "item_id": item,
+                        "rating": int(rng.integers(3, 6)),
+                        "timestamp": int((start + pd.Timedelta(days=float(day))).timestamp()),
+                    }
+                )
     return pd.DataFrame(inter), pd.DataFrame(users), pd.DataFrame(items)

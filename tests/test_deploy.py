@@ -16,7 +16,9 @@ from tests.conftest import ROOT
 def test_docker_compose_config_accepts_the_file() -> None:
     exe = shutil.which("docker-compose")
     if exe is None:
-        pytest.skip("docker-compose is not installed (CI installs it: apt-get install docker-compose)")
+        pytest.skip(
+            "docker-compose is not installed (CI installs it: apt-get install docker-compose)"
+        )
     proc = subprocess.run([exe, "config", "-q"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 

@@ -16,8 +16,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_als_beats_popularity_on_movielens_100k(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "redis://127.0.0.1:6379/0", als_factors=64,
-                             als_iterations=20, als_regularization=5.0, cache_dir=ROOT / ".cache")
+    settings = make_settings(
+        tmp_path,
+        "redis://127.0.0.1:6379/0",
+        als_factors=64,
+        als_iterations=20,
+        als_regularization=5.0,
+        cache_dir=ROOT / ".cache",
+    )
     try:
         counts = fetch_movielens(settings, "ml-100k")
     except DataNotAvailable as exc:

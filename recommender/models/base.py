@@ -35,9 +35,7 @@ class Recommender(Protocol):
     def load(cls, directory: Path) -> Recommender: ...
 
 
-def top_n_excluding(
-    scores: np.ndarray, seen: csr_matrix, n: int
-) -> tuple[np.ndarray, np.ndarray]:
+def top_n_excluding(scores: np.ndarray, seen: csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-``n`` of a dense score block after masking ``seen`` entries.
 
     Example: scores ``[[3, 2, 1]]`` with item 0 seen and ``n=2`` give ids ``[[1, 2]]``.

@@ -46,7 +46,9 @@ def test_new_user_with_items_is_folded_in(client: TestClient) -> None:
     assert body["used"] == {"items": ["b0", "b1", "b2"]}
 
 
-def test_new_user_with_pushed_events_is_folded_in(client: TestClient, trained_repo: Settings) -> None:
+def test_new_user_with_pushed_events_is_folded_in(
+    client: TestClient, trained_repo: Settings
+) -> None:
     push_recent_items(open_store(trained_repo), "api_pushed_user", ["a3", "a4"])
     r = client.get("/recommendations", params={"user_id": "api_pushed_user", "k": 5})
     assert r.json()["strategy"] == "fold_in"
@@ -54,16 +56,19 @@ def test_new_user_with_pushed_events_is_folded_in(client: TestClient, trained_re
 
 
 def test_new_user_with_profile_only(client: TestClient) -> None:
-    r = client.post("/recommendations",
-                    json={"profile": {"age": 47, "gender": "F", "occupation": "artist"}, "k": 5})
+    r = client.post(
+        "/recommendations",
+        json={"profile": {"age": 47, "gender": "F", "occupation": "artist"}, "k": 5},
+    )
     body = r.json()
     assert (body["source"], body["strategy"]) == ("realtime", "profile")
     assert all(i.startswith("b") for i in ids(r))
 
 
 def test_profile_from_the_online_store(client: TestClient, trained_repo: Settings) -> None:
-    write_profile(open_store(trained_repo), "api_signup",
-                  {"age": 30, "gender": "M", "occupation": "engineer"})
+    write_profile(
+        open_store(trained_repo), "api_signup", {"age": 30, "gender": "M", "occupation": "engineer"}
+    )
     r = client.get("/recommendations", params={"user_id": "api_signup", "k": 5})
     assert r.json()["strategy"] == "profile" and all(i.startswith("a") for i in ids(r))
 
@@ -94,8 +99,9 @@ def test_known_user_with_new_context_is_recomputed(client: TestClient) -> None:
         ("post", {"json": {"profile": {"age": -3}}}, "greater than or equal to 1"),
     ],
 )
-def test_invalid_input_is_a_clear_422(client: TestClient, method: str, kwargs: dict,
-                                      needle: str) -> None:
+def test_invalid_input_is_a_clear_422(
+    client: TestClient, method: str, kwargs: dict, needle: str
+) -> None:
     r = getattr(client, method)("/recommendations", **kwargs)
     assert r.status_code == 422
     assert needle in r.text

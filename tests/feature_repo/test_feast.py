@@ -34,7 +34,11 @@ def value_at(df: pd.DataFrame, user: str, ts: str, column: str) -> object:
 def test_online_features_after_materialization(trained_repo: Settings) -> None:
     store = open_store(trained_repo)
     profile = store.get_online_features(
-        features=["user_profile:gender", "user_profile:occupation", "user_activity:interactions_total"],
+        features=[
+            "user_profile:gender",
+            "user_profile:occupation",
+            "user_activity:interactions_total",
+        ],
         entity_rows=[{"user_id": "b_user3"}, {"user_id": "nobody"}],
     ).to_dict()
     assert profile["gender"] == ["F", None]
@@ -49,15 +53,20 @@ def test_online_features_after_materialization(trained_repo: Settings) -> None:
 def test_push_source_updates_the_online_store(trained_repo: Settings) -> None:
     store = open_store(trained_repo)
     push_recent_items(store, "pushed_user", ["b1", "b2"])
-    got = store.get_online_features(features=["user_recent_items:recent_item_ids"],
-                                    entity_rows=[{"user_id": "pushed_user"}]).to_dict()
+    got = store.get_online_features(
+        features=["user_recent_items:recent_item_ids"], entity_rows=[{"user_id": "pushed_user"}]
+    ).to_dict()
     assert got["recent_item_ids"] == [["b1", "b2"]]
 
 
 def test_historical_features_are_point_in_time(trained_repo: Settings) -> None:
     store = open_store(trained_repo)
-    entity_df = pd.DataFrame({"user_id": ["a_user0", "a_user0"],
-                              "event_timestamp": pd.to_datetime(["2023-06-01", "2025-01-01"], utc=True)})
+    entity_df = pd.DataFrame(
+        {
+            "user_id": ["a_user0", "a_user0"],
+            "event_timestamp": pd.to_datetime(["2023-06-01", "2025-01-01"], utc=True),
+        }
+    )
     df = historical_user_features(store, entity_df)
     # before any event the user did not exist yet: no profile, no activity
     assert value_at(df, "a_user0", "2023-06-01", "gender") is None
@@ -69,27 +78,39 @@ def test_historical_features_are_point_in_time(trained_repo: Settings) -> None:
 def test_feature_stamped_after_the_entity_row_never_leaks(tmp_path: Path, redis_url: str) -> None:
     """An event (and a profile) stamped after the entity row's time must not be in that row."""
     settings = make_settings(tmp_path, redis_url)
-    inter = pd.DataFrame({
-        "user_id": ["u", "u", "w"],
-        "item_id": ["i1", "i2", "i1"],
-        "rating": [4, 2, 5],
-        "timestamp": ["2024-01-01T10:00:00Z", "2024-01-05T10:00:00Z", "2024-01-01T00:00:00Z"],
-    })
-    users = pd.DataFrame({"user_id": ["u", "w"], "gender": ["F", "M"],
-                          "event_timestamp": ["2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"]})
+    inter = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "w"],
+            "item_id": ["i1", "i2", "i1"],
+            "rating": [4, 2, 5],
+            "timestamp": ["2024-01-01T10:00:00Z", "2024-01-05T10:00:00Z", "2024-01-01T00:00:00Z"],
+        }
+    )
+    users = pd.DataFrame(
+        {
+            "user_id": ["u", "w"],
+            "gender": ["F", "M"],
+            "event_timestamp": ["2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"],
+        }
+    )
     write_tables(build_tables(inter, users), settings.data_dir)
     feast_apply(settings)
     try:
         store = open_store(settings)
-        entity_df = pd.DataFrame({
-            "user_id": ["u", "u", "u", "w"],
-            "event_timestamp": pd.to_datetime(
-                ["2024-01-05T23:59:00Z",   # after the 2nd event, before its snapshot (Jan 6)
-                 "2024-01-06T00:00:00Z",   # the snapshot that includes the 2nd event
-                 "2024-01-01T09:00:00Z",   # before any event
-                 "2024-01-15T00:00:00Z"],  # w's profile is only valid from Feb 1
-                utc=True),
-        })
+        entity_df = pd.DataFrame(
+            {
+                "user_id": ["u", "u", "u", "w"],
+                "event_timestamp": pd.to_datetime(
+                    [
+                        "2024-01-05T23:59:00Z",  # after the 2nd event, before its snapshot (Jan 6)
+                        "2024-01-06T00:00:00Z",  # the snapshot that includes the 2nd event
+                        "2024-01-01T09:00:00Z",  # before any event
+                        "2024-01-15T00:00:00Z",
+                    ],  # w's profile is only valid from Feb 1
+                    utc=True,
+                ),
+            }
+        )
         df = historical_user_features(store, entity_df)
         assert value_at(df, "u", "2024-01-05T23:59:00", "interactions_total") == 1
         assert value_at(df, "u", "2024-01-05T23:59:00", "mean_rating_total") == 4.0
@@ -99,7 +120,8 @@ def test_feature_stamped_after_the_entity_row_never_leaks(tmp_path: Path, redis_
         # (the dask store drops the whole row when one view has nothing yet; activity alone:)
         activity = store.get_historical_features(
             entity_df=entity_df[entity_df["user_id"] == "w"],
-            features=["user_activity:interactions_total"]).to_df()
+            features=["user_activity:interactions_total"],
+        ).to_df()
         assert activity["interactions_total"].tolist() == [1]
     finally:
         open_store(settings).teardown()
@@ -110,7 +132,13 @@ def test_hand_run_materialize_incremental_cli(trained_repo: Settings) -> None:
     env = {**os.environ, **trained_repo.feast_env()}
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     feast = Path(sys.executable).with_name("feast")
-    proc = subprocess.run([str(feast), "materialize-incremental", now], cwd=trained_repo.feature_repo,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(feast), "materialize-incremental", now],
+        cwd=trained_repo.feature_repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "user_profile" in proc.stdout

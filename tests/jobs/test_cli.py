@@ -27,14 +27,27 @@ def write_csv(path: Path, **cols: list) -> Path:
 
 
 def test_ingest_own_files(env: Path, tmp_path: Path) -> None:
-    inter = write_csv(tmp_path / "i.csv", user_id=["u1", "u2"], item_id=["x", "y"],
-                      timestamp=["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"], rating=[5, 3])
-    items = write_csv(tmp_path / "items.csv", item_id=["x", "y"], title=["X", "Y"],
-                      genres=["Drama|Comedy", "Action"])
-    result = runner.invoke(app, ["data", "ingest", "--interactions", str(inter), "--items", str(items)])
+    inter = write_csv(
+        tmp_path / "i.csv",
+        user_id=["u1", "u2"],
+        item_id=["x", "y"],
+        timestamp=["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"],
+        rating=[5, 3],
+    )
+    items = write_csv(
+        tmp_path / "items.csv",
+        item_id=["x", "y"],
+        title=["X", "Y"],
+        genres=["Drama|Comedy", "Action"],
+    )
+    result = runner.invoke(
+        app, ["data", "ingest", "--interactions", str(inter), "--items", str(items)]
+    )
     assert result.exit_code == 0, result.output
     assert pd.read_parquet(env / "items.parquet")["genres"].map(list).tolist() == [
-        ["Drama", "Comedy"], ["Action"]]
+        ["Drama", "Comedy"],
+        ["Action"],
+    ]
     assert len(pd.read_parquet(env / "interactions.parquet")) == 2
 
 
@@ -43,8 +56,9 @@ def test_bad_column_names_it_exits_2_and_writes_nothing(env: Path, tmp_path: Pat
     assert runner.invoke(app, ["data", "ingest", "--interactions", str(good)]).exit_code == 0
     before = {p.name: p.read_bytes() for p in env.glob("*.parquet")}
 
-    bad = write_csv(tmp_path / "bad.csv", user_id=["u9"], item_id=["x"], timestamp=[0],
-                    rating=["lots"])
+    bad = write_csv(
+        tmp_path / "bad.csv", user_id=["u9"], item_id=["x"], timestamp=[0], rating=["lots"]
+    )
     result = runner.invoke(app, ["data", "ingest", "--interactions", str(bad)])
     assert result.exit_code == 2
     assert "column 'rating' must be numeric" in result.output

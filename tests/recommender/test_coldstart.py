@@ -6,7 +6,10 @@ from recommender.coldstart import ProfileModel, profile_tokens
 
 def test_tokens() -> None:
     assert profile_tokens({"age": 30, "gender": "F", "occupation": " Writer "}) == [
-        "age=25-34", "gender=f", "occupation=writer"]
+        "age=25-34",
+        "gender=f",
+        "occupation=writer",
+    ]
     assert profile_tokens({"age": None, "gender": ""}) == []
 
 

@@ -10,11 +10,13 @@ def events(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
 
 
 def test_activity_snapshots_by_hand() -> None:
-    df = events([
-        ("u", "i1", 4.0, "2024-01-01 10:00"),
-        ("u", "i2", 2.0, "2024-01-01 20:00"),
-        ("u", "i3", 5.0, "2024-01-20 09:00"),
-    ])
+    df = events(
+        [
+            ("u", "i1", 4.0, "2024-01-01 10:00"),
+            ("u", "i2", 2.0, "2024-01-01 20:00"),
+            ("u", "i3", 5.0, "2024-01-20 09:00"),
+        ]
+    )
     snap = activity_snapshots(df, "user_id", window_days=30).set_index("event_timestamp")
     day = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
     # first snapshot: the day after the first active day, both events of that day
@@ -40,8 +42,10 @@ def test_no_snapshot_sees_an_event_at_or_after_its_timestamp() -> None:
 
 
 def test_recent_items_newest_first_and_capped() -> None:
-    df = events([("u", f"i{k}", 3.0, f"2024-01-01 0{k}:00") for k in range(5)]
-                + [("v", "x", 1.0, "2024-01-03 00:00")])
+    df = events(
+        [("u", f"i{k}", 3.0, f"2024-01-01 0{k}:00") for k in range(5)]
+        + [("v", "x", 1.0, "2024-01-03 00:00")]
+    )
     snap = recent_items_snapshots(df, n=3)
     u = snap[snap.user_id == "u"]
     assert len(u) == 1
@@ -51,5 +55,7 @@ def test_recent_items_newest_first_and_capped() -> None:
 
 
 def test_item_popularity_orders_by_count() -> None:
-    df = events([("u", "b", 1, "2024-01-01"), ("v", "b", 1, "2024-01-01"), ("u", "a", 1, "2024-01-01")])
+    df = events(
+        [("u", "b", 1, "2024-01-01"), ("v", "b", 1, "2024-01-01"), ("u", "a", 1, "2024-01-01")]
+    )
     assert item_popularity(df).index.tolist() == ["b", "a"]

@@ -17,7 +17,7 @@ def checkerboard() -> csr_matrix:
     """Block b's users like block b's items, each user missing exactly one of them."""
     dense = np.zeros((BLOCKS * SIZE, BLOCKS * SIZE), dtype=np.float32)
     for b in range(BLOCKS):
-        dense[b * SIZE:(b + 1) * SIZE, b * SIZE:(b + 1) * SIZE] = 1.0
+        dense[b * SIZE : (b + 1) * SIZE, b * SIZE : (b + 1) * SIZE] = 1.0
     for u in range(BLOCKS * SIZE):
         dense[u, (u // SIZE) * SIZE + u % SIZE] = 0.0
     return csr_matrix(dense)
@@ -43,7 +43,7 @@ def test_contract_excludes_seen_and_pads(model: Recommender) -> None:
         got = [i for i in ids[u] if i >= 0]
         assert not seen & set(got)
         assert len(got) == x.shape[1] - len(seen)  # everything else, then padding
-        assert (ids[u][len(got):] == -1).all() and np.isinf(scores[u][len(got):]).all()
+        assert (ids[u][len(got) :] == -1).all() and np.isinf(scores[u][len(got) :]).all()
 
 
 @pytest.mark.parametrize("cls", [ALSModel, PopularityModel])
@@ -83,8 +83,13 @@ def test_vocab_and_matrix() -> None:
 
     users, items = Vocab.from_ids(["u1", "u2"]), Vocab.from_ids(["a", "b"])
     assert users.rows(["u2", "zz"]).tolist() == [1, -1]
-    df = pd.DataFrame({"user_id": ["u1", "u1", "u2", "ghost"], "item_id": ["a", "a", "b", "a"],
-                       "rating": [2.0, 5.0, 1.0, 3.0]})
+    df = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2", "ghost"],
+            "item_id": ["a", "a", "b", "a"],
+            "rating": [2.0, 5.0, 1.0, 3.0],
+        }
+    )
     m = user_item_matrix(df, users, items)
     assert m.toarray().tolist() == [[5.0, 0.0], [0.0, 1.0]]  # duplicates keep the max
     with pytest.raises(ValueError):

@@ -46,12 +46,15 @@ def test_profiles_start_at_first_interaction_and_bad_ages_become_null() -> None:
     users = canonical_users(pd.DataFrame({"user_id": ["1", "2"], "age": ["30", "n/a"]}), inter)
     assert users["age"].tolist()[0] == 30 and users["age"].isna().tolist()[1]
     assert users.set_index("user_id").loc["2", "event_timestamp"] == pd.Timestamp(
-        "1970-01-02", tz="UTC")
+        "1970-01-02", tz="UTC"
+    )
 
 
 def test_items_split_genres_and_reject_duplicates() -> None:
     inter = canonical_interactions(raw())
-    items = canonical_items(pd.DataFrame({"item_id": ["10", "11"], "genres": ["A|B", "C D"]}), inter)
+    items = canonical_items(
+        pd.DataFrame({"item_id": ["10", "11"], "genres": ["A|B", "C D"]}), inter
+    )
     assert items["genres"].tolist() == [["A", "B"], ["C", "D"]]
     assert items["title"].tolist() == ["10", "11"]  # id stands in for a missing title
     with pytest.raises(InvalidDataset, match="duplicate id '10'"):
