@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- api-bench:start -->", "<!-- api-bench:end -->"
 log = logging.getLogger("bench")
 
 WARM_LUA = """
@@ -203,8 +204,7 @@ def _write_markdown(out: dict) -> None:
         f"| {r[name]['non_2xx']} |"
         for name in ("constant", "warm", "cold")
     )
-    text = f"""# Benchmarks
-
+    section = f"""{START}
 ## API serving paths (ML-100K, loopback, wrk)
 
 Command: `{m["command"]}` — {m["wrk"]}. Machine: {m["machine"]}, shared and noisy;
@@ -222,9 +222,16 @@ cold / warm throughput = **{out["ratios"]["cold_over_warm_rps"]:.2f}**.
   Feast's `get_online_features` (feature service `serving_precomputed_v1`).
 * cold: `POST /recommendations` with three recent item ids: ALS fold-in + exact FAISS search
   over 1,682 items.
-"""
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "benchmarks.md").write_text(text)
+{END}"""
+    path = ROOT / "docs" / "benchmarks.md"
+    path.parent.mkdir(exist_ok=True)
+    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if START in old and END in old:  # replace only this script's section, keep the notes
+        head, rest = old.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = old.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,18 @@ recommendations_source = FileSource(
 # the nightly model has never seen can be folded in; the batch side is the daily snapshot.
 user_events_push = PushSource(name="user_events_push", batch_source=recent_items_source)
 
+
 # --- Feature views -------------------------------------------------------------------------
+def activity_fields() -> list[Field]:
+    """Counts and mean ratings over 30 days and all time (recommender.features snapshots)."""
+    return [
+        Field(name="interactions_30d", dtype=Int64),
+        Field(name="mean_rating_30d", dtype=Float32),
+        Field(name="interactions_total", dtype=Int64),
+        Field(name="mean_rating_total", dtype=Float32),
+    ]
+
+
 # Demographics used by the profile-only cold-start vector. Valid from the user's first event.
 user_profile = FeatureView(
     name="user_profile",
@@ -82,12 +93,7 @@ user_activity = FeatureView(
     entities=[user],
     ttl=timedelta(0),
     source=user_activity_source,
-    schema=[
-        Field(name="interactions_30d", dtype=Int64),
-        Field(name="mean_rating_30d", dtype=Float32),
-        Field(name="interactions_total", dtype=Int64),
-        Field(name="mean_rating_total", dtype=Float32),
-    ],
+    schema=activity_fields(),
 )
 
 # The last items a user touched: batch snapshots plus real-time pushes. A pushed list older
@@ -119,12 +125,7 @@ item_stats = FeatureView(
     entities=[item],
     ttl=timedelta(0),
     source=item_stats_source,
-    schema=[
-        Field(name="interactions_30d", dtype=Int64),
-        Field(name="mean_rating_30d", dtype=Float32),
-        Field(name="interactions_total", dtype=Int64),
-        Field(name="mean_rating_total", dtype=Float32),
-    ],
+    schema=activity_fields(),
 )
 
 # Top-N lists written by the nightly job (write_to_online_store). A list older than three

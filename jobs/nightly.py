@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from recommender.artifacts import ModelBundle, load_bundle, new_version
 from recommender.config import Settings
 from recommender.data.tables import append_recommendations, read_table
 from recommender.errors import ArtifactNotFound
+from recommender.fileio import write_text_atomic
 from recommender.store import materialize, open_store, write_recommendations
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,7 @@ def precompute(
 
 
 def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(manifest, indent=2, default=str))
 
 
 def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:

@@ -7,7 +7,6 @@ atomic rename, so readers see either the old or the new version, never a half-wr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from scipy.sparse import csr_matrix, load_npz, save_npz
 from recommender import __version__
 from recommender.coldstart import ProfileModel
 from recommender.errors import ArtifactNotFound, CorruptArtifact
+from recommender.fileio import sha256_file, write_text_atomic
 from recommender.index import ItemIndex
 from recommender.matrix import Vocab
 from recommender.models import ALSModel, PopularityModel
@@ -55,14 +55,6 @@ def new_version(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def models_dir(root: Path) -> Path:
     return root / "models"
 
@@ -91,7 +83,7 @@ def save_bundle(bundle: ModelBundle, root: Path, publish: bool = True) -> Path:
         manifest.update(
             version=bundle.version,
             code_version=__version__,
-            files={name: _sha256(tmp / name) for name in sorted(files)},
+            files={name: sha256_file(tmp / name) for name in sorted(files)},
         )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         os.replace(tmp, final)
@@ -108,10 +100,7 @@ def publish_version(root: Path, version: str) -> None:
     """Atomically make ``version`` the live one."""
     if not (models_dir(root) / version / MANIFEST).exists():
         raise ArtifactNotFound(f"model version {version} does not exist under {models_dir(root)}")
-    pointer = models_dir(root) / POINTER
-    tmp = pointer.with_name(f".{POINTER}.tmp-{os.getpid()}")
-    tmp.write_text(version + "\n")
-    os.replace(tmp, pointer)
+    write_text_atomic(models_dir(root) / POINTER, version + "\n")
     log.info("published model version %s", version)
 
 
@@ -139,7 +128,7 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
         path = directory / name
         if not path.exists():
             raise CorruptArtifact(f"{path} is listed in the manifest but missing")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise CorruptArtifact(f"{path} does not match its checksum in the manifest")
     try:
         items = pd.read_parquet(directory / "items.parquet")

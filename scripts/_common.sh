@@ -14,9 +14,14 @@ ensure_venv() {  # $1: pip extras, e.g. "test"
     python3 -m venv "$VENV"
   fi
   if [ ! -f "$stamp" ]; then
-    log "installing the project and its dependencies (pyproject.toml, extras: $extras)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+    log "installing the project and its dependencies (pyproject.toml, extras: $extras; ~1 min)"
+    local pip_log="$VENV/pip-install.log"
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip \
+           && "$VENV/bin/python" -m pip install -e "$ROOT[$extras]"; } >"$pip_log" 2>&1; then
+      tail -20 "$pip_log" >&2
+      echo "error: installing dependencies failed; full log in $pip_log" >&2
+      exit 1
+    fi
     rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi

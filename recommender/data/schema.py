@@ -122,6 +122,27 @@ def canonical_interactions(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _entity_table(
+    df: pd.DataFrame | None, interactions: pd.DataFrame, table: str, key: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(raw table, output frame with unique ``key`` ids, first interaction per id)."""
+    first_seen = interactions.groupby(key)["event_timestamp"].min()
+    if df is None:
+        df = pd.DataFrame({key: first_seen.index})
+    _require(df, table, (key,))
+    out = pd.DataFrame({key: _ids(df, table, key)})
+    if out[key].duplicated().any():
+        dup = out.loc[out[key].duplicated(), key].iloc[0]
+        raise InvalidDataset(f"{table}: column {key!r} has duplicate id {dup!r}")
+    return df, out, first_seen
+
+
+def _optional_int(df: pd.DataFrame, table: str, column: str) -> pd.Series:
+    if column not in df:
+        return pd.Series(pd.NA, index=df.index, dtype="Int64")
+    return _numeric(df, table, column, strict=False).round().astype("Int64")
+
+
 def canonical_users(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.DataFrame:
     """Coerce a users table (or derive an empty-profile one from interactions).
 
@@ -129,20 +150,8 @@ def canonical_users(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.D
     interaction, so point-in-time joins never see a profile before the user existed.
     """
     table = "users"
-    first_seen = interactions.groupby("user_id")["event_timestamp"].min()
-    if df is None:
-        df = pd.DataFrame({"user_id": first_seen.index})
-    _require(df, table, ("user_id",))
-    out = pd.DataFrame({"user_id": _ids(df, table, "user_id")})
-    if out["user_id"].duplicated().any():
-        dup = out.loc[out["user_id"].duplicated(), "user_id"].iloc[0]
-        raise InvalidDataset(f"{table}: column 'user_id' has duplicate id {dup!r}")
-    out["age"] = (
-        _numeric(df, table, "age", strict=False)
-        if "age" in df
-        else pd.Series(float("nan"), index=df.index)
-    )
-    out["age"] = out["age"].round().astype("Int64")
+    df, out, first_seen = _entity_table(df, interactions, table, "user_id")
+    out["age"] = _optional_int(df, table, "age")
     for col in ("gender", "occupation", "zip_code"):
         out[col] = df[col].astype("string").fillna("") if col in df else ""
         out[col] = out[col].astype(str)
@@ -172,22 +181,10 @@ def _genres(values: pd.Series) -> pd.Series:
 def canonical_items(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.DataFrame:
     """Coerce an items table (or derive one with ids as titles from interactions)."""
     table = "items"
-    first_seen = interactions.groupby("item_id")["event_timestamp"].min()
-    if df is None:
-        df = pd.DataFrame({"item_id": first_seen.index})
-    _require(df, table, ("item_id",))
-    out = pd.DataFrame({"item_id": _ids(df, table, "item_id")})
-    if out["item_id"].duplicated().any():
-        dup = out.loc[out["item_id"].duplicated(), "item_id"].iloc[0]
-        raise InvalidDataset(f"{table}: column 'item_id' has duplicate id {dup!r}")
+    df, out, first_seen = _entity_table(df, interactions, table, "item_id")
     titles = df["title"].astype("string") if "title" in df else out["item_id"]
     out["title"] = titles.fillna(out["item_id"]).astype(str)
-    year = (
-        _numeric(df, table, "year", strict=False)
-        if "year" in df
-        else pd.Series(float("nan"), index=df.index)
-    )
-    out["year"] = year.round().astype("Int64")
+    out["year"] = _optional_int(df, table, "year")
     out["genres"] = _genres(df["genres"]) if "genres" in df else [[] for _ in range(len(out))]
     fallback = first_seen.min() if len(first_seen) else pd.Timestamp.now(tz="UTC")
     out["event_timestamp"] = (

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.store import historical_user_features, open_store, push_recent_items
-from tests.conftest import feast_apply, make_settings
+from tests.conftest import feast_apply, make_settings, run_feast
 
 pytestmark = pytest.mark.integration
 
@@ -129,16 +126,5 @@ def test_feature_stamped_after_the_entity_row_never_leaks(tmp_path: Path, redis_
 
 def test_hand_run_materialize_incremental_cli(trained_repo: Settings) -> None:
     """The command data engineers run from feature_repo/ (README) works after a nightly run."""
-    env = {**os.environ, **trained_repo.feast_env()}
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    feast = Path(sys.executable).with_name("feast")
-    proc = subprocess.run(
-        [str(feast), "materialize-incremental", now],
-        cwd=trained_repo.feature_repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "user_profile" in proc.stdout
+    assert "user_profile" in run_feast(trained_repo, "materialize-incremental", now)
