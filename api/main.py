@@ -18,7 +18,7 @@ from api.routes import health, recommendations
 from recommender import __version__
 from recommender.artifacts import load_bundle
 from recommender.config import Settings, get_settings
-from recommender.store import open_store
+from recommender.store import check_serving_ready, open_store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bundle = load_bundle(settings.artifacts_dir)  # raises: never start without a model
         store = open_store(settings)
-        store.refresh_registry()  # fail now, not on the first request, if the repo is not applied
+        check_serving_ready(store)  # fail now, not on the first request, if not applied
         redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         app.state.settings, app.state.bundle = settings, bundle
         app.state.store, app.state.redis = store, redis

@@ -32,5 +32,9 @@ class UnknownItems(RecoError):
         super().__init__(f"unknown item ids: {shown}")
 
 
+class FeatureRepoNotApplied(RecoError):
+    """The Feast registry lacks what serving needs (``feast apply`` has not run)."""
+
+
 class FeatureStoreUnavailable(RecoError):
     """The Feast online store (Redis) did not answer."""

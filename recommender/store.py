@@ -21,7 +21,7 @@ from feast.data_source import PushMode
 from redis.exceptions import RedisError
 
 from recommender.config import Settings
-from recommender.errors import FeatureStoreUnavailable
+from recommender.errors import FeatureRepoNotApplied, FeatureStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,17 @@ def open_store(settings: Settings) -> FeatureStore:
     return FeatureStore(
         repo_path=str(settings.feature_repo.resolve()), config=repo_config(settings)
     )
+
+
+def check_serving_ready(store: FeatureStore) -> None:
+    """Fail fast when the feature services serving asks for are not registered."""
+    registered = {s.name for s in store.list_feature_services()}
+    missing = {PRECOMPUTED_SERVICE, REALTIME_SERVICE} - registered
+    if missing:
+        raise FeatureRepoNotApplied(
+            f"feature service(s) {sorted(missing)} are not registered in project "
+            f"{store.project!r} at {store.repo_path}; run `feast apply` in the feature repo"
+        )
 
 
 def materialize(store: FeatureStore, end: datetime, earliest: datetime) -> dict[str, str]:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from recommender.config import Settings
-from recommender.errors import ArtifactNotFound
+from recommender.errors import ArtifactNotFound, FeatureRepoNotApplied
 from recommender.store import open_store, push_recent_items, write_profile
 from tests.conftest import make_settings
 
@@ -116,4 +116,16 @@ def test_health_and_ready(client: TestClient) -> None:
 def test_app_refuses_to_start_without_a_model(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(tmp_path, redis_url)
     with pytest.raises(ArtifactNotFound), TestClient(create_app(settings)):
+        pass
+
+
+def test_app_refuses_to_start_when_feast_apply_has_not_run(
+    tmp_path: Path, redis_url: str, trained_repo: Settings
+) -> None:
+    # a real model, but a fresh repository copy whose registry is empty
+    settings = make_settings(tmp_path, redis_url, artifacts_dir=trained_repo.artifacts_dir)
+    with (
+        pytest.raises(FeatureRepoNotApplied, match="run `feast apply`"),
+        TestClient(create_app(settings)),
+    ):
         pass

@@ -53,3 +53,16 @@ def test_rerun_loads_the_live_model_and_appends(trained_repo: Settings) -> None:
     after = pd.read_parquet(trained_repo.data_dir / "user_recommendations.parquet")
     assert len(after) == before + 60
     assert read_precomputed(open_store(trained_repo), "a_user1")["run_id"] == manifest["run_id"]
+
+
+def test_failed_run_is_recorded_in_its_manifest(tmp_path, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    from recommender.errors import InvalidDataset
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, redis_url)  # no data ingested, no model trained
+    with pytest.raises(InvalidDataset):
+        run_nightly(settings)
+    (manifest_path,) = (settings.artifacts_dir / "runs").glob("*.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["status"] == "failed" and "InvalidDataset" in manifest["error"]
+    assert manifest["finished_at"]
