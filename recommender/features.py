@@ -112,9 +112,3 @@ def recent_items_snapshots(interactions: pd.DataFrame, n: int = 20) -> pd.DataFr
     )
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
     return out
-
-
-def item_popularity(interactions: pd.DataFrame) -> pd.Series:
-    """Interaction count per item, most popular first (ties broken by item id)."""
-    counts = interactions.groupby("item_id").size()
-    return counts.sort_index().sort_values(ascending=False, kind="stable")

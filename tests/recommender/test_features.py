@@ -1,6 +1,6 @@
 import pandas as pd
 
-from recommender.features import activity_snapshots, item_popularity, recent_items_snapshots
+from recommender.features import activity_snapshots, recent_items_snapshots
 
 
 def events(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
@@ -52,10 +52,3 @@ def test_recent_items_newest_first_and_capped() -> None:
     assert u["recent_item_ids"].iloc[0] == ["i4", "i3", "i2"]
     assert u["event_timestamp"].iloc[0] == pd.Timestamp("2024-01-02", tz="UTC")
     assert snap[snap.user_id == "v"]["recent_item_ids"].iloc[0] == ["x"]
-
-
-def test_item_popularity_orders_by_count() -> None:
-    df = events(
-        [("u", "b", 1, "2024-01-01"), ("v", "b", 1, "2024-01-01"), ("u", "a", 1, "2024-01-01")]
-    )
-    assert item_popularity(df).index.tolist() == ["b", "a"]
