@@ -31,31 +31,21 @@ item = Entity(
     description="A catalog item (a movie for MovieLens).",
 )
 
+
 # --- Sources -------------------------------------------------------------------------------
-users_source = FileSource(
-    name="users_source", path="data/users.parquet", timestamp_field="event_timestamp"
-)
-user_activity_source = FileSource(
-    name="user_activity_source",
-    path="data/user_activity.parquet",
-    timestamp_field="event_timestamp",
-)
-items_source = FileSource(
-    name="items_source", path="data/items.parquet", timestamp_field="event_timestamp"
-)
-item_stats_source = FileSource(
-    name="item_stats_source", path="data/item_stats.parquet", timestamp_field="event_timestamp"
-)
-recent_items_source = FileSource(
-    name="user_recent_items_source",
-    path="data/user_recent_items.parquet",
-    timestamp_field="event_timestamp",
-)
-recommendations_source = FileSource(
-    name="user_recommendations_source",
-    path="data/user_recommendations.parquet",
-    timestamp_field="event_timestamp",
-)
+def parquet_source(table: str) -> FileSource:
+    """The offline table ``data/<table>.parquet`` written by `reco data fetch` / `reco nightly`."""
+    return FileSource(
+        name=f"{table}_source", path=f"data/{table}.parquet", timestamp_field="event_timestamp"
+    )
+
+
+users_source = parquet_source("users")
+user_activity_source = parquet_source("user_activity")
+items_source = parquet_source("items")
+item_stats_source = parquet_source("item_stats")
+recent_items_source = parquet_source("user_recent_items")
+recommendations_source = parquet_source("user_recommendations")
 
 # Real-time events for a user (newest items first). The serving side pushes here so a user
 # the nightly model has never seen can be folded in; the batch side is the daily snapshot.

@@ -101,7 +101,9 @@ def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:
         step("write", t0)
 
         t0 = time.perf_counter()
-        events = read_table(settings.data_dir, "interactions")["event_timestamp"]
+        events = read_table(settings.data_dir, "interactions", ["event_timestamp"])[
+            "event_timestamp"
+        ]
         earliest = (events.min() - timedelta(days=1)).to_pydatetime()
         manifest["materialized"] = materialize(store, now, earliest)
         step("materialize", t0)

@@ -49,6 +49,9 @@ class ProfileModel:
     tokens: np.ndarray  # vocabulary of tokens, one weight row each (after the bias row)
     weights: np.ndarray  # (1 + len(tokens), factors)
 
+    def __post_init__(self) -> None:
+        self._index = {t: i for i, t in enumerate(self.tokens.tolist())}
+
     @classmethod
     def fit(
         cls, profiles: pd.DataFrame, user_vectors: np.ndarray, l2: float = 10.0
@@ -63,13 +66,13 @@ class ProfileModel:
         return cls(vocab, weights.astype(np.float32))
 
     def known_tokens(self, profile: Mapping[str, object]) -> list[str]:
-        vocab = set(self.tokens.tolist())
-        return [t for t in profile_tokens(profile) if t in vocab]
+        return [t for t in profile_tokens(profile) if t in self._index]
 
     def vector(self, profile: Mapping[str, object]) -> np.ndarray:
         """The user vector for one profile (the mean user when nothing is known)."""
-        index = {t: i for i, t in enumerate(self.tokens.tolist())}
-        return (_design([profile_tokens(profile)], index) @ self.weights)[0].astype(np.float32)
+        return (_design([profile_tokens(profile)], self._index) @ self.weights)[0].astype(
+            np.float32
+        )
 
     def save(self, directory: Path) -> list[str]:
         np.savez(directory / "profile.npz", tokens=self.tokens, weights=self.weights)

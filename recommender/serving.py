@@ -62,7 +62,7 @@ def _rows_to_ranked(
 
 def popular(bundle: ModelBundle, k: int, exclude: set[int] | None = None) -> Ranked:
     """The most popular items of the training data, minus ``exclude`` (item rows)."""
-    order = np.argsort(-bundle.popularity.item_scores, kind="stable")
+    order = bundle.popularity.ranking
     if exclude:
         order = order[~np.isin(order, np.fromiter(exclude, dtype=np.int64))]
     top = order[:k]

@@ -114,11 +114,12 @@ def append_recommendations(df: pd.DataFrame, data_dir: Path) -> None:
     _write_atomic({"user_recommendations": new}, data_dir)
 
 
-def read_table(data_dir: Path, name: str) -> pd.DataFrame:
-    """Read one canonical table, with a clear error when ingest has not run."""
+def read_table(data_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read one canonical table (optionally only ``columns``), with a clear error when
+    ingest has not run."""
     path = data_dir / f"{name}.parquet"
     if not path.exists():
         raise InvalidDataset(
             f"{path} does not exist; run `reco data fetch` (or `reco data ingest`)"
         )
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, columns=columns)

@@ -18,10 +18,15 @@ class PopularityModel:
     name = "popularity"
 
     def __init__(self) -> None:
-        self.item_scores: np.ndarray = np.zeros(0, dtype=np.float32)
+        self._set_scores(np.zeros(0, dtype=np.float32))
+
+    def _set_scores(self, scores: np.ndarray) -> None:
+        self.item_scores = scores
+        # item rows, most popular first (ties by row): computed once, served many times
+        self.ranking = np.argsort(-scores, kind="stable")
 
     def fit(self, user_items: csr_matrix) -> PopularityModel:
-        self.item_scores = np.asarray((user_items > 0).sum(axis=0), dtype=np.float32).ravel()
+        self._set_scores(np.asarray((user_items > 0).sum(axis=0), dtype=np.float32).ravel())
         return self
 
     def recommend(
@@ -41,7 +46,7 @@ class PopularityModel:
     def load(cls, directory: Path) -> PopularityModel:
         model = cls()
         with np.load(directory / "popularity.npz", allow_pickle=False) as data:
-            model.item_scores = data["item_scores"]
+            model._set_scores(data["item_scores"])
         return model
 
     def __repr__(self) -> str:
