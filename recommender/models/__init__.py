@@ -1,9 +1,46 @@
-"""Models behind one small contract (see ``base.Recommender``)."""
+"""Models behind one small contract (see ``base.Recommender``).
+
+``build_model(name, params)`` is how jobs and the evaluation create them by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from recommender.models.als import ALSModel
 from recommender.models.base import Recommender
+from recommender.models.bpr import BPRModel
+from recommender.models.ease import EASEModel
+from recommender.models.itemknn import ItemKNNModel
 from recommender.models.popularity import PopularityModel
 
-MODELS: dict[str, type[Recommender]] = {"als": ALSModel, "popularity": PopularityModel}
+MODELS: dict[str, type[Recommender]] = {
+    "popularity": PopularityModel,
+    "itemknn": ItemKNNModel,
+    "als": ALSModel,
+    "bpr": BPRModel,
+    "ease": EASEModel,
+}
 
-__all__ = ["ALSModel", "MODELS", "PopularityModel", "Recommender"]
+
+def build_model(name: str, params: dict[str, Any] | None = None) -> Recommender:
+    """A fresh, unfitted model; unknown names or parameters raise ``ValueError``."""
+    cls = MODELS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    try:
+        return cls(**(params or {}))  # type: ignore[call-arg]
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for model {name!r}: {exc}") from exc
+
+
+__all__ = [
+    "ALSModel",
+    "BPRModel",
+    "EASEModel",
+    "ItemKNNModel",
+    "MODELS",
+    "PopularityModel",
+    "Recommender",
+    "build_model",
+]

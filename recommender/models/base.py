@@ -55,3 +55,25 @@ def top_n_excluding(scores: np.ndarray, seen: csr_matrix, n: int) -> tuple[np.nd
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
         top = np.pad(top, ((0, 0), (0, pad)), constant_values=-np.inf)
     return ids, top
+
+
+_FILTERED = np.float32(-0.5 * np.finfo(np.float32).max)
+
+
+def implicit_recommend(
+    model: Any, user_rows: np.ndarray, user_items: csr_matrix, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``n`` from an implicit matrix-factorisation model, in our padding convention."""
+    n_eff = min(n, model.item_factors.shape[0])
+    ids, scores = model.recommend(
+        np.asarray(user_rows), user_items, N=n_eff, filter_already_liked_items=True
+    )
+    ids = np.atleast_2d(ids).astype(np.int64)
+    scores = np.atleast_2d(scores).astype(np.float32)
+    # implicit pads exhausted rows with filtered items scored -FLT_MAX, not -inf
+    bad = ~np.isfinite(scores) | (scores <= _FILTERED) | (ids < 0)
+    ids[bad], scores[bad] = -1, -np.inf
+    if n_eff < n:
+        ids = np.pad(ids, ((0, 0), (0, n - n_eff)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, n - n_eff)), constant_values=-np.inf)
+    return ids, scores

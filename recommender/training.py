@@ -1,0 +1,76 @@
+"""Fit everything serving needs from one interactions table, without I/O: ALS, popularity,
+the profile cold-start model and the FAISS index, as one :class:`ModelBundle`.
+
+The training job feeds it point-in-time profile rows from Feast; the offline replay feeds it
+the same attributes from the users table as of its cutoff.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from recommender.artifacts import ModelBundle
+from recommender.coldstart import PROFILE_FIELDS, ProfileModel
+from recommender.index import ItemIndex
+from recommender.matrix import Vocab, user_item_matrix
+from recommender.models import ALSModel, PopularityModel
+
+
+def fit_bundle(
+    interactions: pd.DataFrame,
+    titles: pd.Series,
+    profiles: pd.DataFrame,
+    als_params: dict[str, Any],
+    version: str,
+    manifest: dict[str, Any] | None = None,
+) -> ModelBundle:
+    """``profiles`` is indexed by user id with :data:`PROFILE_FIELDS` columns (missing users
+    get the mean-user vector); ``titles`` maps item id to title."""
+    users = Vocab.from_ids(sorted(interactions["user_id"].unique()))
+    items = Vocab.from_ids(sorted(interactions["item_id"].unique()))
+    matrix = user_item_matrix(interactions, users, items)
+    als = ALSModel(**als_params).fit(matrix)
+    feats = profiles.reindex(users.ids)
+    for name in PROFILE_FIELDS:
+        if name not in feats.columns:
+            feats[name] = None
+    profile = ProfileModel.fit(feats[list(PROFILE_FIELDS)], als.user_factors)
+    return ModelBundle(
+        version=version,
+        als=als,
+        popularity=PopularityModel().fit(matrix),
+        profile=profile,
+        index=ItemIndex.build(als.item_factors),
+        users=users,
+        items=items,
+        titles=titles,
+        user_items=matrix,
+        manifest=dict(manifest or {}),
+    )
+
+
+def top_n_lists(bundle: ModelBundle, top_n: int, batch_size: int = 2048) -> pd.DataFrame:
+    """What the nightly job stores: every known user's top-N (seen items excluded) as
+    ``user_id, rec_item_ids, rec_scores``, scored one batch at a time."""
+    frames = []
+    n_users = len(bundle.users)
+    item_ids = bundle.items.ids
+    for start in tqdm(
+        range(0, n_users, batch_size), desc="scoring", unit="batch", disable=None, leave=False
+    ):
+        rows = np.arange(start, min(start + batch_size, n_users))
+        ids, scores = bundle.als.recommend(rows, bundle.user_items[rows], top_n)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user_id": bundle.users.ids[rows],
+                    "rec_item_ids": [item_ids[r[r >= 0]].tolist() for r in ids],
+                    "rec_scores": [s[np.isfinite(s)].astype(np.float32).tolist() for s in scores],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
