@@ -91,8 +91,11 @@ def plot_coldstart(report: dict[str, Any], path: Path, k: int) -> bool:
         return False
     by_path = table.set_index("path")[f"ndcg@{k}"]
     ns = [0, *sorted({int(p.split("=")[1]) for p in by_path.index if p.startswith("realtime n=")})]
-    realtime = [by_path.get("realtime profile" if n == 0 else f"realtime n={n}") for n in ns]
-    popular = [by_path.get(f"popular n={n}") for n in ns]
+    if len(ns) == 1 and "realtime profile" not in by_path:
+        return False  # no new users after the cutoff: nothing to plot
+    nan = float("nan")
+    realtime = [by_path.get("realtime profile" if n == 0 else f"realtime n={n}", nan) for n in ns]
+    popular = [by_path.get(f"popular n={n}", nan) for n in ns]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.plot(ns, realtime, marker="o", label="real-time (profile at n=0, fold-in after)")
     ax.plot(ns, popular, marker="s", label="popularity fallback")

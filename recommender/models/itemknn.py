@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ class ItemKNNModel:
 
     def fit(self, user_items: csr_matrix) -> ItemKNNModel:
         knn = WEIGHTINGS[self.weighting](K=self.neighbours, num_threads=0)
-        knn.fit((user_items > 0).astype(np.float32).tocsr(), show_progress=False)
+        with warnings.catch_warnings():
+            # implicit's own BM25/TF-IDF weighting hands itself a COO matrix and warns about it
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            knn.fit((user_items > 0).astype(np.float32).tocsr(), show_progress=False)
         self.similarity = csr_matrix(knn.similarity, dtype=np.float32)
         return self
 
