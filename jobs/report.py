@@ -155,10 +155,15 @@ def _markdown(report: dict[str, Any], k: int, plots: list[str]) -> str:
             "",
             "### By segment",
             "",
-            replay_table(report, k, segments=True).to_markdown(index=False, floatfmt=".4f"),
+            _segments_markdown(report, k),
         ]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _segments_markdown(report: dict[str, Any], k: int) -> str:
+    table = replay_table(report, k, segments=True)
+    return "(no segments)" if table is None else table.to_markdown(index=False, floatfmt=".4f")
 
 
 def _html(report: dict[str, Any], k: int, plots: list[str]) -> str:

@@ -9,11 +9,13 @@ are skipped by :func:`mean_metrics` (they cannot be scored).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import TypeVar
 
 import numpy as np
 
 
-def _hits(recommended: Sequence[object], relevant: set[object], k: int) -> np.ndarray:
+def _hits(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> np.ndarray:
     return np.array([i in relevant for i in list(recommended)[:k]], dtype=bool)
 
 
@@ -21,7 +23,7 @@ def _discounts(n: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, n + 2))
 
 
-def ndcg_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> float:
+def ndcg_at_k(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> float:
     """DCG of the top-k (gain 1/log2(rank+1)) divided by the ideal DCG for min(|relevant|, k).
 
     Example: ``ndcg_at_k(["a", "b"], {"b"}, 2) == 1 / log2(3)``; empty relevant gives 0.0.
@@ -33,14 +35,14 @@ def ndcg_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> f
     return dcg / float(_discounts(min(len(relevant), k)).sum())
 
 
-def precision_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> float:
+def precision_at_k(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> float:
     """Hits in the top-k divided by k (not by the list length: short lists are penalised)."""
     if k <= 0:
         return 0.0
     return float(_hits(recommended, relevant, k).sum()) / k
 
 
-def recall_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> float:
+def recall_at_k(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> float:
     """Hits in the top-k divided by |relevant| (0.0 when there are none).
 
     Not capped at k: a user with 30 relevant items can reach at most k/30 (RecBole's choice).
@@ -50,7 +52,7 @@ def recall_at_k(recommended: Sequence[object], relevant: set[object], k: int) ->
     return float(_hits(recommended, relevant, k).sum()) / len(relevant)
 
 
-def map_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> float:
+def map_at_k(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> float:
     """Average precision: sum of precision@r at each hit rank r <= k, over min(|relevant|, k).
 
     Example: hits at ranks 1 and 3 with 2 relevant items give (1/1 + 2/3) / 2.
@@ -62,19 +64,20 @@ def map_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> fl
     return float((precisions * hits).sum()) / min(len(relevant), k)
 
 
-def mrr_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> float:
+def mrr_at_k(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> float:
     """Reciprocal rank of the first hit within the top-k; 0.0 without a hit."""
     hits = _hits(recommended, relevant, k) if k > 0 else np.zeros(0, dtype=bool)
     first = np.flatnonzero(hits)
     return 1.0 / (first[0] + 1) if len(first) else 0.0
 
 
-def hit_at_k(recommended: Sequence[object], relevant: set[object], k: int) -> float:
+def hit_at_k(recommended: Sequence[object], relevant: AbstractSet[object], k: int) -> float:
     """1.0 when at least one relevant item is in the top-k, else 0.0."""
     return float(k > 0 and _hits(recommended, relevant, k).any())
 
 
-Metric = Callable[[Sequence[object], set[object], int], float]
+Metric = Callable[[Sequence[object], AbstractSet[object], int], float]
+K = TypeVar("K")
 METRICS: dict[str, Metric] = {
     "ndcg": ndcg_at_k,
     "precision": precision_at_k,
@@ -86,7 +89,7 @@ METRICS: dict[str, Metric] = {
 
 
 def mean_metric(
-    metric: Metric, lists: Sequence[Sequence[object]], truth: Sequence[set[object]], k: int
+    metric: Metric, lists: Sequence[Sequence[object]], truth: Sequence[AbstractSet[object]], k: int
 ) -> float:
     """Mean of ``metric`` over users that have at least one relevant item."""
     values = [metric(rec, rel, k) for rec, rel in zip(lists, truth, strict=True) if rel]
@@ -94,7 +97,7 @@ def mean_metric(
 
 
 def mean_metrics(
-    lists: Sequence[Sequence[object]], truth: Sequence[set[object]], ks: Iterable[int]
+    lists: Sequence[Sequence[object]], truth: Sequence[AbstractSet[object]], ks: Iterable[int]
 ) -> dict[str, float]:
     """Every metric of :data:`METRICS` at every k, keyed ``"ndcg@10"`` and so on."""
     return {
@@ -111,7 +114,7 @@ def catalog_coverage(lists: Iterable[Sequence[object]], n_items: int, k: int) ->
 
 
 def novelty(
-    lists: Iterable[Sequence[object]], popularity: Mapping[object, int], n_users: int, k: int
+    lists: Iterable[Sequence[K]], popularity: Mapping[K, int], n_users: int, k: int
 ) -> float:
     """Mean self-information ``-log2(p(i))`` of recommended items, ``p(i)`` = share of training
     users who interacted with ``i`` (unseen items count as one user). Higher = less obvious."""
@@ -123,9 +126,7 @@ def novelty(
     return float(np.mean(values)) if values else 0.0
 
 
-def average_popularity(
-    lists: Iterable[Sequence[object]], popularity: Mapping[object, int], k: int
-) -> float:
+def average_popularity(lists: Iterable[Sequence[K]], popularity: Mapping[K, int], k: int) -> float:
     """Average recommendation popularity (ARP): mean training interaction count of the items
     in the top-k lists. A popularity-bias measure: the popularity baseline maximises it."""
     values = [popularity.get(i, 0) for rec in lists for i in list(rec)[:k]]

@@ -121,7 +121,12 @@ def movielens_raw(paths: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, p
     inter = read_atomic(paths["inter"])
     users = read_atomic(paths["user"])
     items = read_atomic(paths["item"]).rename(
-        columns={"movie_title": "title", "release_year": "year", "class": "genres", "genre": "genres"}
+        columns={
+            "movie_title": "title",
+            "release_year": "year",
+            "class": "genres",
+            "genre": "genres",
+        }
     )
     for name, df, cols in (
         ("inter", inter, ("user_id", "item_id", "rating", "timestamp")),

@@ -102,7 +102,8 @@ def _new_users(
                 ranked = serving.realtime(bundle, k, profile=profile)
                 path = "realtime profile" if ranked.source == "realtime" else "popular"
             else:
-                ranked = serving.realtime(bundle, k, recent_item_ids=context)
+                # as the API would: pushed items plus the profile read from Feast
+                ranked = serving.realtime(bundle, k, recent_item_ids=context, profile=profile)
                 path = f"realtime n={n}" if ranked.source == "realtime" else "popular"
             out.append(Served(path, n, uid, segment, ranked.item_ids, truth))
             rows = bundle.items.rows(context)
@@ -114,7 +115,7 @@ def _new_users(
 def summarise(served: list[Served], ks: Sequence[int], n_items: int) -> list[dict[str, Any]]:
     """Metrics per path, and per path and segment."""
     frame = pd.DataFrame([s.__dict__ for s in served])
-    rows = []
+    rows: list[dict[str, Any]] = []
     if frame.empty:
         return rows
     for keys, group in [*frame.groupby(["path"]), *frame.groupby(["path", "segment"])]:

@@ -33,7 +33,7 @@ class BPRModel:
             iterations=iterations,
             random_state=random_state,
         )
-        self._random_state = random_state
+        self._random_state: int | None = random_state
 
     def fit(self, user_items: csr_matrix) -> BPRModel:
         self.model.fit((user_items > 0).astype(np.float32).tocsr(), show_progress=False)
