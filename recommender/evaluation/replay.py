@@ -2,8 +2,10 @@
 
 Known users (seen before T) get the list the nightly job would have stored from data before T;
 users first seen after T go through the real-time path with their first n interactions
-(fold-in + FAISS), or their profile only (n = 0); the popularity fallback is scored on the same
-users and truth, so each path's lift is a number. The serving functions are the API's own.
+(fold-in + FAISS), or their profile only (n = 0). The popularity fallback is scored on the same
+users and truth as each path (``popular known``, ``popular n=X``), so each path's lift is a
+number; across paths, truth sizes differ, so compare a path with its own fallback. The
+serving functions are the API's own.
 
 Truth is what each user did from T on (after their first n, for new users), restricted to items
 in the model's catalog and not already seen: an item first released after T cannot be served.
@@ -69,16 +71,10 @@ def _known_users(bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int) -
         ranked = serving.from_precomputed(
             bundle, {"item_ids": lst["rec_item_ids"], "scores": lst["rec_scores"]}, k
         )
-        out.append(
-            Served(
-                "precomputed",
-                0,
-                str(user_id),
-                _activity(int(seen_counts[row])),
-                ranked.item_ids,
-                truth,
-            )
-        )
+        segment = _activity(int(seen_counts[row]))
+        out.append(Served("precomputed", 0, str(user_id), segment, ranked.item_ids, truth))
+        fallback = serving.popular(bundle, k, exclude=set(bundle.user_items[row].indices.tolist()))
+        out.append(Served("popular known", 0, str(user_id), segment, fallback.item_ids, truth))
     return out
 
 

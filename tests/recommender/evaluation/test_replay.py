@@ -40,7 +40,7 @@ def by_path(result: dict) -> dict[str, dict]:
 def test_every_path_is_scored(result: dict) -> None:
     paths = by_path(result)
     assert {"precomputed", "realtime n=1", "realtime n=3", "realtime profile"} <= set(paths)
-    assert {"popular n=0", "popular n=1", "popular n=3"} <= set(paths)
+    assert {"popular known", "popular n=0", "popular n=1", "popular n=3"} <= set(paths)
     assert result["new_users"] == 10 and result["known_users"] == 50
     assert paths["realtime n=1"]["users"] == 10
     segments = {r["segment"] for r in result["rows"]}
@@ -53,7 +53,7 @@ def test_personal_paths_beat_the_fallback(result: dict) -> None:
     for n in (1, 3):
         assert paths[f"realtime n={n}"]["ndcg@5"] > paths[f"popular n={n}"]["ndcg@5"] + 0.1
     assert paths["realtime profile"]["ndcg@5"] > paths["popular n=0"]["ndcg@5"] + 0.1
-    assert paths["precomputed"]["precision@5"] > 0.2
+    assert paths["precomputed"]["ndcg@5"] > paths["popular known"]["ndcg@5"] + 0.1
 
 
 def test_cutoff_must_split_the_data(rng: np.random.Generator) -> None:
