@@ -205,10 +205,9 @@ def evaluate(
         out_dir=out,
     )
     summary = json.loads((path / "metrics.json").read_text())
-    ndcg = {
-        n: round(r["metrics"].get("ndcg@10", float("nan")), 4) for n, r in summary["models"].items()
-    }
-    typer.echo(json.dumps({"report": str(path), "ndcg@10": ndcg}))
+    key = "ndcg@10" if 10 in summary["ks"] else f"ndcg@{summary['ks'][0]}"
+    ndcg = {n: round(r["metrics"][key], 4) for n, r in summary["models"].items()}
+    typer.echo(json.dumps({"report": str(path), key: ndcg}))
 
 
 @app.command()

@@ -101,7 +101,12 @@ def run_evaluation(
     interactions = filter_min_rating(tables["interactions"], min_rating)
     if interactions.empty:
         raise InvalidDataset(f"no interactions left with rating >= {min_rating}")
-    split = make_split(protocol, interactions, seed=settings.seed)
+    try:
+        split = make_split(protocol, interactions, seed=settings.seed)
+    except ValueError as exc:
+        raise InvalidDataset(f"cannot split {dataset} with protocol {protocol}: {exc}") from exc
+    if split.test.empty:
+        raise InvalidDataset(f"protocol {protocol} leaves no test interactions on {dataset}")
     data = EvalData.from_split(split)
     log.info("split %s", split.summary())
 
@@ -128,14 +133,17 @@ def run_evaluation(
         als = results.get("als", {}).get("params") or DEFAULT_PARAMS["als"]
         als = {k: v for k, v in als.items() if k != "random_state"}
         t0 = time.perf_counter()
-        replayed = replay_hybrid(
-            interactions,
-            tables["users"].set_index("user_id"),
-            tables["items"].set_index("item_id")["title"],
-            cutoff.to_pydatetime(),
-            als,
-            ks=ks,
-        )
+        try:
+            replayed = replay_hybrid(
+                interactions,
+                tables["users"].set_index("user_id"),
+                tables["items"].set_index("item_id")["title"],
+                cutoff.to_pydatetime(),
+                als,
+                ks=ks,
+            )
+        except ValueError as exc:
+            raise InvalidDataset(f"cannot replay the served hybrid on {dataset}: {exc}") from exc
         replayed["seconds"] = round(time.perf_counter() - t0, 2)
 
     report = {

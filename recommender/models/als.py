@@ -18,8 +18,9 @@ WEIGHTINGS = ("binary", "rating")
 class ALSModel:
     """Weighted matrix factorisation (Hu, Koren, Volinsky 2008) via implicit's CPU solver.
 
-    ``weighting="binary"`` gives every interaction confidence ``1 + alpha``; ``"rating"`` uses
-    ``1 + alpha * weight`` with the matrix's weights (ratings). Binary won the validation search
+    implicit uses ``alpha * weight`` as an observed pair's confidence (unobserved pairs: 1).
+    ``weighting="binary"`` sets every weight to 1; ``"rating"`` keeps the matrix's weights
+    (ratings). Binary won the validation search
     on MovieLens (see docs/evaluation.md), where any rating means the user watched the film.
     """
 
