@@ -80,7 +80,7 @@ def test_evaluate_writes_the_report_and_the_tuning(repo: Path) -> None:
 
 
 def test_other_protocols_and_a_rating_threshold(repo: Path) -> None:
-    for protocol in ("temporal", "leave-last-n", "user-temporal"):
+    for protocol in ("leave-last-n", "user-temporal"):
         out = repo / protocol
         result = runner.invoke(
             app,
@@ -104,6 +104,15 @@ def test_other_protocols_and_a_rating_threshold(repo: Path) -> None:
         assert report["split"]["protocol"] == protocol and report["replay"] is None
         assert report["split"]["refit_on_train_and_valid"] is True
         assert report["reference"] is None  # published numbers only for the same protocol
+
+
+def test_a_split_without_test_users_is_a_clear_error(repo: Path) -> None:
+    # the last 10% of time holds only the late users, whom no model can know: nothing to test
+    args = ["evaluate", "--dataset", "tables", "--protocol", "temporal", "--no-replay"]
+    result = runner.invoke(app, [*args, "--out", str(repo / "t")])
+    assert result.exit_code == 2
+    assert "protocol temporal leaves no test interactions" in result.output
+    assert not (repo / "t").exists()
 
 
 @pytest.mark.parametrize(
