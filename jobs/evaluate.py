@@ -167,10 +167,8 @@ def run_evaluation(
 
 def save_tuning(settings: Settings, report: dict[str, Any], result: dict[str, Any]) -> Path:
     """Leave the chosen ALS parameters where `reco train` picks them up."""
-    from jobs.train import tuning_path
-
     best = next(t for t in result["trials"] if t["params"] == result["best_params"])
-    path = tuning_path(settings)
+    path = settings.als_tuning_file
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "dataset": report["dataset"],

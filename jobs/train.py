@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,17 +35,12 @@ ALS_SETTINGS = {
 }
 
 
-def tuning_path(settings: Settings) -> Path:
-    """Where `reco evaluate --tune` leaves the chosen ALS parameters for training."""
-    return settings.artifacts_dir / "tuning" / "als.json"
-
-
 def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """ALS parameters and where they came from: an explicit RECO_ALS_* setting wins, then the
     tuning file (if any), then the defaults (the documented ML-100K search)."""
     params = {key: getattr(settings, field) for key, field in ALS_SETTINGS.items()}
     source: dict[str, Any] = {"kind": "defaults"}
-    path = tuning_path(settings)
+    path = settings.als_tuning_file
     if path.exists():
         try:
             tuned = json.loads(path.read_text())

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         """Offline tables live inside the Feast repo, as in Feast's own templates."""
         return self.feature_repo / "data"
 
+    @property
+    def als_tuning_file(self) -> Path:
+        """Where `reco evaluate --tune` leaves the chosen ALS parameters for `reco train`."""
+        return self.artifacts_dir / "tuning" / "als.json"
+
     @cached_property
     def feast_redis_connection(self) -> str:
         """The Redis URL in Feast's ``host:port,db=N[,password=..][,ssl=true]`` form."""

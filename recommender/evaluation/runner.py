@@ -108,15 +108,14 @@ def evaluate_model(
     if phase not in ("valid", "test"):
         raise ValueError("phase must be 'valid' or 'test'")
     if phase == "valid":
-        history, extra, truth_frame = data.train, None, None
+        history, extra = data.train, None
         truth_map = {
             int(r): set(data.valid[r].indices.tolist()) for r in np.unique(data.valid.nonzero()[0])
         }
     else:
         both = (data.train + data.valid).tocsr()
         history, extra = (both, None) if refit else (data.train, data.valid)
-        truth_frame = data.test
-        truth_map = truth_by_row(truth_frame, data.users, data.items)
+        truth_map = truth_by_row(data.test, data.users, data.items)
     model = build_model(name, params)
     t0 = time.perf_counter()
     model.fit(history)

@@ -10,7 +10,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
-from recommender.models.base import implicit_recommend
+from recommender.models.base import binary, implicit_recommend
 
 WEIGHTINGS = ("binary", "rating")
 
@@ -79,7 +79,7 @@ class ALSModel:
 
     def _confidence(self, user_items: csr_matrix) -> csr_matrix:
         if self.weighting == "binary":
-            return (user_items > 0).astype(np.float32).tocsr()
+            return binary(user_items)
         return user_items
 
     def params(self) -> dict[str, Any]:

@@ -57,6 +57,11 @@ def top_n_excluding(scores: np.ndarray, seen: csr_matrix, n: int) -> tuple[np.nd
     return ids, top
 
 
+def binary(user_items: csr_matrix, dtype: type = np.float32) -> csr_matrix:
+    """Every interaction as 1, whatever its weight (the input of the binary models)."""
+    return (user_items > 0).astype(dtype).tocsr()
+
+
 _FILTERED = np.float32(-0.5 * np.finfo(np.float32).max)
 
 

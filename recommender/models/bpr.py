@@ -10,7 +10,7 @@ import numpy as np
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from scipy.sparse import csr_matrix
 
-from recommender.models.base import implicit_recommend
+from recommender.models.base import binary, implicit_recommend
 
 
 class BPRModel:
@@ -36,7 +36,7 @@ class BPRModel:
         self._random_state: int | None = random_state
 
     def fit(self, user_items: csr_matrix) -> BPRModel:
-        self.model.fit((user_items > 0).astype(np.float32).tocsr(), show_progress=False)
+        self.model.fit(binary(user_items), show_progress=False)
         return self
 
     def recommend(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from recommender.models.base import top_n_excluding
+from recommender.models.base import binary, top_n_excluding
 
 MAX_ITEMS = 20_000  # 20k x 20k float64 = 3.2 GB while inverting
 
@@ -35,7 +35,7 @@ class EASEModel:
             raise ValueError(
                 f"EASE needs an items x items matrix; {n_items} items exceed {MAX_ITEMS}"
             )
-        x = (user_items > 0).astype(np.float64)
+        x = binary(user_items, np.float64)
         gram = (x.T @ x).toarray()
         gram[np.diag_indices(n_items)] += self.regularization
         p = np.linalg.inv(gram)
@@ -46,7 +46,7 @@ class EASEModel:
 
     def scores(self, user_items: csr_matrix) -> np.ndarray:
         """Dense scores for each row of ``user_items`` (history -> every item)."""
-        return np.asarray((user_items > 0).astype(np.float32) @ self.weights)
+        return np.asarray(binary(user_items) @ self.weights)
 
     def recommend(
         self, user_rows: np.ndarray, user_items: csr_matrix, n: int

@@ -16,7 +16,7 @@ from implicit.nearest_neighbours import (
 )
 from scipy.sparse import csr_matrix, load_npz, save_npz
 
-from recommender.models.base import top_n_excluding
+from recommender.models.base import binary, top_n_excluding
 
 WEIGHTINGS: dict[str, type[ItemItemRecommender]] = {
     "cosine": CosineRecommender,
@@ -44,14 +44,14 @@ class ItemKNNModel:
         with warnings.catch_warnings():
             # implicit's own BM25/TF-IDF weighting hands itself a COO matrix and warns about it
             warnings.filterwarnings("ignore", message="Method expects CSR input")
-            knn.fit((user_items > 0).astype(np.float32).tocsr(), show_progress=False)
+            knn.fit(binary(user_items), show_progress=False)
         self.similarity = csr_matrix(knn.similarity, dtype=np.float32)
         return self
 
     def recommend(
         self, user_rows: np.ndarray, user_items: csr_matrix, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        scores = ((user_items > 0).astype(np.float32) @ self.similarity).toarray()
+        scores = (binary(user_items) @ self.similarity).toarray()
         return top_n_excluding(scores, user_items, n)
 
     def params(self) -> dict[str, Any]:

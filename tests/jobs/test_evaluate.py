@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.cli import app
-from jobs.train import als_params, tuning_path
+from jobs.train import als_params
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidDataset
@@ -68,7 +68,7 @@ def test_evaluate_writes_the_report_and_the_tuning(repo: Path) -> None:
 
     # training picks the tuned ALS parameters up, unless a RECO_ALS_* setting says otherwise
     settings = Settings(feature_repo=repo / "feature_repo", artifacts_dir=repo / "artifacts")
-    assert tuning_path(settings).exists()
+    assert settings.als_tuning_file.exists()
     params, source = als_params(settings)
     assert source["kind"] == "tuned" and source["metric"] == "ndcg@10"
     assert params["factors"] == report["tuning"]["als"]["best_params"]["factors"]
@@ -136,7 +136,7 @@ def test_bad_input_exits_2_with_a_message(repo: Path, args: list[str], message: 
 
 def test_a_corrupt_tuning_file_is_a_clear_error(repo: Path) -> None:
     settings = Settings(feature_repo=repo / "feature_repo", artifacts_dir=repo / "artifacts")
-    tuning_path(settings).parent.mkdir(parents=True)
-    tuning_path(settings).write_text("{not json")
+    settings.als_tuning_file.parent.mkdir(parents=True)
+    settings.als_tuning_file.write_text("{not json")
     with pytest.raises(InvalidDataset, match="is not a tuning result"):
         als_params(settings)

@@ -82,3 +82,12 @@ def test_defaults_are_points_of_their_grids() -> None:
         if grid:
             assert DEFAULT_PARAMS[name] in grid_points(grid), name
     assert grid_points({}) == [{}]
+
+
+def test_settings_defaults_are_the_tuned_als_defaults() -> None:
+    from jobs.train import ALS_SETTINGS
+    from recommender.config import Settings
+
+    settings = Settings()
+    chosen = {key: getattr(settings, field) for key, field in ALS_SETTINGS.items()}
+    assert {k: chosen[k] for k in DEFAULT_PARAMS["als"]} == DEFAULT_PARAMS["als"]
