@@ -4,31 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
-from feast import FeatureStore
-from redis import Redis
+from fastapi import Depends, Query, Request
 
-from recommender.artifacts import ModelBundle
-from recommender.config import Settings
+from api.runtime import Runtime
+from api.schemas import MAX_LIST, FeatureValue, Filters, Id
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
-def _bundle(request: Request) -> ModelBundle:
-    return request.app.state.bundle
+def _filters(
+    exclude_item_ids: Annotated[
+        list[Id] | None, Query(max_length=MAX_LIST, description="never return these items")
+    ] = None,
+    include: Annotated[
+        list[FeatureValue] | None,
+        Query(max_length=50, description="feature:value; an item must match one value per feature"),
+    ] = None,
+    exclude: Annotated[
+        list[FeatureValue] | None, Query(max_length=50, description="feature:value to leave out")
+    ] = None,
+    cap: Annotated[
+        str | None,
+        Query(max_length=100, pattern=r"^[^:]+:[0-9]{1,3}$", description="feature:N per value"),
+    ] = None,
+    explain: Annotated[bool, Query(description="add 'because you liked' reasons")] = False,
+) -> Filters:
+    return Filters(
+        exclude_item_ids=exclude_item_ids or [],
+        include=include or [],
+        exclude=exclude or [],
+        cap=cap,
+        explain=explain,
+    )
 
 
-def _store(request: Request) -> FeatureStore:
-    return request.app.state.store
-
-
-def _redis(request: Request) -> Redis:
-    return request.app.state.redis
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-BundleDep = Annotated[ModelBundle, Depends(_bundle)]
-StoreDep = Annotated[FeatureStore, Depends(_store)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+FiltersDep = Annotated[Filters, Depends(_filters)]

@@ -5,7 +5,23 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from recommender.errors import FeatureStoreUnavailable, UnknownItems
+from recommender.errors import (
+    EventLogUnavailable,
+    FeatureStoreUnavailable,
+    InvalidRequest,
+    ModelNotLoaded,
+    NotFound,
+    RecoError,
+    UnknownItems,
+)
+
+STATUS: dict[type[RecoError], int] = {
+    InvalidRequest: 422,
+    NotFound: 404,
+    ModelNotLoaded: 503,
+    FeatureStoreUnavailable: 503,
+    EventLogUnavailable: 503,
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -16,8 +32,8 @@ def install_error_handlers(app: FastAPI) -> None:
             content={"detail": str(exc), "unknown_item_ids": exc.item_ids},
         )
 
-    @app.exception_handler(FeatureStoreUnavailable)
-    async def _store_down(_: Request, exc: FeatureStoreUnavailable) -> JSONResponse:
-        return JSONResponse(
-            status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"}
-        )
+    @app.exception_handler(RecoError)
+    async def _domain(_: Request, exc: RecoError) -> JSONResponse:
+        status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return JSONResponse(status_code=status, content={"detail": str(exc)}, headers=headers)

@@ -1,24 +1,31 @@
 """App factory: ``uvicorn --factory api.main:create_app``.
 
-The lifespan loads the model bundle, the FAISS index and the FeatureStore once and fails fast
-(the server does not start) when any of them is missing or corrupt.
+The lifespan loads the model bundle, the Feast registry and the online-store layout once. A
+missing or corrupt model (or an un-applied Feast repo) does not stop the process: ``/ready``
+answers 503 with the reason, a log line says what is wrong, and loading is retried until it
+works. Redis being down at any time degrades serving to the popularity fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
-from redis import Redis
 
 from api.errors import install_error_handlers
-from api.routes import health, recommendations
+from api.metrics import Metrics
+from api.middleware import Gateway
+from api.routes import events, health, items, recommendations
+from api.runtime import Runtime
+from api.security import ApiKeys, RateLimiter
 from recommender import __version__
-from recommender.artifacts import load_bundle
 from recommender.config import Settings, get_settings
-from recommender.store import check_serving_ready, open_store
+from recommender.eventlog import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +33,31 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (from the environment when omitted)."""
     settings = settings or get_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bundle = load_bundle(settings.artifacts_dir)  # raises: never start without a model
-        store = open_store(settings)
-        check_serving_ready(store)  # fail now, not on the first request, if not applied
-        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        app.state.settings, app.state.bundle = settings, bundle
-        app.state.store, app.state.redis = store, redis
-        log.info(
-            "serving model %s (%d users, %d items) from project %s",
-            bundle.version,
-            len(bundle.users),
-            len(bundle.items),
-            settings.feast_project,
-        )
+        runtime = Runtime(settings, metrics, EventLog(settings.event_log_dir))
+        app.state.runtime = runtime
+        await anyio.to_thread.run_sync(runtime.load)
+        task = asyncio.create_task(runtime.background())
         try:
             yield
         finally:
-            redis.close()
-            await store.close()  # closes Feast's async online-store clients, if any
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await runtime.close()
 
     app = FastAPI(title="Recommender API", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(recommendations.router)
+    for module in (health, recommendations, items, events):
+        app.include_router(module.router)
+    app.add_middleware(
+        Gateway,
+        keys=ApiKeys(settings.api_key_names()),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        metrics=metrics,
+        max_body=settings.max_body_bytes,
+    )
     return app

@@ -7,7 +7,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+from recommender.events import EVENT_TYPES
+
+# Printable ids of 1-128 characters (no control characters).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=ID_PATTERN)
+]
+FeatureValue = Annotated[
+    str, StringConstraints(min_length=3, max_length=200, pattern=r"^[^:\x00-\x1f]+:[^\x00-\x1f]+$")
+]
+EventType = Literal["view", "click", "like", "purchase", "rating", "dislike"]
+assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+MAX_LIST = 500
 
 
 class Profile(BaseModel):
@@ -19,10 +31,24 @@ class Profile(BaseModel):
     occupation: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
-class RecommendRequest(BaseModel):
-    """Real-time request for a new user, a signed-out visitor, or a changed context."""
+class Filters(BaseModel):
+    """Rules applied to every path (also available as query parameters on GET routes)."""
 
     model_config = ConfigDict(extra="forbid")
+    exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
+    include: list[FeatureValue] = Field(
+        default_factory=list, max_length=50, description="feature:value, e.g. genres:Comedy"
+    )
+    exclude: list[FeatureValue] = Field(default_factory=list, max_length=50)
+    cap: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^:]+:[0-9]{1,3}$")] | None = (
+        Field(None, description="feature:N - at most N items per value, e.g. genres:2")
+    )
+    explain: bool = Field(False, description="add 'because you liked <title>' reasons")
+
+
+class RecommendRequest(Filters):
+    """Real-time request for a new user, a signed-out visitor, or a changed context."""
+
     user_id: Id | None = None
     k: int = Field(10, ge=1, le=100)
     recent_item_ids: list[Id] = Field(default_factory=list, max_length=200)
@@ -33,19 +59,58 @@ class Item(BaseModel):
     item_id: str
     title: str
     score: float
+    reason: str | None = Field(None, description="only with explain=true")
+    because_item_id: str | None = None
 
 
 class RecommendResponse(BaseModel):
     user_id: str | None
     source: Literal["precomputed", "realtime", "popular"]
-    strategy: str = Field(description="nightly_list, user_vector, fold_in, profile or popularity")
+    strategy: str = Field(description="nightly_list, user_vector, fold_in, profile, popularity")
+    reason: str | None = Field(None, description="why this path served the request")
     model_version: str
     run_id: str | None = None
     generated_at: datetime | None = None
+    feature_age_seconds: dict[str, float] = Field(
+        default_factory=dict, description="age of the online features used (list, events)"
+    )
     items: list[Item]
     used: dict[str, list[str]] = Field(
         default_factory=dict, description="Inputs of the real-time path."
     )
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    title: str
+    source: Literal["realtime"]
+    strategy: Literal["similar_items"]
+    model_version: str
+    items: list[Item]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id
+    item_id: Id
+    event_type: EventType
+    timestamp: datetime | None = Field(None, description="default: when received; UTC if naive")
+    value: float | None = Field(None, ge=-1e6, le=1e6, description="rating value")
+    event_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)] | None
+    ) = Field(None, description="idempotency key; generated when absent")
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EventAck(BaseModel):
+    accepted: int
+    event_ids: list[str]
+    online: bool = Field(description="pushed to the online store (else logged only)")
+    detail: str | None = None
 
 
 class Health(BaseModel):

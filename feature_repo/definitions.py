@@ -13,7 +13,7 @@ and recent items go stale, so they have real ttls.
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
-from feast.types import Array, Float32, Int64, String
+from feast.types import Array, Bool, Float32, Int64, String
 from feast.value_type import ValueType
 
 # --- Entities ------------------------------------------------------------------------------
@@ -96,7 +96,8 @@ user_recent_items = FeatureView(
     schema=[Field(name="recent_item_ids", dtype=Array(String))],
 )
 
-# Catalog metadata shown next to recommendations and used by filters.
+# Catalog metadata shown next to recommendations and used by filters (the API re-reads it
+# from the online store every RECO_CATALOG_REFRESH_SECONDS).
 item_metadata = FeatureView(
     name="item_metadata",
     entities=[item],
@@ -106,6 +107,7 @@ item_metadata = FeatureView(
         Field(name="title", dtype=String),
         Field(name="year", dtype=Int64),
         Field(name="genres", dtype=Array(String)),
+        Field(name="available", dtype=Bool),  # False: never recommended (out of stock, removed)
     ],
 )
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from recommender.config import Settings
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
-from recommender.data.tables import build_tables, read_input, write_tables
+from recommender.data.tables import build_tables, read_input, read_table, write_tables
+from recommender.eventlog import commit_watermark, read_new_events
+from recommender.events import events_to_interactions
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +35,29 @@ def ingest_files(
         read_input(items) if items else None,
     )
     return write_tables(tables, settings.data_dir)
+
+
+def ingest_event_log(settings: Settings) -> int:
+    """Append the events logged by ``POST /events`` since the last run to the canonical
+    interactions and rebuild the feature tables; returns how many events were new.
+
+    The watermark moves only after the tables are written; a run killed in between re-reads
+    the same events next time, and identical rows are dropped, so nothing is counted twice.
+    """
+    directory = settings.event_log_dir
+    events, mark = read_new_events(directory)
+    if events.empty:
+        commit_watermark(directory, mark)
+        return 0
+    current = read_table(settings.data_dir, "interactions")
+    new = events_to_interactions(events).rename(columns={"timestamp": "event_timestamp"})
+    merged = pd.concat([current, new], ignore_index=True).drop_duplicates(
+        ["user_id", "item_id", "rating", "event_timestamp"]
+    )
+    tables = build_tables(
+        merged, read_table(settings.data_dir, "users"), read_table(settings.data_dir, "items")
+    )
+    write_tables(tables, settings.data_dir)
+    commit_watermark(directory, mark)
+    log.info("ingested %d logged events (%d interactions now)", len(events), len(merged))
+    return len(events)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from jobs.ingest import ingest_event_log
 from jobs.train import train
 from recommender.artifacts import ModelBundle, load_bundle, new_version
 from recommender.config import Settings
@@ -59,6 +60,10 @@ def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:
     _write_manifest(manifest_path, manifest)
     try:
         store = open_store(settings)
+        t0 = time.perf_counter()
+        manifest["events_ingested"] = ingest_event_log(settings)
+        step("events", t0)
+
         t0 = time.perf_counter()
         try:
             bundle = (

@@ -12,11 +12,12 @@ import logging
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix, load_npz, save_npz
 
@@ -47,6 +48,12 @@ class ModelBundle:
     titles: pd.Series  # item_id -> title
     user_items: csr_matrix  # training interactions, for excluding seen items
     manifest: dict[str, Any]
+    item_unit: np.ndarray = field(init=False, repr=False)  # unit item vectors (cosine)
+
+    def __post_init__(self) -> None:
+        factors = self.als.item_factors
+        norms = np.linalg.norm(factors, axis=1, keepdims=True)
+        self.item_unit = factors / np.maximum(norms, 1e-9)
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -137,7 +144,7 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
             als=ALSModel.load(directory),
             popularity=PopularityModel.load(directory),
             profile=ProfileModel.load(directory),
-            index=ItemIndex.load(directory / "items.faiss"),
+            index=ItemIndex.load(directory / "items.faiss", manifest.get("index")),
             users=Vocab.from_ids(pd.read_parquet(directory / "users.parquet")["user_id"]),
             items=Vocab.from_ids(items["item_id"]),
             titles=items.set_index("item_id")["title"],

@@ -43,6 +43,21 @@ class Settings(BaseSettings):
     als_alpha: float = Field(2.0, gt=0)
     als_weighting: Literal["binary", "rating"] = "binary"
 
+    # Serving (api/): online-store timeouts and the circuit breaker, freshness, limits.
+    list_ttl_seconds: int = Field(3 * 24 * 3600, ge=1, description="older lists are ignored")
+    redis_timeout_ms: int = Field(100, ge=1, le=60_000)
+    redis_retry_seconds: float = Field(1.0, ge=0, description="breaker: pause after a failure")
+    catalog_refresh_seconds: float = Field(30.0, ge=0.1)
+    model_retry_seconds: float = Field(10.0, ge=0.1)
+    api_keys: SecretStr | None = Field(None, description="comma-separated name:key pairs")
+    rate_limit_per_second: float = Field(0.0, ge=0, description="per API key; 0 = off")
+    rate_limit_burst: int = Field(0, ge=0, description="bucket size; 0 = 2 s of rate")
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    max_event_future_seconds: int = Field(300, ge=0)
+    max_batch_events: int = Field(1000, ge=1, le=100_000)
+    recent_items_max: int = Field(50, ge=1, le=1000)
+    events_dir: Path | None = Field(None, description="default: <feature_repo>/data/events")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "INFO"
@@ -66,6 +81,25 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """Offline tables live inside the Feast repo, as in Feast's own templates."""
         return self.feature_repo / "data"
+
+    @property
+    def event_log_dir(self) -> Path:
+        """The durable offline event log written by ``POST /events`` (JSON lines segments)."""
+        return self.events_dir or self.data_dir / "events"
+
+    def api_key_names(self) -> dict[str, str]:
+        """``{key: name}`` from ``RECO_API_KEYS="web:secret1,ios:secret2"`` (a bare key is named
+        ``key<position>``); empty when authentication is off."""
+        if not self.api_keys:
+            return {}
+        out: dict[str, str] = {}
+        for i, part in enumerate(self.api_keys.get_secret_value().split(",")):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, key = part.partition(":")
+            out[key if sep else name] = name if sep else f"key{i}"
+        return out
 
     @property
     def als_tuning_file(self) -> Path:

@@ -38,3 +38,19 @@ class FeatureRepoNotApplied(RecoError):
 
 class FeatureStoreUnavailable(RecoError):
     """The Feast online store (Redis) did not answer."""
+
+
+class InvalidRequest(RecoError):
+    """A request asks for something that cannot be served (unknown feature, bad rule)."""
+
+
+class ModelNotLoaded(RecoError):
+    """Serving has no usable model (missing or corrupt at start-up)."""
+
+
+class NotFound(RecoError):
+    """A requested resource (an item) does not exist in the served model."""
+
+
+class EventLogUnavailable(RecoError):
+    """Events could not be written durably; they were not accepted."""

@@ -1,32 +1,87 @@
 """FAISS index built around a trained model's item vectors (the real-time retrieval path).
 
 Inner product over ALS item factors ranks items exactly as the model's own score ``u . v``.
+Small catalogs get an exact index (``IndexFlatIP``). Above ``EXACT_MAX_ITEMS`` items an
+inverted-file index (``IndexIVFFlat``, inner product) takes over: its ``nprobe`` is raised until
+recall@100 against exact search reaches the target on sample queries, and the measured recall
+is kept with the index (see :attr:`ItemIndex.info`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
+EXACT_MAX_ITEMS = 20_000
+TARGET_RECALL = 0.95
+RECALL_AT = 100
+
+
+def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each row of ``exact`` found in the same row of ``found``."""
+    hits = [
+        len(set(f[f >= 0].tolist()) & set(e[e >= 0].tolist()))
+        for f, e in zip(found, exact, strict=True)
+    ]
+    return float(np.sum(hits) / max(int((exact >= 0).sum()), 1))
+
 
 class ItemIndex:
-    """Exact inner-product search over item vectors, with per-query exclusions.
+    """Inner-product search over item vectors, with per-query exclusions.
 
     Example: ``ItemIndex.build(item_factors).search(user_vecs, k=10, exclude=[{3}])``.
     """
 
-    def __init__(self, index: faiss.Index) -> None:
+    def __init__(self, index: faiss.Index, info: dict[str, Any] | None = None) -> None:
         self.index = index
+        self.info = info or {"kind": type(index).__name__}
 
     @classmethod
-    def build(cls, item_vectors: np.ndarray) -> ItemIndex:
+    def build(
+        cls,
+        item_vectors: np.ndarray,
+        queries: np.ndarray | None = None,
+        exact_max: int = EXACT_MAX_ITEMS,
+        target_recall: float = TARGET_RECALL,
+        seed: int = 0,
+    ) -> ItemIndex:
+        """Exact for small catalogs; IVF calibrated on ``queries`` (default: item vectors)."""
         vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        return cls(index)
+        n, dim = vectors.shape
+        if n <= exact_max:
+            flat = faiss.IndexFlatIP(dim)
+            flat.add(vectors)
+            return cls(flat, {"kind": "flat", "recall_at_100": 1.0})
+        nlist = int(4 * math.sqrt(n))
+        quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        train = vectors[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
+        ivf.cp.seed = seed
+        ivf.train(train)
+        ivf.add(vectors)
+        q = vectors if queries is None else np.ascontiguousarray(queries, dtype=np.float32)
+        q = q[rng.choice(len(q), size=min(len(q), 500), replace=False)]
+        k = min(RECALL_AT, n)
+        exact = faiss.IndexFlatIP(dim)
+        exact.add(vectors)
+        _, truth = exact.search(q, k)
+        nprobe, recall = 1, 0.0
+        while nprobe <= nlist:
+            ivf.nprobe = nprobe
+            recall = recall_at(ivf.search(q, k)[1], truth)
+            if recall >= target_recall:
+                break
+            nprobe *= 2
+        ivf.nprobe = min(nprobe, nlist)
+        info = {"kind": "ivf", "nlist": nlist, "nprobe": int(ivf.nprobe)}
+        info["recall_at_100"] = round(recall, 4)
+        return cls(ivf, info)
 
     @property
     def size(self) -> int:
@@ -36,19 +91,23 @@ class ItemIndex:
     def dim(self) -> int:
         return int(self.index.d)
 
+    def search_raw(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's top-``k`` (rows, scores) per query; missing results are row -1."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"query dimension {q.shape[1]} != index dimension {self.dim}")
+        scores, rows = self.index.search(q, min(k, self.size))
+        return rows.astype(np.int64), scores
+
     def search(
         self, queries: np.ndarray, k: int, exclude: Sequence[set[int]] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows and scores per query; excluded rows never appear (padded with -1)."""
-        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if q.shape[1] != self.dim:
-            raise ValueError(f"query dimension {q.shape[1]} != index dimension {self.dim}")
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        fetch = min(k + extra, self.size)
-        scores, rows = self.index.search(q, fetch)
-        out_rows = np.full((len(q), k), -1, dtype=np.int64)
-        out_scores = np.full((len(q), k), -np.inf, dtype=np.float32)
-        for i in range(len(q)):
+        rows, scores = self.search_raw(queries, k + extra)
+        out_rows = np.full((len(rows), k), -1, dtype=np.int64)
+        out_scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        for i in range(len(rows)):
             keep = rows[i] >= 0
             if exclude and exclude[i]:
                 keep &= ~np.isin(rows[i], np.fromiter(exclude[i], dtype=np.int64))
@@ -61,5 +120,9 @@ class ItemIndex:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path) -> ItemIndex:
-        return cls(faiss.read_index(str(path)))
+    def load(cls, path: Path, info: dict[str, Any] | None = None) -> ItemIndex:
+        index = faiss.read_index(str(path))
+        info = dict(info or {"kind": "ivf" if hasattr(index, "nprobe") else "flat"})
+        if "nprobe" in info and hasattr(index, "nprobe"):
+            index.nprobe = int(info["nprobe"])
+        return cls(index, info)

@@ -150,6 +150,22 @@ def push_recent_items(
     store.push(EVENTS_PUSH_SOURCE, df, to=PushMode.ONLINE)
 
 
+def push_recent_lists(
+    store: FeatureStore, lists: Mapping[str, Sequence[str]], when: datetime
+) -> None:
+    """Push several users' recent-item lists (newest first) in one Feast push."""
+    if not lists:
+        return
+    df = pd.DataFrame(
+        {
+            "user_id": list(lists),
+            "recent_item_ids": [list(v) for v in lists.values()],
+            "event_timestamp": [when] * len(lists),
+        }
+    )
+    store.push(EVENTS_PUSH_SOURCE, df, to=PushMode.ONLINE)
+
+
 def write_profile(store: FeatureStore, user_id: str, profile: Mapping[str, Any]) -> None:
     """Write one user's profile to the online store (sign-up before the next batch run)."""
     df = pd.DataFrame(

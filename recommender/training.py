@@ -39,12 +39,14 @@ def fit_bundle(
         if name not in feats.columns:
             feats[name] = None
     profile = ProfileModel.fit(feats[list(PROFILE_FIELDS)], als.user_factors)
+    index = ItemIndex.build(als.item_factors, queries=als.user_factors)
+    manifest = {**(manifest or {}), "index": index.info}
     return ModelBundle(
         version=version,
         als=als,
         popularity=PopularityModel().fit(matrix),
         profile=profile,
-        index=ItemIndex.build(als.item_factors),
+        index=index,
         users=users,
         items=items,
         titles=titles,

@@ -1,30 +1,37 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from redis.exceptions import RedisError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import BundleDep, RedisDep
+from api.deps import RuntimeDep
 from api.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:
     """The process is alive."""
     return Health(status="ok")
 
 
-@router.get("/ready", response_model=Ready)
-def ready(bundle: BundleDep, redis: RedisDep, response: Response) -> Ready:
-    """Ready to serve: model loaded and the online store (Redis) reachable."""
-    try:
-        redis_ok = bool(redis.ping())
-        detail = None
-    except RedisError as exc:
-        redis_ok, detail = False, f"redis: {exc}"
-    if not redis_ok:
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
+async def ready(rt: RuntimeDep, response: Response) -> Ready:
+    """Ready when a model is loaded. Redis being down does not make the app unready: it still
+    serves (popularity fallback), and taking every replica out of a load balancer would turn
+    a degraded service into an outage; ``redis`` and ``detail`` report it."""
+    redis_ok = await rt.online.ping() if rt.online is not None else False
+    detail = rt.not_ready or (None if redis_ok else "degraded: redis does not answer")
+    ok = rt.not_ready is None
+    if not ok:
         response.status_code = 503
-    return Ready(ready=redis_ok, model_version=bundle.version, redis=redis_ok, detail=detail)
+    version = rt.bundle.version if rt.bundle is not None else None
+    return Ready(ready=ok, model_version=version, redis=redis_ok, detail=detail)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(rt: RuntimeDep) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,74 +2,90 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
-from api.deps import BundleDep, StoreDep
-from api.schemas import Id, Item, RecommendRequest, RecommendResponse
-from recommender import serving
-from recommender import store as feast_io
-from recommender.artifacts import ModelBundle
-from recommender.serving import Ranked
+from api import render
+from api.deps import FiltersDep, RuntimeDep
+from api.runtime import Runtime
+from api.schemas import Filters, Id, RecommendRequest, RecommendResponse
+from recommender import hybrid, serving
+from recommender.errors import FeatureStoreUnavailable
+from recommender.rules import rules_from
 
 router = APIRouter(tags=["recommendations"])
+DOC = {200: {"model": RecommendResponse}}
 
 
-def _response(
-    bundle: ModelBundle, user_id: str | None, ranked: Ranked, k: int
-) -> RecommendResponse:
-    titles = bundle.titles
-    return RecommendResponse(
-        user_id=user_id,
-        source=ranked.source,  # type: ignore[arg-type]
-        strategy=ranked.strategy,
-        model_version=ranked.model_version,
-        run_id=ranked.run_id,
-        generated_at=ranked.generated_at,
-        items=[
-            Item(item_id=i, title=str(titles.get(i, i)), score=s)
-            for i, s in zip(ranked.item_ids[:k], ranked.scores[:k], strict=True)
-        ],
-        used=ranked.used,
+async def _serve(
+    rt: Runtime,
+    user_id: str | None,
+    k: int,
+    filters: Filters,
+    recent: tuple[str, ...] = (),
+    profile: dict[str, object] | None = None,
+) -> Response:
+    bundle, catalog, online = rt.require()
+    rules = rules_from(
+        bundle.items,
+        catalog,
+        filters.exclude_item_ids,
+        filters.include,
+        filters.exclude,
+        filters.cap,
     )
+    req = hybrid.Request(user_id, k, rules, recent, profile, filters.explain)
+    ctx, down = None, ""
+    if user_id is not None:
+        try:
+            ctx = hybrid.Context.from_views(await online.user_views(user_id))
+        except FeatureStoreUnavailable as exc:
+            down = str(exc)
+    else:
+        ctx = hybrid.Context()
+    now = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    ranked, ages = hybrid.recommend(
+        bundle,
+        catalog,
+        req,
+        ctx,
+        now,
+        timedelta(seconds=rt.settings.list_ttl_seconds),
+        unavailable_reason=down or "online store unavailable",
+    )
+    m = rt.metrics
+    m.path_latency.labels(ranked.source).observe(time.perf_counter() - t0)
+    m.served.labels(ranked.source, ranked.strategy).inc()
+    if down:
+        m.fallbacks.labels("online_store_unavailable").inc()
+    elif ranked.source == "popular":
+        m.fallbacks.labels("nothing_known").inc()
+    for name, age in ages.items():
+        (m.list_age if name == "list" else m.feature_age.labels(name)).observe(age)
+    return render.recommendation(ranked, user_id, rt.titles, ages)
 
 
-@router.get("/recommendations", response_model=RecommendResponse)
-def get_recommendations(
-    bundle: BundleDep,
-    store: StoreDep,
+@router.get("/recommendations", response_class=Response, responses=DOC)
+async def get_recommendations(
+    rt: RuntimeDep,
+    filters: FiltersDep,
     user_id: Annotated[Id, Query(description="Your user id (known or new).")],
     k: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
-) -> RecommendResponse:
-    """Recommendations for a user: the nightly list if there is one, else real time."""
-    row = bundle.users.row(user_id)
-    if row is not None:
-        stored = feast_io.read_precomputed(store, user_id)
-        ranked = (
-            serving.from_precomputed(bundle, stored, k)
-            if stored
-            else serving.known_user(bundle, row, k)
-        )
-        return _response(bundle, user_id, ranked, k)
-    context = feast_io.read_realtime_context(store, user_id)
-    ranked = serving.realtime(bundle, k, context["recent_item_ids"], context["profile"])
-    return _response(bundle, user_id, ranked, k)
+) -> Response:
+    """Recommendations for a user: the nightly list if there is a fresh one and no newer
+    events, else real time; the in-memory popularity list when the online store is down."""
+    return await _serve(rt, user_id, k, filters)
 
 
-@router.post("/recommendations", response_model=RecommendResponse)
-def post_recommendations(
-    bundle: BundleDep, store: StoreDep, body: RecommendRequest
-) -> RecommendResponse:
+@router.post("/recommendations", response_class=Response, responses=DOC)
+async def post_recommendations(rt: RuntimeDep, body: RecommendRequest) -> Response:
     """Real-time recommendations from recent items and/or a profile (new or signed-out user)."""
-    recent = serving.check_items(bundle, body.recent_item_ids)
-    profile = body.profile.model_dump(exclude_none=True) if body.profile else {}
-    row = None
-    if body.user_id is not None:
-        row = bundle.users.row(body.user_id)
-        context = feast_io.read_realtime_context(store, body.user_id)
-        if row is None:  # pushed events count for users the model has not seen
-            recent = list(dict.fromkeys(recent + context["recent_item_ids"]))
-        profile = profile or context["profile"]
-    ranked = serving.realtime(bundle, body.k, recent, profile, user_row=row)
-    return _response(bundle, body.user_id, ranked, body.k)
+    bundle, _, _ = rt.require()
+    recent = tuple(serving.check_items(bundle, body.recent_item_ids))
+    profile = body.profile.model_dump(exclude_none=True) if body.profile else None
+    return await _serve(rt, body.user_id, body.k, body, recent, profile)

@@ -4,7 +4,7 @@ Canonical tables (all ids are strings, all timestamps tz-aware UTC):
 
 * interactions: ``user_id, item_id, rating (float32), event_timestamp``
 * users: ``user_id, age (Int64), gender, occupation, zip_code, event_timestamp``
-* items: ``item_id, title, year (Int64), genres (list[str]), event_timestamp``
+* items: ``item_id, title, year (Int64), genres (list[str]), available (bool), event_timestamp``
 
 Every problem raises :class:`~recommender.errors.InvalidDataset` naming the column, before
 anything is written.
@@ -178,6 +178,19 @@ def _genres(values: pd.Series) -> pd.Series:
     return values.map(split)
 
 
+def _flags(df: pd.DataFrame, table: str, column: str) -> pd.Series:
+    """A boolean column from bools, 0/1 or true/false text; missing values count as True."""
+    text = df[column].map(lambda v: str(v).strip().lower() if v is not None else "")
+    truth = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    bad = text[~text.isin([*truth, "", "nan", "none", "<na>"])]
+    if len(bad):
+        raise InvalidDataset(
+            f"{table}: column {column!r} row {bad.index[0]}: {df[column].loc[bad.index[0]]!r} "
+            "is not a boolean (true/false, 1/0, yes/no)"
+        )
+    return text.map(lambda v: truth.get(v, True)).astype(bool)
+
+
 def canonical_items(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.DataFrame:
     """Coerce an items table (or derive one with ids as titles from interactions)."""
     table = "items"
@@ -186,6 +199,7 @@ def canonical_items(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.D
     out["title"] = titles.fillna(out["item_id"]).astype(str)
     out["year"] = _optional_int(df, table, "year")
     out["genres"] = _genres(df["genres"]) if "genres" in df else [[] for _ in range(len(out))]
+    out["available"] = _flags(df, table, "available") if "available" in df else True
     fallback = first_seen.min() if len(first_seen) else pd.Timestamp.now(tz="UTC")
     out["event_timestamp"] = (
         out["item_id"].map(first_seen).fillna(fallback).astype("datetime64[ns, UTC]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from recommender.config import Settings
-from recommender.errors import ArtifactNotFound, FeatureRepoNotApplied
 from recommender.store import open_store, push_recent_items, write_profile
 from tests.conftest import make_settings
 
@@ -113,19 +114,37 @@ def test_health_and_ready(client: TestClient) -> None:
     assert ready["ready"] is True and ready["redis"] is True and ready["model_version"]
 
 
-def test_app_refuses_to_start_without_a_model(tmp_path: Path, redis_url: str) -> None:
-    settings = make_settings(tmp_path, redis_url)
-    with pytest.raises(ArtifactNotFound), TestClient(create_app(settings)):
-        pass
+def _not_ready(settings: Settings, caplog: pytest.LogCaptureFixture, needle: str) -> None:
+    with caplog.at_level(logging.ERROR), TestClient(create_app(settings)) as c:
+        r = c.get("/ready")
+        assert r.status_code == 503 and r.json()["ready"] is False
+        assert needle in r.json()["detail"]
+        got = c.get("/recommendations", params={"user_id": "a_user0"})
+        assert got.status_code == 503 and "no model loaded" in got.json()["detail"]
+        assert c.get("/health").status_code == 200
+    assert any("NOT READY" in rec.message and needle in rec.message for rec in caplog.records)
 
 
-def test_app_refuses_to_start_when_feast_apply_has_not_run(
-    tmp_path: Path, redis_url: str, trained_repo: Settings
+def test_without_a_model_the_app_is_not_ready(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _not_ready(make_settings(tmp_path, redis_url), caplog, "no model has been published")
+
+
+def test_a_corrupt_model_makes_the_app_not_ready(
+    tmp_path: Path, redis_url: str, trained_repo: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(trained_repo.artifacts_dir, artifacts)
+    version = (artifacts / "models" / "LATEST").read_text().strip()
+    (artifacts / "models" / version / "als.npz").write_bytes(b"garbage")
+    settings = make_settings(tmp_path, redis_url, artifacts_dir=artifacts)
+    _not_ready(settings, caplog, "does not match its checksum")
+
+
+def test_not_ready_when_feast_apply_has_not_run(
+    tmp_path: Path, redis_url: str, trained_repo: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     # a real model, but a fresh repository copy whose registry is empty
     settings = make_settings(tmp_path, redis_url, artifacts_dir=trained_repo.artifacts_dir)
-    with (
-        pytest.raises(FeatureRepoNotApplied, match="run `feast apply`"),
-        TestClient(create_app(settings)),
-    ):
-        pass
+    _not_ready(settings, caplog, "run `feast apply`")

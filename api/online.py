@@ -1,0 +1,132 @@
+"""The API's online-store edge: one HMGET per request on Feast's layout, bounded by timeouts,
+behind a circuit breaker so a slow or dead Redis costs one timeout, not one per request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import pandas as pd
+import redis.asyncio as aredis
+from feast import FeatureStore
+from redis import Redis
+from redis.exceptions import RedisError
+
+from api.metrics import Metrics
+from recommender.config import Settings
+from recommender.errors import FeatureStoreUnavailable
+from recommender.hybrid import RECENT_VIEW, USER_VIEWS
+from recommender.online import FeastLayout, ViewValues
+
+log = logging.getLogger(__name__)
+ITEM_VIEW = "item_metadata"
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class OnlineStore:
+    def __init__(self, settings: Settings, store: FeatureStore, metrics: Metrics) -> None:
+        self.users = FeastLayout.from_store(store, "user_id", USER_VIEWS)
+        self.items = FeastLayout.from_store(store, "item_id", [ITEM_VIEW])
+        self.metrics = metrics
+        self.retry_seconds = settings.redis_retry_seconds
+        timeout = settings.redis_timeout_ms / 1000
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        extra = {"password": password} if password else {}
+        self.client = aredis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, **extra
+        )
+        # Bulk reads (catalog refresh) run in a thread with a longer timeout.
+        self.bulk = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=max(timeout, 5.0),
+            socket_connect_timeout=1.0,
+            **extra,
+        )
+        self._down_until = 0.0
+        self.last_error: str | None = None
+
+    def _tripped(self, op: str, exc: BaseException) -> FeatureStoreUnavailable:
+        self.metrics.redis_errors.labels(op).inc()
+        if self.last_error is None:
+            log.warning("online store unavailable (%s: %s); serving fallbacks", op, exc)
+        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self._down_until = time.monotonic() + self.retry_seconds
+        return FeatureStoreUnavailable(f"online store unavailable ({self.last_error})")
+
+    def _check_breaker(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise FeatureStoreUnavailable(
+                f"online store unavailable ({self.last_error}); retrying within "
+                f"{self.retry_seconds:g} s"
+            )
+
+    def _recovered(self) -> None:
+        if self.last_error is not None:
+            log.info("online store reachable again")
+            self.last_error = None
+
+    async def user_views(self, user_id: str) -> dict[str, ViewValues]:
+        """Every serving view of one user in one round trip."""
+        self._check_breaker()
+        t0 = time.perf_counter()
+        try:
+            raw = await self.client.hmget(self.users.key(user_id), self.users.fields)
+        except FAILURES as exc:
+            raise self._tripped("read_user", exc) from exc
+        finally:
+            self.metrics.redis_latency.labels("read_user").observe(time.perf_counter() - t0)
+        self._recovered()
+        return self.users.decode(raw)
+
+    async def recent_items(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Stored recent items of several users (one pipeline)."""
+        self._check_breaker()
+        t0 = time.perf_counter()
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for u in user_ids:
+                    pipe.hmget(self.users.key(u), self.users.fields)
+                replies = await pipe.execute()
+        except FAILURES as exc:
+            raise self._tripped("read_recent", exc) from exc
+        finally:
+            self.metrics.redis_latency.labels("read_recent").observe(time.perf_counter() - t0)
+        out = {}
+        for u, raw in zip(user_ids, replies, strict=True):
+            view = self.users.decode(raw).get(RECENT_VIEW) or {}
+            out[u] = [str(i) for i in view.get("recent_item_ids") or []]
+        return out
+
+    def item_metadata(self, item_ids: Sequence[str], chunk: int = 5000) -> pd.DataFrame:
+        """Item metadata rows (blocking; run it in a thread). Raises FeatureStoreUnavailable."""
+        t0 = time.perf_counter()
+        rows = []
+        try:
+            for start in range(0, len(item_ids), chunk):
+                ids = item_ids[start : start + chunk]
+                with self.bulk.pipeline(transaction=False) as pipe:
+                    for i in ids:
+                        pipe.hmget(self.items.key(i), self.items.fields)
+                    replies = pipe.execute()
+                for i, raw in zip(ids, replies, strict=True):
+                    values = self.items.decode(raw).get(ITEM_VIEW)
+                    if values:
+                        rows.append({"item_id": i, **values})
+        except FAILURES as exc:
+            self.metrics.redis_errors.labels("read_items").inc()
+            raise FeatureStoreUnavailable(f"online store unavailable ({exc})") from exc
+        finally:
+            self.metrics.redis_latency.labels("read_items").observe(time.perf_counter() - t0)
+        return pd.DataFrame(rows, columns=["item_id", *self.items.views[0].features, "_ts"])
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except FAILURES:
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.bulk.close()

@@ -1,0 +1,49 @@
+"""GET /items/{item_id}/similar: nearest items in the model's vector space, same filters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from api import render
+from api.deps import FiltersDep, RuntimeDep
+from api.schemas import Id, SimilarResponse
+from recommender import serving
+from recommender.errors import NotFound
+from recommender.rules import rules_from
+
+router = APIRouter(tags=["items"])
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_class=Response,
+    responses={200: {"model": SimilarResponse}, 404: {"description": "unknown item"}},
+)
+async def similar_items(
+    rt: RuntimeDep,
+    filters: FiltersDep,
+    item_id: Annotated[Id, Path(description="An item of the model's catalog.")],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Response:
+    """Items most similar to ``item_id`` (cosine of the model's item vectors, FAISS
+    candidates), filtered like recommendations."""
+    bundle, catalog, _ = rt.require()
+    row = bundle.items.row(item_id)
+    if row is None:
+        raise NotFound(f"item {item_id!r} is not in the model's catalog")
+    rules = rules_from(
+        bundle.items,
+        catalog,
+        filters.exclude_item_ids,
+        filters.include,
+        filters.exclude,
+        filters.cap,
+    )
+    ranked = serving.similar_items(bundle, row, k, rules, catalog)
+    if filters.explain:
+        ranked.because = [item_id] * len(ranked.item_ids)
+    rt.metrics.served.labels(ranked.source, ranked.strategy).inc()
+    return render.similar(ranked, item_id, rt.titles)

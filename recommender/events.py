@@ -1,0 +1,94 @@
+"""User events (what ``POST /events`` accepts), without I/O: checks, log records, the new
+recent-items lists to push, and the interactions a nightly run trains on.
+
+Every event type marks the item as seen (it is no longer recommended); ``dislike`` is not a
+positive signal, so it is neither folded in nor trained on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+
+from recommender.errors import InvalidRequest
+
+EVENT_TYPES = ("view", "click", "like", "purchase", "rating", "dislike")
+NEGATIVE = frozenset({"dislike"})
+
+
+@dataclass(frozen=True)
+class Event:
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: datetime | None = None
+    value: float | None = None
+    event_id: str | None = None
+
+
+def check_events(
+    events: Sequence[Event], now: datetime, max_future: timedelta
+) -> list[dict[str, Any]]:
+    """Log records for valid events; raise :class:`InvalidRequest` naming the first bad one."""
+    records = []
+    for pos, ev in enumerate(events):
+        where = f"event {pos}"
+        if ev.event_type not in EVENT_TYPES:
+            raise InvalidRequest(f"{where}: event_type must be one of {', '.join(EVENT_TYPES)}")
+        ts = ev.timestamp or now
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        if ts - now > max_future:
+            raise InvalidRequest(
+                f"{where}: timestamp {ts.isoformat()} is more than "
+                f"{int(max_future.total_seconds())} s in the future"
+            )
+        if ev.event_type == "rating" and ev.value is None:
+            raise InvalidRequest(f"{where}: a rating event needs a value")
+        records.append(
+            {
+                "event_id": ev.event_id or uuid.uuid4().hex,
+                "user_id": ev.user_id,
+                "item_id": ev.item_id,
+                "event_type": ev.event_type,
+                "value": ev.value,
+                "event_timestamp": ts.astimezone(timezone.utc),
+                "received_at": now,
+            }
+        )
+    return records
+
+
+def merge_recent(
+    current: Mapping[str, Sequence[str]], records: Sequence[Mapping[str, Any]], limit: int
+) -> dict[str, list[str]]:
+    """Per user: the new items first (newest event first), then the stored ones, deduplicated
+    and cut to ``limit``."""
+    by_user: dict[str, list[tuple[datetime, str]]] = {}
+    for r in records:
+        by_user.setdefault(r["user_id"], []).append((r["event_timestamp"], r["item_id"]))
+    out = {}
+    for user, pairs in by_user.items():
+        newest = [item for _, item in sorted(pairs, key=lambda p: p[0], reverse=True)]
+        out[user] = list(dict.fromkeys([*newest, *current.get(user, [])]))[:limit]
+    return out
+
+
+def events_to_interactions(events: pd.DataFrame) -> pd.DataFrame:
+    """Logged events as raw interactions (``user_id, item_id, rating, timestamp``) for the
+    canonical interactions table: ratings keep their value, other positive events weigh 1."""
+    positive = events[~events["event_type"].isin(NEGATIVE)]
+    rating = positive["value"].where(positive["event_type"] == "rating", 1.0)
+    return pd.DataFrame(
+        {
+            "user_id": positive["user_id"].astype(str),
+            "item_id": positive["item_id"].astype(str),
+            "rating": rating.fillna(1.0).astype("float32"),
+            "timestamp": positive["event_timestamp"],
+        }
+    ).reset_index(drop=True)
