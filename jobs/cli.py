@@ -27,6 +27,8 @@ data_app = typer.Typer(
     help="Fetch or ingest data into the Feast repository's tables.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+items_app = typer.Typer(help="Catalog operations.", no_args_is_help=True)
+app.add_typer(items_app, name="items")
 log = logging.getLogger("reco")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -208,6 +210,21 @@ def evaluate(
     key = "ndcg@10" if 10 in summary["ks"] else f"ndcg@{summary['ks'][0]}"
     ndcg = {n: round(r["metrics"][key], 4) for n, r in summary["models"].items()}
     typer.echo(json.dumps({"report": str(path), key: ndcg}))
+
+
+@items_app.command("availability")
+@_clean_errors
+def items_availability(
+    item_ids: Annotated[list[str], typer.Argument(help="Item ids to change.")],
+    available: Annotated[
+        bool, typer.Option("--available/--unavailable", help="Recommendable or not.")
+    ] = False,
+) -> None:
+    """Mark items unavailable (never recommended) or available again, offline and online."""
+    from jobs.catalog import set_availability
+
+    changed = set_availability(_settings(), item_ids, available)
+    typer.echo(json.dumps({"changed": changed, "available": available}))
 
 
 @app.command()

@@ -112,7 +112,7 @@ def popular(
 ) -> Ranked:
     """The most popular items of the training data that pass the rules, minus ``exclude``."""
     rules, catalog = _defaults(bundle, rules, catalog)
-    rules = rules.with_excluded(exclude or ())
+    rules = rules.with_excluded(exclude if exclude is not None else ())
     order, item_scores = bundle.popularity.ranking, bundle.popularity.item_scores
 
     def fetch(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,15 +213,26 @@ def from_precomputed(
     raw_scores = [float(s) for s in stored.get("scores") or []][: len(rows)]
     scores = np.zeros(len(rows), dtype=np.float32)
     scores[: len(raw_scores)] = raw_scores
-    rows, scores = select(rows, scores, rules, catalog, k)
-    ranked = _ranked(bundle, rows, scores, "precomputed", "nightly_list")
-    if len(rows) < k and user_row is not None:
-        more = known_user(bundle, user_row, k - len(rows), rules.with_excluded(rows), catalog)
-        ranked.item_ids += more.item_ids
-        ranked.scores += more.scores
-        ranked.rows = np.concatenate([rows, more.rows])
-        ranked.strategy = "nightly_list+user_vector"
-        ranked.used = {"topped_up": [str(len(more.item_ids))]}
+    got, got_scores = select(rows, scores, rules, catalog, k)
+    ranked = _ranked(bundle, got, got_scores, "precomputed", "nightly_list")
+    if len(got) < k and user_row is not None:
+        # One selection over the stored list followed by the user's FAISS neighbours, so
+        # per-category caps count both parts.
+        user_rules = rules.with_excluded(seen_rows(bundle, user_row))
+        vector = bundle.als.user_factors[user_row][None, :]
+
+        def fetch(m: int) -> tuple[np.ndarray, np.ndarray]:
+            more, more_scores = bundle.index.search_raw(vector, m)
+            fresh = ~np.isin(more[0], rows)
+            return (
+                np.concatenate([rows, more[0][fresh]]),
+                np.concatenate([scores, more_scores[0][fresh]]),
+            )
+
+        all_rows, all_scores = fill(fetch, user_rules, catalog, k, bundle.index.size)
+        added = len(all_rows) - int(np.isin(all_rows, rows).sum())
+        ranked = _ranked(bundle, all_rows, all_scores, "precomputed", "nightly_list+user_vector")
+        ranked.used = {"topped_up": [str(added)]}
     ranked.model_version = str(stored.get("model_version") or bundle.version)
     ranked.generated_at = stored.get("generated_at")
     ranked.run_id = stored.get("run_id")

@@ -35,7 +35,8 @@ def synthetic_tables(
                     "item_id": item,
                     "title": f"{spec['genre']} film {g.upper()}{j}",
                     "year": 2000 + j,
-                    "genres": spec["genre"],
+                    # every fourth film is also a comedy: a second, shared genre for filters
+                    "genres": spec["genre"] + ("|Comedy" if j % 4 == 0 else ""),
                 }
             )
         for u in range(users_per_group):

@@ -66,3 +66,35 @@ def test_failed_run_is_recorded_in_its_manifest(tmp_path, redis_url: str) -> Non
     manifest = json.loads(manifest_path.read_text())
     assert manifest["status"] == "failed" and "InvalidDataset" in manifest["error"]
     assert manifest["finished_at"]
+
+
+def test_logged_events_are_trained_on_once(tmp_path, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timedelta, timezone
+
+    from recommender.data.tables import build_tables, read_table, write_tables
+    from recommender.eventlog import EventLog
+    from recommender.events import Event, check_events
+    from tests.conftest import feast_apply, make_settings
+    from tests.synthetic import synthetic_tables
+
+    settings = make_settings(tmp_path, redis_url)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
+    feast_apply(settings)
+    now = datetime.now(timezone.utc)
+    events = [Event("ev_user", f"b{j}", "like", now - timedelta(hours=1)) for j in range(6)]
+    events.append(Event("ev_user", "a1", "dislike", now - timedelta(hours=1)))
+    EventLog(settings.event_log_dir).append(check_events(events, now, timedelta(0)))
+    try:
+        first = run_nightly(settings, retrain=True)
+        assert first["events_ingested"] == 7
+        bundle = load_bundle(settings.artifacts_dir)
+        row = bundle.users.row("ev_user")
+        assert row is not None  # the logged user is now a known user with a nightly list
+        assert set(bundle.items.ids[bundle.user_items[row].indices]) == {f"b{j}" for j in range(6)}
+        stored = read_precomputed(open_store(settings), "ev_user")
+        assert stored and all(i.startswith("b") for i in stored["item_ids"][:5])
+        count = len(read_table(settings.data_dir, "interactions"))
+        assert run_nightly(settings)["events_ingested"] == 0
+        assert len(read_table(settings.data_dir, "interactions")) == count
+    finally:
+        open_store(settings).teardown()

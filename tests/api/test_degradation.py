@@ -1,0 +1,202 @@
+"""Redis slow, stopped and restarted under load: the API answers 200 throughout, flags the
+popularity fallback with its reason, and recovers by itself. Uses a redis-server of its own on
+another port (really paused, shut down and started again) and a real uvicorn process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from jobs.nightly import run_nightly
+from recommender.config import Settings
+from recommender.data.tables import build_tables, write_tables
+from tests.conftest import ROOT, feast_apply, make_settings
+from tests.synthetic import synthetic_tables
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OwnRedis:
+    def __init__(self, directory: Path) -> None:
+        self.port, self.directory = free_port(), directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--dbfilename",
+                "dump.rdb",
+                "--enable-debug-command",
+                "local",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:  # keeps the data on disk for the restart
+        try:
+            redis.Redis(port=self.port).shutdown(save=True)
+        except redis.ConnectionError:
+            pass
+        assert self.proc is not None
+        self.proc.wait(10)
+
+    def pause(self, seconds: float) -> None:
+        redis.Redis(port=self.port, socket_timeout=seconds + 5).execute_command(
+            "DEBUG", "SLEEP", seconds
+        )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[OwnRedis, str]]:
+    own = OwnRedis(tmp_path)
+    own.start()
+    settings: Settings = make_settings(tmp_path, own.url)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
+    feast_apply(settings)
+    run_nightly(settings, retrain=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "RECO_REDIS_URL": own.url,
+        "RECO_FEAST_PROJECT": settings.feast_project,
+        "RECO_FEATURE_REPO": str(settings.feature_repo),
+        "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "RECO_REDIS_TIMEOUT_MS": "100",
+        "RECO_REDIS_RETRY_SECONDS": "0.5",
+    }
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.main:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the API did not become ready")
+        yield own, base
+    finally:
+        api.terminate()
+        api.wait(10)
+        if own.proc and own.proc.poll() is None:
+            own.proc.terminate()
+            own.proc.wait(10)
+
+
+def test_redis_slow_stopped_and_restarted_under_load(served: tuple[OwnRedis, str]) -> None:
+    own, base = served
+    log: list[tuple[float, int, str, str, float]] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(base_url=base, timeout=5) as c:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    r = c.get("/recommendations", params={"user_id": f"a_user{(n + worker) % 30}"})
+                except httpx.TransportError as exc:  # counted as a failure, like a 5xx
+                    log.append((time.time(), 599, "", repr(exc), time.perf_counter() - t0))
+                    continue
+                body = r.json() if r.status_code == 200 else {}
+                log.append(
+                    (
+                        time.time(),
+                        r.status_code,
+                        body.get("source", ""),
+                        body.get("reason") or "",
+                        time.perf_counter() - t0,
+                    )
+                )
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    slow_at = time.time()
+    own.pause(1.0)  # Redis answers nothing for a second (requests time out at 100 ms)
+    time.sleep(0.5)
+    down_at = time.time()
+    own.stop()
+    time.sleep(0.3)
+    ready = httpx.get(f"{base}/ready", timeout=5).json()
+    time.sleep(1.5)
+    own.start()
+    up_at = time.time()
+    time.sleep(2.5)
+    stop.set()
+    for t in threads:
+        t.join()
+
+    assert [s for _, s, *_ in log if s >= 500] == [], "no 5xx, ever"
+    assert all(s == 200 for _, s, *_ in log)
+    slow = [e for e in log if slow_at < e[0] < slow_at + 1.0]
+    assert any(src == "popular" and "TimeoutError" in why for _, _, src, why, _ in slow)
+    assert max(e[4] for e in slow) < 0.9, "a paused Redis costs a timeout, not the pause"
+    down = [e for e in log if down_at + 0.2 < e[0] < up_at]
+    assert down and all(src == "popular" for _, _, src, _, _ in down)
+    assert all("online store unavailable" in why for _, _, _, why, _ in down)
+    assert ready["ready"] is True and ready["redis"] is False
+    recovered = [e for e in log if e[0] > up_at + 1.5]
+    assert recovered and all(src == "precomputed" for _, _, src, _, _ in recovered)
