@@ -27,7 +27,9 @@ def _filters(
     ] = None,
     cap: Annotated[
         str | None,
-        Query(max_length=100, pattern=r"^[^:]+:[0-9]{1,3}$", description="feature:N per value"),
+        Query(
+            max_length=100, pattern=r"^[^:]+:[1-9][0-9]{0,2}$", description="feature:N per value"
+        ),
     ] = None,
     explain: Annotated[bool, Query(description="add 'because you liked' reasons")] = False,
 ) -> Filters:

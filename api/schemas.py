@@ -40,9 +40,9 @@ class Filters(BaseModel):
         default_factory=list, max_length=50, description="feature:value, e.g. genres:Comedy"
     )
     exclude: list[FeatureValue] = Field(default_factory=list, max_length=50)
-    cap: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^:]+:[0-9]{1,3}$")] | None = (
-        Field(None, description="feature:N - at most N items per value, e.g. genres:2")
-    )
+    cap: (
+        Annotated[str, StringConstraints(max_length=100, pattern=r"^[^:]+:[1-9][0-9]{0,2}$")] | None
+    ) = Field(None, description="feature:N - at most N items per value, e.g. genres:2")
     explain: bool = Field(False, description="add 'because you liked <title>' reasons")
 
 
@@ -122,3 +122,16 @@ class Ready(BaseModel):
     model_version: str | None
     redis: bool
     detail: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+# Answers every protected route can give besides its own (documented in the OpenAPI schema).
+COMMON_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorDetail, "description": "missing or invalid X-API-Key (keys configured)"},
+    413: {"model": ErrorDetail, "description": "request body over RECO_MAX_BODY_BYTES"},
+    429: {"model": ErrorDetail, "description": "rate limit; see the Retry-After header"},
+    503: {"model": ErrorDetail, "description": "no model loaded yet, or the event log failed"},
+}

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from api.deps import RuntimeDep
 from api.runtime import Runtime
-from api.schemas import EventAck, EventBatch, EventIn
+from api.schemas import COMMON_ERRORS, EventAck, EventBatch, EventIn
 from recommender import serving
 from recommender.errors import (
     EventLogUnavailable,
@@ -22,7 +22,7 @@ from recommender.errors import (
 from recommender.events import Event, check_events, merge_recent
 from recommender.store import push_recent_lists
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=COMMON_ERRORS)
 log = logging.getLogger(__name__)
 
 

@@ -9,12 +9,12 @@ from fastapi.responses import Response
 
 from api import render
 from api.deps import FiltersDep, RuntimeDep
-from api.schemas import Id, SimilarResponse
+from api.schemas import COMMON_ERRORS, Id, SimilarResponse
 from recommender import serving
 from recommender.errors import NotFound
 from recommender.rules import rules_from
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], responses=COMMON_ERRORS)
 
 
 @router.get(

@@ -12,12 +12,12 @@ from fastapi.responses import Response
 from api import render
 from api.deps import FiltersDep, RuntimeDep
 from api.runtime import Runtime
-from api.schemas import Filters, Id, RecommendRequest, RecommendResponse
+from api.schemas import COMMON_ERRORS, Filters, Id, RecommendRequest, RecommendResponse
 from recommender import hybrid, serving
 from recommender.errors import FeatureStoreUnavailable
 from recommender.rules import rules_from
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], responses=COMMON_ERRORS)
 DOC = {200: {"model": RecommendResponse}}
 
 
