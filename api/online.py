@@ -19,6 +19,7 @@ from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
 from recommender.hybrid import RECENT_VIEW, USER_VIEWS
 from recommender.online import FeastLayout, ViewValues
+from recommender.store import CATALOG_VERSION_KEY
 
 log = logging.getLogger(__name__)
 ITEM_VIEW = "item_metadata"
@@ -28,7 +29,9 @@ FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 class OnlineStore:
     def __init__(self, settings: Settings, store: FeatureStore, metrics: Metrics) -> None:
         self.users = FeastLayout.from_store(store, "user_id", USER_VIEWS)
-        self.items = FeastLayout.from_store(store, "item_id", [ITEM_VIEW])
+        # titles come from the model bundle; every other item feature may be a filter
+        self.items = FeastLayout.from_store(store, "item_id", [ITEM_VIEW], exclude=("title",))
+        self.version_key = CATALOG_VERSION_KEY.format(project=store.project)
         self.metrics = metrics
         self.retry_seconds = settings.redis_retry_seconds
         timeout = settings.redis_timeout_ms / 1000
@@ -120,6 +123,14 @@ class OnlineStore:
         finally:
             self.metrics.redis_latency.labels("read_items").observe(time.perf_counter() - t0)
         return pd.DataFrame(rows, columns=["item_id", *self.items.views[0].features, "_ts"])
+
+    async def catalog_version(self) -> int | None:
+        """The counter bumped by catalog changes, or None when Redis does not answer."""
+        try:
+            raw = await self.client.get(self.version_key)
+        except FAILURES:
+            return None
+        return int(raw or 0)
 
     async def ping(self) -> bool:
         try:

@@ -94,14 +94,23 @@ class Runtime:
         return self.bundle, self.catalog, self.online
 
     async def background(self) -> None:
-        """Retry loading until ready, then refresh the catalog periodically."""
+        """Retry loading until ready. Then poll the catalog version (one GET per
+        ``catalog_poll_seconds``) and re-read item metadata when it changed, or anyway every
+        ``catalog_refresh_seconds`` (changes written without bumping the version)."""
+        s = self.settings
+        version = await self.online.catalog_version() if self.online else None
         while True:
-            if self.bundle is None:
-                await asyncio.sleep(self.settings.model_retry_seconds)
+            if self.bundle is None or self.online is None:
+                await asyncio.sleep(s.model_retry_seconds)
                 await anyio.to_thread.run_sync(self.load)
-            else:
-                await asyncio.sleep(self.settings.catalog_refresh_seconds)
+                version = await self.online.catalog_version() if self.online else None
+                continue
+            await asyncio.sleep(s.catalog_poll_seconds)
+            current = await self.online.catalog_version()
+            stale = time.time() - self.catalog_refreshed > s.catalog_refresh_seconds
+            if (current is not None and current != version) or stale:
                 await anyio.to_thread.run_sync(self.refresh_catalog)
+                version = current
             if self.catalog_refreshed:
                 self.metrics.catalog_age.set(time.time() - self.catalog_refreshed)
 

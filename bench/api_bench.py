@@ -1,15 +1,18 @@
 """HTTP benchmark of the serving paths with wrk on loopback (not part of the tests).
 
-Sets up ML-100K in a temporary Feast project (never touching a running demo), starts uvicorn
-with one worker, and drives three routes of the same app for the same duration:
+Builds a synthetic catalog (default 10k users x 50k items, ~0.5M interactions) in a temporary
+Feast project (never touching a running demo), trains and runs the nightly job through the real
+code, starts uvicorn with one worker, and measures in one run:
 
-* warm: ``GET /recommendations`` for known users (precomputed list from Redis through Feast)
-* cold: ``POST /recommendations`` with three recent items (fold-in + FAISS, real time)
-* constant: a constant-JSON route in the same app and server
+* constant: ``GET /constant``, constant JSON from the same app, middleware and server;
+* warm: ``GET /recommendations`` for known users (stored list, one Redis HMGET);
+* cold: ``POST /recommendations`` for a new user id with three recent items (Redis read,
+  ALS fold-in, IVF search over the catalog);
+* warm and cold again, paced at half of their maximum throughput, for p99;
+* events: ``POST /events`` and ``POST /events/batch`` (10 per request), acknowledged vs stored.
 
-Usage: ``.venv/bin/python -m bench.api_bench [--duration 10] [--connections 8]``.
-Prints p50/p99 latency, req/s and the ratios, and writes bench/results/api.json and
-docs/benchmarks.md.
+Usage: ``.venv/bin/python -m bench.api_bench [--duration 10] [--users 10000] [--items 50000]
+[--profile]``. Writes bench/results/api.json and the section in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import json
 import logging
 import os
 import platform
-import re
 import shutil
 import socket
 import subprocess
@@ -31,28 +33,13 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- api-bench:start -->", "<!-- api-bench:end -->"
-log = logging.getLogger("bench")
+import numpy as np
 
-WARM_LUA = """
-local users = {}
-for i = 1, 943 do users[i] = tostring(i) end
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/recommendations?k=10&user_id=" .. users[(n % 943) + 1])
-end
-"""
-COLD_LUA = """
-local n = 0
-request = function()
-  n = n + 1
-  local a, b, c = (n % 1682) + 1, ((n * 7) % 1682) + 1, ((n * 13) % 1682) + 1
-  local body = string.format('{"k":10,"recent_item_ids":["%d","%d","%d"]}', a, b, c)
-  return wrk.format("POST", "/recommendations", {["Content-Type"] = "application/json"}, body)
-end
-"""
+from bench import wrk
+from bench.report import write_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench")
 
 
 def _free_port() -> int:
@@ -61,81 +48,160 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _setup(env: dict[str, str]) -> None:
-    bin_dir = Path(sys.executable).parent
-    env = {**env, "PATH": f"{bin_dir}:{env.get('PATH', '')}"}
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "pipeline.sh")],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+def _lua_list(name: str, values: list[str]) -> str:
+    return f"local {name} = {{" + ",".join(f'"{v}"' for v in values) + "}\n"
 
 
-def _wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"server at {url} did not become ready")
-
-
-def _to_ms(value: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", value)
-    if not m:
-        raise ValueError(value)
-    number, unit = float(m.group(1)), m.group(2)
-    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
-
-
-def run_wrk(url: str, lua: str | None, duration: int, connections: int) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(lua or "")
-    if lua:
-        cmd[1:1] = ["-s", fh.name]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    os.unlink(fh.name)
-    pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)", out, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+def scripts(users: list[str], items: list[str]) -> dict[str, str]:
+    head = _lua_list("users", users) + _lua_list("items", items) + "local n = 0\n"
+    pick = "items[(n * {m} % #items) + 1]"
     return {
-        "p50_ms": _to_ms(pct["50"]),
-        "p99_ms": _to_ms(pct["99"]),
-        "rps": rps,
-        "non_2xx": int(errors.group(1)) if errors else 0,
+        "warm": head
+        + """request = function()
+  n = n + 1
+  return wrk.format("GET", "/recommendations?k=10&user_id=" .. users[(n % #users) + 1])
+end
+""",
+        "cold": head
+        + f"""request = function()
+  n = n + 1
+  local body = string.format('{{"k":10,"user_id":"new%d","recent_item_ids":["%s","%s","%s"]}}',
+    n, {pick.format(m=1)}, {pick.format(m=7)}, {pick.format(m=13)})
+  return wrk.format("POST", "/recommendations", {{["Content-Type"] = "application/json"}}, body)
+end
+""",
+        "event": head
+        + f"""request = function()
+  n = n + 1
+  local body = string.format('{{"user_id":"ev%d","item_id":"%s","event_type":"click"}}',
+    n % 5000, {pick.format(m=3)})
+  return wrk.format("POST", "/events", {{["Content-Type"] = "application/json"}}, body)
+end
+""",
+        "batch": head
+        + """request = function()
+  n = n + 1
+  local parts = {}
+  for j = 1, 10 do
+    parts[j] = string.format('{"user_id":"eb%d","item_id":"%s","event_type":"view"}',
+      (n * 10 + j) % 5000, items[((n * 10 + j) * 11 % #items) + 1])
+  end
+  local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
+  return wrk.format("POST", "/events/batch", {["Content-Type"] = "application/json"}, body)
+end
+""",
     }
+
+
+def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from jobs.nightly import run_nightly
+    from recommender.config import Settings
+    from recommender.data.synthetic import synthetic_catalog
+    from recommender.data.tables import build_tables, write_tables
+
+    repo = work / "feature_repo"
+    repo.mkdir(parents=True)
+    for name in ("feature_store.yaml", "definitions.py", ".feastignore"):
+        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    settings = Settings(
+        feast_project=project,
+        feature_repo=repo,
+        artifacts_dir=work / "artifacts",
+        cache_dir=ROOT / ".cache",
+        redis_url=os.environ.get("RECO_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+    timings = {}
+    t0 = time.perf_counter()
+    raw = synthetic_catalog(args.users, args.items, args.interactions, days=14, seed=1)
+    write_tables(build_tables(*raw), settings.data_dir)
+    timings["data_s"] = time.perf_counter() - t0
+    feast = Path(sys.executable).with_name("feast")
+    env = {**os.environ, **settings.feast_env()}
+    subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
+    t0 = time.perf_counter()
+    manifest = run_nightly(settings, retrain=True)
+    timings["train_and_nightly_s"] = time.perf_counter() - t0
+    timings["nightly_phases_s"] = manifest["durations_s"]
+    return settings, timings
+
+
+def profile(pid: int, seconds: int, url: str, lua: str) -> list[tuple[str, float]]:
+    """py-spy samples of the server during a warm load; share of samples by leaf frame."""
+    if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
+        return []
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = Path(tempfile.mkdtemp()) / "raw.txt"
+    proc = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+            "--rate",
+            "200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wrk.run(url, lua, seconds, 8)
+    proc.wait(60)
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines() if out.exists() else []:
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        # attribute samples to the first frame of our code or of a library, innermost first
+        leaf = frames[-1]
+        counts[leaf] = counts.get(leaf, 0) + int(n)
+    total = sum(counts.values()) or 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:15]
+    return [(frame, round(100 * n / total, 1)) for frame, n in top]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--interactions", type=int, default=500_000)
+    parser.add_argument("--profile", action="store_true", help="py-spy the warm path")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
+    from recommender.artifacts import load_bundle
+    from recommender.eventlog import read_events
+    from recommender.store import open_store
 
     work = Path(tempfile.mkdtemp(prefix="reco-bench-"))
-    repo = work / "feature_repo"
-    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data"))
+    project = f"bench_{uuid.uuid4().hex[:8]}"
+    log.info(
+        "setting up %d users x %d items in %s (project %s)", args.users, args.items, work, project
+    )
+    settings, timings = setup(work, project, args)
+    bundle = load_bundle(settings.artifacts_dir)
+    rng = np.random.default_rng(0)
+    lua = scripts(
+        rng.choice(bundle.users.ids, 5000).tolist(), rng.choice(bundle.items.ids, 3000).tolist()
+    )
+    events_dir = work / "events"
     port = _free_port()
     env = {
         **os.environ,
-        "RECO_FEAST_PROJECT": f"bench_{uuid.uuid4().hex[:8]}",
-        "RECO_FEATURE_REPO": str(repo),
-        "RECO_ARTIFACTS_DIR": str(work / "artifacts"),
-        "RECO_CACHE_DIR": str(ROOT / ".cache"),
+        "RECO_FEAST_PROJECT": project,
+        "RECO_FEATURE_REPO": str(settings.feature_repo),
+        "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "RECO_EVENTS_DIR": str(events_dir),
         "RECO_LOG_LEVEL": "WARNING",
         "OPENBLAS_NUM_THREADS": "1",
     }
-    log.info("setting up ML-100K in %s (project %s)", work, env["RECO_FEAST_PROJECT"])
-    _setup(env)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -157,81 +223,75 @@ def main() -> None:
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    results: dict[str, dict[str, float]] = {}
+    r: dict[str, dict[str, float]] = {}
+    top: list[tuple[str, float]] = []
     try:
-        _wait_ready(f"{base}/ready")
-        for name, path, lua in (
-            ("constant", "/constant", None),
-            ("warm", "/recommendations", WARM_LUA),
-            ("cold", "/recommendations", COLD_LUA),
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        d, c = args.duration, args.connections
+        for name, path, script in (
+            ("constant", "/constant", ""),
+            ("warm", "/recommendations", lua["warm"]),
+            ("cold", "/recommendations", lua["cold"]),
         ):
-            run_wrk(base + path, lua, 2, args.connections)  # warm-up
-            results[name] = run_wrk(base + path, lua, args.duration, args.connections)
-            log.info("%-8s %s", name, results[name])
+            wrk.run(base + path, script, 2, c)  # warm-up
+            r[name] = wrk.run(base + path, script, d, c)
+            log.info("%-14s %s", name, r[name])
+        for name in ("warm", "cold"):
+            r[f"{name}_half"] = wrk.run(
+                base + "/recommendations", lua[name], d, c, rate=r[name]["rps"] / 2
+            )
+            log.info("%-14s %s", f"{name}_half", r[f"{name}_half"])
+        for name, per in (("event", 1), ("batch", 10)):
+            r[f"events_{name}"] = wrk.run(base + "/events", lua[name], d, c)
+            r[f"events_{name}"]["events_acked"] = (
+                r[f"events_{name}"]["requests"] - r[f"events_{name}"]["non_2xx"]
+            ) * per
+            log.info("%-14s %s", f"events_{name}", r[f"events_{name}"])
+        if args.profile:
+            top = profile(server.pid, 8, base + "/recommendations", lua["warm"])
     finally:
         server.terminate()
         server.wait(timeout=30)
-        from recommender.config import Settings
-        from recommender.store import open_store
+    stored = len(read_events(events_dir))
+    acked = r["events_event"]["events_acked"] + r["events_batch"]["events_acked"]
+    open_store(settings).teardown()
+    shutil.rmtree(work, ignore_errors=True)
 
-        open_store(Settings(feast_project=env["RECO_FEAST_PROJECT"], feature_repo=repo)).teardown()
-        shutil.rmtree(work, ignore_errors=True)
-
-    ratios = {
-        "warm_over_constant_rps": results["warm"]["rps"] / results["constant"]["rps"],
-        "cold_over_warm_rps": results["cold"]["rps"] / results["warm"]["rps"],
+    out = {
+        "meta": {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+            f"{platform.python_version()}",
+            "command": f"python -m bench.api_bench --duration {args.duration} --users "
+            f"{args.users} --items {args.items} --interactions {args.interactions}"
+            + (" --profile" if args.profile else ""),
+            "catalog": {"users": len(bundle.users), "items": len(bundle.items)},
+            "index": bundle.index.info,
+            "setup": timings,
+            "wrk": f"1 thread, {args.connections} connections, {args.duration}s per run after a "
+            "2s warm-up; uvicorn 1 worker; server and wrk share the machine",
+        },
+        "results": r,
+        "events": {"acknowledged": acked, "stored": stored, "lost": max(0, acked - stored)},
+        "ratios": {
+            "warm_over_constant_rps": r["warm"]["rps"] / r["constant"]["rps"],
+            "cold_over_warm_rps": r["cold"]["rps"] / r["warm"]["rps"],
+        },
+        "profile_warm": top,
     }
-    meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}",
-        "command": f"python -m bench.api_bench --duration {args.duration} "
-        f"--connections {args.connections}",
-        "wrk": f"1 thread, {args.connections} connections, {args.duration}s per route, "
-        "after a 2s warm-up; uvicorn 1 worker",
-    }
-    out = {"meta": meta, "results": results, "ratios": ratios}
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "api.json").write_text(json.dumps(out, indent=2))
-    _write_markdown(out)
-    log.info("ratios: %s", {k: round(v, 3) for k, v in ratios.items()})
-
-
-def _write_markdown(out: dict) -> None:
-    r, m = out["results"], out["meta"]
-    rows = "\n".join(
-        f"| {name} | {r[name]['p50_ms']:.2f} | {r[name]['p99_ms']:.2f} | {r[name]['rps']:.0f} "
-        f"| {r[name]['non_2xx']} |"
-        for name in ("constant", "warm", "cold")
-    )
-    section = f"""{START}
-## API serving paths (ML-100K, loopback, wrk)
-
-Command: `{m["command"]}` — {m["wrk"]}. Machine: {m["machine"]}, shared and noisy;
-measured {m["date"]}. Server and load generator share the two cores.
-
-| route | p50 ms | p99 ms | req/s | non-2xx |
-|---|---|---|---|---|
-{rows}
-
-Ratios (same run): warm / constant throughput = **{out["ratios"]["warm_over_constant_rps"]:.2f}**,
-cold / warm throughput = **{out["ratios"]["cold_over_warm_rps"]:.2f}**.
-
-* constant: `GET /constant`, a constant JSON body from the same app (bench/app.py).
-* warm: `GET /recommendations?user_id=<1..943>&k=10`, precomputed list read from Redis through
-  Feast's `get_online_features` (feature service `serving_precomputed_v1`).
-* cold: `POST /recommendations` with three recent item ids: ALS fold-in + exact FAISS search
-  over 1,682 items.
-{END}"""
-    path = ROOT / "docs" / "benchmarks.md"
-    path.parent.mkdir(exist_ok=True)
-    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if START in old and END in old:  # replace only this script's section, keep the notes
-        head, rest = old.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    (ROOT / "bench" / "results" / "api.json").write_text(json.dumps(out, indent=2, default=str))
+    write_markdown(out, ROOT / "docs" / "benchmarks.md")
+    log.info("ratios %s; events %s", out["ratios"], out["events"])
 
 
 if __name__ == "__main__":

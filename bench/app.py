@@ -14,7 +14,7 @@ def create_bench_app() -> FastAPI:
     app = create_app()
 
     @app.get("/constant")
-    def constant() -> dict:
+    async def constant() -> dict:
         """Constant JSON: the floor of what this app and server can do per request."""
         return CONSTANT
 

@@ -1,5 +1,5 @@
 """Catalog operations: mark items (un)available in the offline items table and the online
-store at once; the API picks the change up at its next catalog refresh."""
+store at once, and bump the catalog version so running APIs re-read item metadata."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from recommender.config import Settings
 from recommender.data.tables import read_table, write_tables
 from recommender.errors import InvalidDataset
-from recommender.store import open_store
+from recommender.store import bump_catalog_version, open_store
 
 log = logging.getLogger(__name__)
 ONLINE_COLUMNS = ["item_id", "title", "year", "genres", "available", "event_timestamp"]
@@ -30,5 +30,6 @@ def set_availability(settings: Settings, item_ids: Sequence[str], available: boo
     store = open_store(settings)  # fail before writing if the repo is not usable
     write_tables({"items": items}, settings.data_dir)
     store.write_to_online_store("item_metadata", items.loc[chosen, ONLINE_COLUMNS])
+    bump_catalog_version(settings)
     log.info("marked %d item(s) available=%s", int(chosen.sum()), available)
     return int(chosen.sum())

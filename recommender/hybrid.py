@@ -98,7 +98,7 @@ def recommend(
         exclude = np.concatenate([serving.seen_rows(bundle, row), request_rows])
         ranked = serving.popular(bundle, req.k, exclude, req.rules, catalog)
         ranked.reason = unavailable_reason
-        _explain(bundle, req, ranked, exclude)
+        _explain(bundle, req, ranked, row, request_rows)
         return ranked, {}
     recent = list(dict.fromkeys([*req.recent_item_ids, *ctx.recent_item_ids]))
     recent_rows = bundle.items.rows(recent)
@@ -114,7 +114,7 @@ def recommend(
             "generated_at": ctx.list_ts,
         }
         ranked = serving.from_precomputed(bundle, stored, req.k, rules, catalog, user_row=row)
-        _explain(bundle, req, ranked, np.concatenate([serving.seen_rows(bundle, row), recent_rows]))
+        _explain(bundle, req, ranked, row, recent_rows)
         return ranked, _freshness(ctx, now, used_list=True)
     if row is not None:
         if req.recent_item_ids:
@@ -134,10 +134,14 @@ def recommend(
         bundle, req.k, fold, req.profile or ctx.profile, user_row=row, rules=rules, catalog=catalog
     )
     ranked.reason = reason
-    _explain(bundle, req, ranked, np.concatenate([serving.seen_rows(bundle, row), recent_rows]))
+    _explain(bundle, req, ranked, row, recent_rows)
     return ranked, _freshness(ctx, now, used_list=False)
 
 
-def _explain(bundle: ModelBundle, req: Request, ranked: Ranked, history: np.ndarray) -> None:
+def _explain(
+    bundle: ModelBundle, req: Request, ranked: Ranked, row: int | None, recent_rows: np.ndarray
+) -> None:
+    """Reasons from the user's history: training items plus recent (known) items."""
     if req.explain:
+        history = np.concatenate([serving.seen_rows(bundle, row), recent_rows])
         serving.explain(bundle, ranked, history)

@@ -1,15 +1,16 @@
 """FAISS index built around a trained model's item vectors (the real-time retrieval path).
 
 Inner product over ALS item factors ranks items exactly as the model's own score ``u . v``.
-Small catalogs get an exact index (``IndexFlatIP``). Above ``EXACT_MAX_ITEMS`` items an
-inverted-file index (``IndexIVFFlat``, inner product) takes over: its ``nprobe`` is raised until
-recall@100 against exact search reaches the target on sample queries, and the measured recall
-is kept with the index (see :attr:`ItemIndex.info`).
+Small catalogs get an exact index (``IndexFlatIP``). Above ``EXACT_MAX_ITEMS`` items a graph
+index (``IndexHNSWFlat``, inner product) takes over: its ``efSearch`` is doubled until
+recall@100 against exact search reaches the target on sample queries (user vectors), and the
+measured recall is kept with the index (see :attr:`ItemIndex.info`). On ALS factors of a
+49k-item synthetic catalog, HNSW reached recall 0.95 at 0.9 ms per query where IVF needed
+1.5 ms and exact search 3.1 ms (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import numpy as np
 
 EXACT_MAX_ITEMS = 20_000
 TARGET_RECALL = 0.95
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
 RECALL_AT = 100
 
 
@@ -57,31 +60,25 @@ class ItemIndex:
             flat = faiss.IndexFlatIP(dim)
             flat.add(vectors)
             return cls(flat, {"kind": "flat", "recall_at_100": 1.0})
-        nlist = int(4 * math.sqrt(n))
-        quantizer = faiss.IndexFlatIP(dim)
-        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        hnsw.add(vectors)
         rng = np.random.default_rng(seed)
-        train = vectors[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
-        ivf.cp.seed = seed
-        ivf.train(train)
-        ivf.add(vectors)
         q = vectors if queries is None else np.ascontiguousarray(queries, dtype=np.float32)
         q = q[rng.choice(len(q), size=min(len(q), 500), replace=False)]
         k = min(RECALL_AT, n)
         exact = faiss.IndexFlatIP(dim)
         exact.add(vectors)
         _, truth = exact.search(q, k)
-        nprobe, recall = 1, 0.0
-        while nprobe <= nlist:
-            ivf.nprobe = nprobe
-            recall = recall_at(ivf.search(q, k)[1], truth)
-            if recall >= target_recall:
+        ef, recall = 64, 0.0
+        while True:
+            hnsw.hnsw.efSearch = ef
+            recall = recall_at(hnsw.search(q, k)[1], truth)
+            if recall >= target_recall or ef >= 4096:
                 break
-            nprobe *= 2
-        ivf.nprobe = min(nprobe, nlist)
-        info = {"kind": "ivf", "nlist": nlist, "nprobe": int(ivf.nprobe)}
-        info["recall_at_100"] = round(recall, 4)
-        return cls(ivf, info)
+            ef *= 2
+        info = {"kind": "hnsw", "M": HNSW_M, "ef_search": ef, "recall_at_100": round(recall, 4)}
+        return cls(hnsw, info)
 
     @property
     def size(self) -> int:
@@ -122,7 +119,7 @@ class ItemIndex:
     @classmethod
     def load(cls, path: Path, info: dict[str, Any] | None = None) -> ItemIndex:
         index = faiss.read_index(str(path))
-        info = dict(info or {"kind": "ivf" if hasattr(index, "nprobe") else "flat"})
-        if "nprobe" in info and hasattr(index, "nprobe"):
-            index.nprobe = int(info["nprobe"])
+        info = dict(info or {"kind": "hnsw" if hasattr(index, "hnsw") else "flat"})
+        if "ef_search" in info and hasattr(index, "hnsw"):
+            index.hnsw.efSearch = int(info["ef_search"])
         return cls(index, info)

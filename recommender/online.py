@@ -77,14 +77,20 @@ class FeastLayout:
 
     @classmethod
     def from_store(
-        cls, store: FeatureStore, join_key: str, view_names: Sequence[str]
+        cls,
+        store: FeatureStore,
+        join_key: str,
+        view_names: Sequence[str],
+        exclude: Sequence[str] = (),
     ) -> FeastLayout:
-        """Views, features and ttls as registered (``feast apply``) in the store's project."""
+        """Views, features and ttls as registered (``feast apply``) in the store's project;
+        features named in ``exclude`` are not read."""
         specs = []
         for name in view_names:
             view = store.get_feature_view(name)
             ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
-            specs.append(ViewSpec(name, tuple(f.name for f in view.features), ttl))
+            features = tuple(f.name for f in view.features if f.name not in exclude)
+            specs.append(ViewSpec(name, features, ttl))
         return cls(store.project, join_key, specs, store.config.entity_key_serialization_version)
 
     def key(self, entity_id: str) -> bytes:

@@ -30,6 +30,7 @@ REALTIME_SERVICE = "serving_realtime_v1"
 TRAINING_USER_SERVICE = "training_user_features_v1"
 RECOMMENDATIONS_VIEW = "user_recommendations"
 EVENTS_PUSH_SOURCE = "user_events_push"
+CATALOG_VERSION_KEY = "reco:{project}:catalog_version"
 _VAR = re.compile(r"\$\{(\w+)\}")
 
 
@@ -164,6 +165,17 @@ def push_recent_lists(
         }
     )
     store.push(EVENTS_PUSH_SOURCE, df, to=PushMode.ONLINE)
+
+
+def bump_catalog_version(settings: Settings) -> int:
+    """Tell running APIs that item metadata changed (they re-read it within a second)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        return int(client.incr(CATALOG_VERSION_KEY.format(project=settings.feast_project)))
+    finally:
+        client.close()
 
 
 def write_profile(store: FeatureStore, user_id: str, profile: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def client(trained_repo: Settings) -> Iterator[TestClient]:
-    settings = trained_repo.model_copy(update={"catalog_refresh_seconds": 0.2})
+    settings = trained_repo.model_copy(update={"catalog_poll_seconds": 0.1})
     with TestClient(create_app(settings)) as c:
         yield c
 

@@ -28,7 +28,7 @@ def test_pads_when_catalog_is_exhausted(tmp_path) -> None:  # type: ignore[no-un
     assert np.isinf(scores[0][2:]).all()
 
 
-def test_large_catalogs_get_an_ivf_index_with_measured_recall() -> None:
+def test_large_catalogs_get_an_hnsw_index_with_measured_recall() -> None:
     from recommender.index import recall_at
 
     rng = np.random.default_rng(3)
@@ -36,18 +36,18 @@ def test_large_catalogs_get_an_ivf_index_with_measured_recall() -> None:
     items = (centers[rng.integers(0, 50, 6000)] + 0.3 * rng.normal(size=(6000, 16))).astype("f4")
     users = (centers[rng.integers(0, 50, 800)] + 0.3 * rng.normal(size=(800, 16))).astype("f4")
     index = ItemIndex.build(items, queries=users, exact_max=5000, target_recall=0.95)
-    assert index.info["kind"] == "ivf" and index.info["recall_at_100"] >= 0.95
+    assert index.info["kind"] == "hnsw" and index.info["recall_at_100"] >= 0.95
     exact = ItemIndex.build(items)
     assert exact.info["kind"] == "flat"
     q = users[:200]
     assert recall_at(index.search_raw(q, 100)[0], exact.search_raw(q, 100)[0]) >= 0.93
 
 
-def test_ivf_keeps_nprobe_through_save_and_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_hnsw_keeps_ef_search_through_save_and_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(4)
     items = rng.normal(size=(3000, 8)).astype("f4")
     index = ItemIndex.build(items, exact_max=1000)
     index.save(tmp_path / "i.faiss")
     loaded = ItemIndex.load(tmp_path / "i.faiss", index.info)
-    assert loaded.index.nprobe == index.index.nprobe
+    assert loaded.index.hnsw.efSearch == index.index.hnsw.efSearch == index.info["ef_search"]
     assert (loaded.search_raw(items[:5], 10)[0] == index.search_raw(items[:5], 10)[0]).all()
