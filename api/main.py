@@ -18,6 +18,7 @@ import anyio
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.eventsink import EventSink
 from api.metrics import Metrics
 from api.middleware import Gateway
 from api.routes import events, health, items, recommendations
@@ -30,6 +31,10 @@ from recommender.eventlog import EventLog
 log = logging.getLogger(__name__)
 
 
+def _no_store(*_: object) -> None:
+    raise OSError("the feature store is not loaded")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (from the environment when omitted)."""
     settings = settings or get_settings()
@@ -37,16 +42,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, metrics, EventLog(settings.event_log_dir))
+        events = EventLog(settings.event_log_dir)
+        runtime = Runtime(settings, metrics, events)
+        runtime.sink = EventSink(events, metrics, settings.recent_items_max, _no_store)
         app.state.runtime = runtime
         await anyio.to_thread.run_sync(runtime.load)
-        task = asyncio.create_task(runtime.background())
+        tasks = [asyncio.create_task(runtime.background()), asyncio.create_task(runtime.sink.run())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.close()
 
     app = FastAPI(title="Recommender API", version=__version__, lifespan=lifespan)

@@ -9,10 +9,12 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 from feast import FeatureStore
 
+from api.eventsink import EventSink
 from api.metrics import Metrics
 from api.online import OnlineStore
 from recommender.artifacts import ModelBundle, load_bundle
@@ -20,7 +22,7 @@ from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.eventlog import EventLog
 from recommender.rules import Catalog
-from recommender.store import check_serving_ready, open_store
+from recommender.store import check_serving_ready, open_store, push_recent_lists
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class Runtime:
     titles: dict[str, str] = field(default_factory=dict)
     catalog_refreshed: float = 0.0
     not_ready: str | None = "starting"
-    push_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sink: EventSink | None = None
 
     def load(self) -> bool:
         """Load model, Feast registry and online layout; False (and a log line) on failure."""
@@ -55,6 +57,9 @@ class Runtime:
             )
             return False
         self.bundle, self.store, self.online = bundle, store, online
+        if self.sink is not None:
+            self.sink.online = online
+            self.sink.push = partial(push_recent_lists, store)
         self.titles = dict(
             zip(bundle.titles.index.astype(str), bundle.titles.astype(str), strict=True)
         )

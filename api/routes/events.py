@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta, timezone
 
-import anyio
 from fastapi import APIRouter
-from redis.exceptions import RedisError
 
 from api.deps import RuntimeDep
 from api.runtime import Runtime
 from api.schemas import COMMON_ERRORS, EventAck, EventBatch, EventIn
 from recommender import serving
-from recommender.errors import (
-    EventLogUnavailable,
-    FeatureStoreUnavailable,
-    InvalidRequest,
-    UnknownItems,
-)
-from recommender.events import Event, check_events, merge_recent
-from recommender.store import push_recent_lists
+from recommender.errors import InvalidRequest, UnknownItems
+from recommender.events import Event, check_events
 
 router = APIRouter(tags=["events"], responses=COMMON_ERRORS)
-log = logging.getLogger(__name__)
 
 
 async def _accept(rt: Runtime, events: list[EventIn]) -> EventAck:
-    bundle, _, online = rt.require()
+    bundle, _, _ = rt.require()
     if len(events) > rt.settings.max_batch_events:
         rt.metrics.events_rejected.labels("batch_too_large").inc()
         raise InvalidRequest(
@@ -47,27 +37,10 @@ async def _accept(rt: Runtime, events: list[EventIn]) -> EventAck:
     except UnknownItems:
         rt.metrics.events_rejected.labels("unknown_item").inc()
         raise
-    try:  # durable first: an acknowledged event is on disk
-        await anyio.to_thread.run_sync(rt.events.append, records)
-    except OSError as exc:
-        log.error("event log write failed, %d events refused: %s", len(records), exc)
-        rt.metrics.errors.labels("event_log").inc()
-        raise EventLogUnavailable(f"events not accepted: the event log failed ({exc})") from exc
+    assert rt.sink is not None
+    online_ok, detail = await rt.sink.submit(records)  # durable first, then online
     for r in records:
         rt.metrics.events.labels(r["event_type"]).inc()
-    online_ok, detail = True, None
-    try:
-        async with rt.push_lock:  # read-modify-write of recent lists, one push at a time
-            users = list(dict.fromkeys(r["user_id"] for r in records))
-            current = await online.recent_items(users)
-            lists = merge_recent(current, records, rt.settings.recent_items_max)
-            assert rt.store is not None
-            await anyio.to_thread.run_sync(
-                push_recent_lists, rt.store, lists, datetime.now(timezone.utc)
-            )
-    except (FeatureStoreUnavailable, RedisError, OSError) as exc:
-        online_ok, detail = False, f"logged, not yet online: {exc}"
-        rt.metrics.events_online_failed.inc(len(records))
     return EventAck(
         accepted=len(records),
         event_ids=[r["event_id"] for r in records],

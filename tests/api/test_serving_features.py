@@ -205,3 +205,35 @@ def test_metrics_expose_paths_latency_and_model(client: TestClient) -> None:
         "reco_events_total",
     ):
         assert needle in text, needle
+
+
+def test_events_are_refused_when_the_log_cannot_be_made_durable(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_disk(fd: int) -> None:  # the process edge: the disk reports an I/O error
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("recommender.eventlog.os.fsync", broken_disk)
+    r = client.post("/events", json={"user_id": "u_eio", "item_id": "a1", "event_type": "view"})
+    assert r.status_code == 503 and "event log failed" in r.json()["detail"]
+    assert "reco_errors_total{kind=\"event_log\"} 1.0" in client.get("/metrics").text
+    monkeypatch.undo()
+    ok = client.post("/events", json={"user_id": "u_eio", "item_id": "a1", "event_type": "view"})
+    assert ok.status_code == 202  # the sink keeps working once the disk does
+
+
+def test_concurrent_events_share_a_group_commit(client: TestClient, trained_repo: Settings) -> None:
+    import concurrent.futures
+
+    def one(n: int) -> list[str]:
+        body = {"user_id": f"grp{n % 7}", "item_id": f"b{n % 20}", "event_type": "view"}
+        r = client.post("/events", json=body)
+        assert r.status_code == 202
+        return r.json()["event_ids"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        acked = [i for ids in pool.map(one, range(80)) for i in ids]
+    assert len(set(acked)) == 80
+    assert set(acked) <= set(read_events(trained_repo.event_log_dir)["event_id"])
+    recent = get(client, "grp3", k=3).json()
+    assert recent["strategy"] == "fold_in" and len(recent["used"]["items"]) >= 1
