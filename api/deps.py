@@ -1,4 +1,7 @@
-"""Dependencies as Annotated aliases; routes declare only what they use."""
+"""Dependencies as Annotated aliases; routes declare only what they use.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
+which cost the warm path two thread hand-offs per request (py-spy, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from api.runtime import Runtime
 from api.schemas import MAX_LIST, FeatureValue, Filters, Id
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _filters(
+async def _filters(
     exclude_item_ids: Annotated[
         list[Id] | None, Query(max_length=MAX_LIST, description="never return these items")
     ] = None,

@@ -216,7 +216,7 @@ def test_events_are_refused_when_the_log_cannot_be_made_durable(
     monkeypatch.setattr("recommender.eventlog.os.fsync", broken_disk)
     r = client.post("/events", json={"user_id": "u_eio", "item_id": "a1", "event_type": "view"})
     assert r.status_code == 503 and "event log failed" in r.json()["detail"]
-    assert "reco_errors_total{kind=\"event_log\"} 1.0" in client.get("/metrics").text
+    assert 'reco_errors_total{kind="event_log"} 1.0' in client.get("/metrics").text
     monkeypatch.undo()
     ok = client.post("/events", json={"user_id": "u_eio", "item_id": "a1", "event_type": "view"})
     assert ok.status_code == 202  # the sink keeps working once the disk does
