@@ -36,16 +36,18 @@ class OnlineStore:
         self.retry_seconds = settings.redis_retry_seconds
         timeout = settings.redis_timeout_ms / 1000
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        extra = {"password": password} if password else {}
         self.client = aredis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, **extra
+            settings.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            password=password,
         )
         # Bulk reads (catalog refresh) run in a thread with a longer timeout.
         self.bulk = Redis.from_url(
             settings.redis_url,
             socket_timeout=max(timeout, 5.0),
             socket_connect_timeout=1.0,
-            **extra,
+            password=password,
         )
         self._down_until = 0.0
         self.last_error: str | None = None
@@ -75,7 +77,7 @@ class OnlineStore:
         self._check_breaker()
         t0 = time.perf_counter()
         try:
-            raw = await self.client.hmget(self.users.key(user_id), self.users.fields)
+            raw = await self.client.hmget(self.users.key(user_id), self.users.fields)  # type: ignore[arg-type,misc]
         except FAILURES as exc:
             raise self._tripped("read_user", exc) from exc
         finally:
@@ -90,7 +92,7 @@ class OnlineStore:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for u in user_ids:
-                    pipe.hmget(self.users.key(u), self.users.fields)
+                    pipe.hmget(self.users.key(u), self.users.fields)  # type: ignore[arg-type]
                 replies = await pipe.execute()
         except FAILURES as exc:
             raise self._tripped("read_recent", exc) from exc
@@ -111,7 +113,7 @@ class OnlineStore:
                 ids = item_ids[start : start + chunk]
                 with self.bulk.pipeline(transaction=False) as pipe:
                     for i in ids:
-                        pipe.hmget(self.items.key(i), self.items.fields)
+                        pipe.hmget(self.items.key(i), self.items.fields)  # type: ignore[arg-type]
                     replies = pipe.execute()
                 for i, raw in zip(ids, replies, strict=True):
                     values = self.items.decode(raw).get(ITEM_VIEW)
@@ -134,7 +136,7 @@ class OnlineStore:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self.client.ping())
+            return bool(await self.client.ping())  # type: ignore[misc]
         except FAILURES:
             return False
 

@@ -144,6 +144,7 @@ def profile(pid: int, seconds: int, url: str, lua: str) -> list[tuple[str, float
             "--output",
             str(out),
             "--nonblocking",
+            "--gil",
             "--rate",
             "200",
         ],

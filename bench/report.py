@@ -46,7 +46,7 @@ def write_markdown(out: dict[str, Any], path: Path) -> None:
             ev["lost"] == 0,
         ),
         (
-            "IVF recall@100 vs exact >= 0.95",
+            "ANN index (HNSW here) recall@100 vs exact >= 0.95",
             f"{m['index'].get('recall_at_100')}",
             float(m["index"].get("recall_at_100", 0)) >= 0.95,
         ),
@@ -54,7 +54,7 @@ def write_markdown(out: dict[str, Any], path: Path) -> None:
     target_rows = "\n".join(f"| {t} | {v} | {_ok(p)} |" for t, v, p in targets)
     prof = "\n".join(f"| `{frame}` | {share} |" for frame, share in out.get("profile_warm") or [])
     prof_block = (
-        f"\npy-spy on the warm path under load (share of samples by innermost frame):\n\n"
+        f"\npy-spy on the warm path under load (samples holding the GIL, by innermost frame):\n\n"
         f"| frame | % |\n|---|---|\n{prof}\n"
         if prof
         else ""

@@ -71,7 +71,10 @@ class Catalog:
         by_row = frame.drop_duplicates("item_id", keep="last").set_index("item_id")
         by_row = by_row.reindex(items.ids)
         available = (
-            by_row["available"].fillna(True).astype(bool).to_numpy()
+            by_row["available"]
+            .map(lambda v: True if v is None or v is pd.NA or v != v else bool(v))
+            .astype(bool)
+            .to_numpy()
             if "available" in by_row
             else np.ones(len(items), dtype=bool)
         )

@@ -173,7 +173,7 @@ def bump_catalog_version(settings: Settings) -> int:
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
-        return int(client.incr(CATALOG_VERSION_KEY.format(project=settings.feast_project)))
+        return int(client.incr(CATALOG_VERSION_KEY.format(project=settings.feast_project)))  # type: ignore[arg-type]
     finally:
         client.close()
 

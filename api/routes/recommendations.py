@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -18,7 +18,7 @@ from recommender.errors import FeatureStoreUnavailable
 from recommender.rules import rules_from
 
 router = APIRouter(tags=["recommendations"], responses=COMMON_ERRORS)
-DOC = {200: {"model": RecommendResponse}}
+DOC: dict[int | str, dict[str, Any]] = {200: {"model": RecommendResponse}}
 
 
 async def _serve(

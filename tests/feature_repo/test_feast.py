@@ -42,9 +42,12 @@ def test_online_features_after_materialization(trained_repo: Settings) -> None:
     assert profile["occupation"] == ["artist", None]
     assert profile["interactions_total"][0] == 12  # every synthetic user has 12 events
     items = store.get_online_features(
-        features=["item_metadata:title", "item_metadata:genres"], entity_rows=[{"item_id": "a0"}]
+        features=["item_metadata:title", "item_metadata:genres", "item_metadata:available"],
+        entity_rows=[{"item_id": "a0"}, {"item_id": "a1"}],
     ).to_dict()
-    assert items["title"] == ["Action film A0"] and items["genres"] == [["Action"]]
+    assert items["title"] == ["Action film A0", "Action film A1"]
+    assert items["genres"] == [["Action", "Comedy"], ["Action"]]
+    assert items["available"] == [True, True]
 
 
 def test_push_source_updates_the_online_store(trained_repo: Settings) -> None:

@@ -37,7 +37,7 @@ def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
     runs = sorted((trained_repo.artifacts_dir / "runs").glob("*.json"))
     manifest = json.loads(runs[-1].read_text())
     assert manifest["status"] == "succeeded" and manifest["users"] == 60
-    assert set(manifest["durations_s"]) == {"model", "score", "write", "materialize"}
+    assert set(manifest["durations_s"]) == {"events", "model", "score", "write", "materialize"}
     model_manifest = load_bundle(trained_repo.artifacts_dir).manifest
     assert model_manifest["data"]["interactions"] == 720
     assert model_manifest["metrics"]["als"]["ndcg@10"] > 0
