@@ -11,6 +11,8 @@ from fastapi import Depends, Query, Request
 
 from api.runtime import Runtime
 from api.schemas import MAX_LIST, FeatureValue, Filters, Id
+from recommender.matrix import Vocab
+from recommender.rules import Catalog, Rules, rules_from
 
 
 async def _runtime(request: Request) -> Runtime:
@@ -42,6 +44,13 @@ async def _filters(
         exclude=exclude or [],
         cap=cap,
         explain=explain,
+    )
+
+
+def rules_for(filters: Filters, items: Vocab, catalog: Catalog) -> Rules:
+    """The rule engine's view of a request's filters (shared by every route)."""
+    return rules_from(
+        items, catalog, filters.exclude_item_ids, filters.include, filters.exclude, filters.cap
     )
 
 

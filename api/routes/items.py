@@ -8,11 +8,10 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from api import render
-from api.deps import FiltersDep, RuntimeDep
+from api.deps import FiltersDep, RuntimeDep, rules_for
 from api.schemas import COMMON_ERRORS, Id, SimilarResponse
 from recommender import serving
 from recommender.errors import NotFound
-from recommender.rules import rules_from
 
 router = APIRouter(tags=["items"], responses=COMMON_ERRORS)
 
@@ -34,14 +33,7 @@ async def similar_items(
     row = bundle.items.row(item_id)
     if row is None:
         raise NotFound(f"item {item_id!r} is not in the model's catalog")
-    rules = rules_from(
-        bundle.items,
-        catalog,
-        filters.exclude_item_ids,
-        filters.include,
-        filters.exclude,
-        filters.cap,
-    )
+    rules = rules_for(filters, bundle.items, catalog)
     ranked = serving.similar_items(bundle, row, k, rules, catalog)
     if filters.explain:
         ranked.because = [item_id] * len(ranked.item_ids)

@@ -10,12 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api import render
-from api.deps import FiltersDep, RuntimeDep
+from api.deps import FiltersDep, RuntimeDep, rules_for
 from api.runtime import Runtime
 from api.schemas import COMMON_ERRORS, Filters, Id, RecommendRequest, RecommendResponse
 from recommender import hybrid, serving
 from recommender.errors import FeatureStoreUnavailable
-from recommender.rules import rules_from
 
 router = APIRouter(tags=["recommendations"], responses=COMMON_ERRORS)
 DOC: dict[int | str, dict[str, Any]] = {200: {"model": RecommendResponse}}
@@ -30,14 +29,7 @@ async def _serve(
     profile: dict[str, object] | None = None,
 ) -> Response:
     bundle, catalog, online = rt.require()
-    rules = rules_from(
-        bundle.items,
-        catalog,
-        filters.exclude_item_ids,
-        filters.include,
-        filters.exclude,
-        filters.cap,
-    )
+    rules = rules_for(filters, bundle.items, catalog)
     req = hybrid.Request(user_id, k, rules, recent, profile, filters.explain)
     ctx, down = None, ""
     if user_id is not None:
