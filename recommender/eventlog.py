@@ -10,6 +10,7 @@ watermark (byte offsets per segment), so a segment can be read while it is still
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -66,18 +67,25 @@ class EventLog:
         return self._fd
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Write the records and fsync; return how many. Raises OSError if not durable."""
+        """Write the records and fsync; return how many. Raises OSError if not durable, after
+        cutting the segment back to where it was, so refused events are never ingested."""
         data = b"".join(orjson.dumps(r, option=orjson.OPT_UTC_Z) + b"\n" for r in records)
         if not data:
             return 0
         with self._lock:
             fd = self._segment_fd(datetime.now(timezone.utc))
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(fd)
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
         return data.count(b"\n")
 
     def close(self) -> None:

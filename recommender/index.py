@@ -5,8 +5,8 @@ Small catalogs get an exact index (``IndexFlatIP``). Above ``EXACT_MAX_ITEMS`` i
 index (``IndexHNSWFlat``, inner product) takes over: its ``efSearch`` is doubled until
 recall@100 against exact search reaches the target on sample queries (user vectors), and the
 measured recall is kept with the index (see :attr:`ItemIndex.info`). On ALS factors of a
-49k-item synthetic catalog, HNSW reached recall 0.95 at 0.9 ms per query where IVF needed
-1.5 ms and exact search 3.1 ms (docs/benchmarks.md).
+49k-item synthetic catalog, HNSW reached recall 0.95 at 0.64 ms per query where IVF needed
+1.5 ms and exact search 2.9 ms (``python -m bench.index_bench``, docs/benchmarks.md).
 """
 
 from __future__ import annotations

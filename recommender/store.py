@@ -131,24 +131,11 @@ def read_precomputed(store: FeatureStore, user_id: str) -> dict[str, Any] | None
     }
 
 
-def read_realtime_context(store: FeatureStore, user_id: str) -> dict[str, Any]:
-    """Recent items and profile of a user as the online store knows them (may be empty)."""
-    row = _online(store, REALTIME_SERVICE, user_id)
-    return {
-        "recent_item_ids": list(row.get("recent_item_ids") or []),
-        "profile": {k: row.get(k) for k in ("age", "gender", "occupation") if row.get(k)},
-    }
-
-
 def push_recent_items(
     store: FeatureStore, user_id: str, item_ids: Sequence[str], when: datetime | None = None
 ) -> None:
     """Push a user's recent items (newest first) to the online store through the push source."""
-    when = when or datetime.now(timezone.utc)
-    df = pd.DataFrame(
-        {"user_id": [user_id], "recent_item_ids": [list(item_ids)], "event_timestamp": [when]}
-    )
-    store.push(EVENTS_PUSH_SOURCE, df, to=PushMode.ONLINE)
+    push_recent_lists(store, {user_id: item_ids}, when or datetime.now(timezone.utc))
 
 
 def push_recent_lists(

@@ -82,3 +82,19 @@ def test_events_become_interactions_without_dislikes() -> None:
 
     inter = events_to_interactions(pd.DataFrame(recs))
     assert list(inter["item_id"]) == ["i1", "i3"] and list(inter["rating"]) == [2.0, 1.0]
+
+
+def test_a_failed_append_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = EventLog(tmp_path)
+    log.append(records(1, "kept"))
+
+    def broken_disk(fd: int) -> None:  # the process edge: the disk reports an I/O error
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("recommender.eventlog.os.fsync", broken_disk)
+    with pytest.raises(OSError):
+        log.append(records(3, "refused"))
+    monkeypatch.undo()
+    assert list(read_events(tmp_path)["user_id"]) == ["kept"]  # refused events never ingested
