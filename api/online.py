@@ -19,6 +19,7 @@ from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
 from recommender.hybrid import RECENT_VIEW, USER_VIEWS
 from recommender.online import FeastLayout, ViewValues
+from recommender.publication import LiveLists, live_key
 from recommender.store import CATALOG_VERSION_KEY
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class OnlineStore:
         # titles come from the model bundle; every other item feature may be a filter
         self.items = FeastLayout.from_store(store, "item_id", [ITEM_VIEW], exclude=("title",))
         self.version_key = CATALOG_VERSION_KEY.format(project=store.project)
+        self.live_key = live_key(store.project)
         self.metrics = metrics
         self.retry_seconds = settings.redis_retry_seconds
         timeout = settings.redis_timeout_ms / 1000
@@ -128,11 +130,24 @@ class OnlineStore:
 
     async def catalog_version(self) -> int | None:
         """The counter bumped by catalog changes, or None when Redis does not answer."""
+        got = await self.poll()
+        return None if got is None else got[0]
+
+    async def poll(self) -> tuple[int, LiveLists | None] | None:
+        """The catalog version and the live list pointer in one round trip (None when Redis
+        does not answer)."""
         try:
-            raw = await self.client.get(self.version_key)
+            version, live = await self.client.mget(self.version_key, self.live_key)
         except FAILURES:
             return None
-        return int(raw or 0)
+        return int(version or 0), LiveLists.parse(live)
+
+    def live_lists(self) -> LiveLists | None:
+        """The live list pointer, read synchronously (start-up)."""
+        try:
+            return LiveLists.parse(self.bulk.get(self.live_key))  # type: ignore[arg-type]
+        except FAILURES:
+            return None
 
     async def ping(self) -> bool:
         try:

@@ -21,6 +21,7 @@ from recommender.artifacts import ModelBundle, load_bundle
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.eventlog import EventLog
+from recommender.publication import LiveLists
 from recommender.rules import Catalog
 from recommender.store import check_serving_ready, open_store, push_recent_lists
 
@@ -40,6 +41,7 @@ class Runtime:
     catalog_refreshed: float = 0.0
     not_ready: str | None = "starting"
     sink: EventSink | None = None
+    live: LiveLists | None = None  # the list slot and run served (polled)
 
     def load(self) -> bool:
         """Load model, Feast registry and online layout; False (and a log line) on failure."""
@@ -65,6 +67,7 @@ class Runtime:
         )
         self.catalog = Catalog.everything_available(len(bundle.items))
         self.refresh_catalog()
+        self.set_live(online.live_lists())
         self.metrics.model_info.labels(bundle.version, bundle.index.info.get("kind", "?")).set(1)
         self.metrics.model_loaded.set(1)
         self.not_ready = None
@@ -93,15 +96,25 @@ class Runtime:
         self.catalog_refreshed = time.time()
         self.metrics.unavailable_items.set(int((~self.catalog.available).sum()))
 
+    def set_live(self, live: LiveLists | None) -> None:
+        if live != self.live:
+            log.info(
+                "serving lists of run %s (slot %s)",
+                live.run_id if live else None,
+                live.slot if live else None,
+            )
+        self.live = live
+
     def require(self) -> tuple[ModelBundle, Catalog, OnlineStore]:
         if self.bundle is None or self.catalog is None or self.online is None:
             raise ModelNotLoaded(f"no model loaded: {self.not_ready}")
         return self.bundle, self.catalog, self.online
 
     async def background(self) -> None:
-        """Retry loading until ready. Then poll the catalog version (one GET per
-        ``catalog_poll_seconds``) and re-read item metadata when it changed, or anyway every
-        ``catalog_refresh_seconds`` (changes written without bumping the version)."""
+        """Retry loading until ready. Then poll the catalog version and the live list
+        pointer (one MGET per ``catalog_poll_seconds``); re-read item metadata when the
+        version changed, or anyway every ``catalog_refresh_seconds`` (changes written without
+        bumping the version)."""
         s = self.settings
         version = await self.online.catalog_version() if self.online else None
         while True:
@@ -111,7 +124,11 @@ class Runtime:
                 version = await self.online.catalog_version() if self.online else None
                 continue
             await asyncio.sleep(s.catalog_poll_seconds)
-            current = await self.online.catalog_version()
+            polled = await self.online.poll()
+            current = None
+            if polled is not None:
+                current, live = polled
+                self.set_live(live)
             stale = time.time() - self.catalog_refreshed > s.catalog_refresh_seconds
             if (current is not None and current != version) or stale:
                 await anyio.to_thread.run_sync(self.refresh_catalog)

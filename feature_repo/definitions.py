@@ -45,7 +45,12 @@ user_activity_source = parquet_source("user_activity")
 items_source = parquet_source("items")
 item_stats_source = parquet_source("item_stats")
 recent_items_source = parquet_source("user_recent_items")
-recommendations_source = parquet_source("user_recommendations")
+# One folder per published nightly run (recommender/data/lists.py), read as one table.
+recommendations_source = FileSource(
+    name="user_recommendations_source",
+    path="data/user_recommendations",
+    timestamp_field="event_timestamp",
+)
 
 # Real-time events for a user (newest items first). The serving side pushes here so a user
 # the nightly model has never seen can be folded in; the batch side is the daily snapshot.
@@ -120,26 +125,40 @@ item_stats = FeatureView(
     schema=activity_fields(),
 )
 
-# Top-N lists written by the nightly job (write_to_online_store). A list older than three
-# days means the nightly job is failing; serving then falls back to the real-time path.
-user_recommendations = FeatureView(
-    name="user_recommendations",
-    entities=[user],
-    ttl=timedelta(days=3),
-    source=recommendations_source,
-    schema=[
-        Field(name="rec_item_ids", dtype=Array(String)),
-        Field(name="rec_scores", dtype=Array(Float32)),
-        Field(name="model_version", dtype=String),
-        Field(name="run_id", dtype=String),
-    ],
-)
+
+# Top-N lists written by the nightly job, blue/green: a run fills the slot no API serves and
+# then switches the pointer `reco:<project>:lists:live` (recommender/publication.py), so a
+# killed run never leaves half a version live. `reco lists live` names the live slot. A list
+# older than three days means the nightly job is failing; serving then falls back to the
+# real-time path.
+def recommendations_view(slot: str) -> FeatureView:
+    return FeatureView(
+        name=f"user_recommendations_{slot}",
+        entities=[user],
+        ttl=timedelta(days=3),
+        source=recommendations_source,
+        schema=[
+            Field(name="rec_item_ids", dtype=Array(String)),
+            Field(name="rec_scores", dtype=Array(Float32)),
+            Field(name="model_version", dtype=String),
+            Field(name="run_id", dtype=String),
+        ],
+    )
+
+
+user_recommendations_a = recommendations_view("a")
+user_recommendations_b = recommendations_view("b")
 
 # --- Feature services (what serving and training ask for, by name) -------------------------
-serving_precomputed_v1 = FeatureService(
-    name="serving_precomputed_v1",
-    features=[user_recommendations],
-    description="Warm path: the nightly top-N list of a known user.",
+serving_precomputed_a = FeatureService(
+    name="serving_precomputed_a",
+    features=[user_recommendations_a],
+    description="Warm path, slot a: the nightly top-N list of a known user.",
+)
+serving_precomputed_b = FeatureService(
+    name="serving_precomputed_b",
+    features=[user_recommendations_b],
+    description="Warm path, slot b: the nightly top-N list of a known user.",
 )
 serving_realtime_v1 = FeatureService(
     name="serving_realtime_v1",

@@ -29,6 +29,8 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 items_app = typer.Typer(help="Catalog operations.", no_args_is_help=True)
 app.add_typer(items_app, name="items")
+lists_app = typer.Typer(help="The nightly lists' publication.", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
 log = logging.getLogger("reco")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,6 +111,29 @@ def data_ingest(
     typer.echo(json.dumps({"data_dir": str(settings.data_dir), "rows": counts}))
 
 
+@data_app.command("synthetic")
+@_clean_errors
+def data_synthetic(
+    users: Annotated[int, typer.Option(min=10, max=10_000_000, help="Number of users.")] = 10_000,
+    items: Annotated[int, typer.Option(min=10, max=1_000_000, help="Number of items.")] = 5_000,
+    interactions: Annotated[
+        int, typer.Option(min=100, max=200_000_000, help="Approximate number of interactions.")
+    ] = 500_000,
+    genres: Annotated[int, typer.Option(min=1, max=1000, help="Number of genres.")] = 20,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days the timestamps span.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same tables).")] = 0,
+) -> None:
+    """Generate realistic synthetic data of any size (power-law popularity, user tastes,
+    genres, timestamps) as the canonical tables: for benchmarks and scale tests."""
+    from jobs.ingest import synthetic_data
+
+    settings = _settings()
+    if interactions < 3 * users:
+        raise typer.BadParameter("--interactions must be at least 3 x --users")
+    counts = synthetic_data(settings, users, items, interactions, genres, days, seed)
+    typer.echo(json.dumps({"data_dir": str(settings.data_dir), "rows": counts}))
+
+
 @app.command()
 @_clean_errors
 def train(
@@ -146,13 +171,47 @@ def nightly(
     retrain: Annotated[
         bool, typer.Option(help="Train a new model first instead of loading the live one.")
     ] = False,
+    engine: Annotated[
+        str | None, typer.Option(help="Scoring engine: local or ray (default RECO_ENGINE).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an unfinished run's remaining chunks if possible.")
+    ] = True,
 ) -> None:
-    """Precompute top-N for every known user, write them online, materialize features."""
+    """Precompute top-N for every known user into the unpublished list slot, materialize
+    features, then publish atomically. Safe to kill and rerun; one run at a time."""
     from jobs.nightly import run_nightly
 
-    manifest = run_nightly(_settings(), retrain=retrain)
-    keys = ("run_id", "status", "model_version", "users", "durations_s")
+    if engine not in (None, "local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, not {engine!r}")
+    try:
+        manifest = run_nightly(_settings(), retrain=retrain, engine=engine, resume=resume)
+    except KeyboardInterrupt as exc:
+        typer.echo(f"error: nightly run interrupted ({exc or 'Ctrl-C'}); rerun to resume", err=True)
+        raise typer.Exit(130) from exc
+    keys = ("run_id", "status", "slot", "model_version", "users", "durations_s", "peak_rss_mb")
     typer.echo(json.dumps({k: manifest.get(k) for k in keys}, default=str))
+
+
+@lists_app.command("live")
+@_clean_errors
+def lists_live() -> None:
+    """Which list slot APIs serve, the run that filled it, and the recent publications."""
+    from recommender.publication import history, read_live
+    from recommender.store import precomputed_service, redis_client
+
+    settings = _settings()
+    client = redis_client(settings, timeout=5)
+    try:
+        live, published = (
+            read_live(client, settings.feast_project),
+            history(client, settings.feast_project),
+        )
+    finally:
+        client.close()
+    where = {"view": live.view, "feature_service": precomputed_service(live.slot)} if live else {}
+    out = {"live": vars(live) | where if live else None, "history": [vars(p) for p in published]}
+    typer.echo(json.dumps(out))
 
 
 def _parse_ks(value: str) -> tuple[int, ...]:

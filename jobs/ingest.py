@@ -37,6 +37,25 @@ def ingest_files(
     return write_tables(tables, settings.data_dir)
 
 
+def synthetic_data(
+    settings: Settings,
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    n_genres: int = 20,
+    days: int = 60,
+    seed: int = 0,
+) -> dict[str, int]:
+    """Generate a synthetic catalog of the chosen size and write it as the canonical tables."""
+    from recommender.data.synthetic import synthetic_catalog
+
+    inter, users, items = synthetic_catalog(
+        n_users, n_items, n_interactions, n_genres=n_genres, days=days, seed=seed
+    )
+    log.info("generated %d interactions; building the feature tables", len(inter))
+    return write_tables(build_tables(inter, users, items), settings.data_dir)
+
+
 def ingest_event_log(settings: Settings) -> int:
     """Append the events logged by ``POST /events`` since the last run to the canonical
     interactions and rebuild the feature tables; returns how many events were new.

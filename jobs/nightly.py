@@ -1,116 +1,304 @@
-"""Nightly job: train or load the model -> top-N for every known user in batches -> write
-to the Feast online view and the offline table -> materialize features -> run manifest.
+"""Nightly job: lock -> ingest logged events -> model -> score every known user chunk by chunk
+into the unpublished list slot (online through the fast writer, offline as staged parquet) ->
+materialize features -> publish (one atomic pointer switch) -> manifest.
+
+Safe to kill at any point: nothing a reader sees changes before the switch, and a rerun
+resumes the unfinished run's remaining chunks (see :mod:`jobs.runs`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import resource
+import signal
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
+from tqdm import tqdm
 
+from jobs.engines import make_engine
 from jobs.ingest import ingest_event_log
+from jobs.runs import resumable, write_manifest
 from jobs.train import train
-from recommender.artifacts import ModelBundle, load_bundle, new_version
+from recommender.artifacts import ModelBundle, load_bundle, new_version, publish_version
 from recommender.config import Settings
-from recommender.data.tables import append_recommendations, read_table
+from recommender.data.lists import lists_table, prune_runs, publish_parts, write_part
+from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
-from recommender.fileio import write_text_atomic
-from recommender.store import materialize, open_store, write_recommendations
-from recommender.training import top_n_lists
+from recommender.listwrite import ListEncoder, send_pipelined
+from recommender.publication import LiveLists, RunLock, list_view, next_slot, publish, read_live
+from recommender.scoring import Chunk, plan_chunks
+from recommender.store import materialize, open_store, redis_client, write_lists_feast
 
 log = logging.getLogger(__name__)
 
 
-def precompute(
-    bundle: ModelBundle, top_n: int, batch_size: int, run_id: str, now: datetime
-) -> pd.DataFrame:
-    """Top-N lists (seen items excluded) for every user of the model, with their lineage."""
-    lists = top_n_lists(bundle, top_n, batch_size)
-    lists["model_version"] = bundle.version
-    lists["run_id"] = run_id
-    lists["event_timestamp"] = pd.Timestamp(now)
-    return lists
+def _peak_rss_mb() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"self": round(own, 1), "largest_child": round(children, 1)}
 
 
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(manifest, indent=2, default=str))
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (cron timeouts, `docker stop`) unwinds like Ctrl-C: the manifest says
+    ``interrupted`` and the lock is released at once instead of expiring."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def run_nightly(settings: Settings, retrain: bool = False) -> dict[str, Any]:
-    """Run every step; the run manifest says what happened, also when a step fails."""
+def _model(settings: Settings, manifest: dict[str, Any], retrain: bool) -> ModelBundle:
+    if manifest.get("model_version"):  # resuming: the model the run started with
+        return load_bundle(settings.artifacts_dir, manifest["model_version"])
+    if not retrain:
+        try:
+            bundle = load_bundle(settings.artifacts_dir)
+            manifest["model_source"] = "loaded"
+            return bundle
+        except ArtifactNotFound:
+            pass
+    manifest["model_source"] = "trained"
+    return train(settings, publish=False)
+
+
+class _ChunkWriter:
+    """Writes scored chunks online (the slot's Feast view) and offline (staged parquet) in a
+    background thread, so scoring the next chunk overlaps writing this one."""
+
+    def __init__(self, settings: Settings, bundle: ModelBundle, manifest: dict[str, Any]) -> None:
+        self.settings, self.bundle, self.manifest = settings, bundle, manifest
+        self.view = list_view(manifest["slot"])
+        self.timestamp = datetime.fromisoformat(manifest["lists_timestamp"])
+        self.store = open_store(settings)
+        online = self.store.config.online_store
+        redis_type = getattr(online, "redis_type", None)
+        self.fast = online.type == "redis" and getattr(redis_type, "value", redis_type) == "redis"
+        self.client = redis_client(settings)
+        self.encoder = ListEncoder(
+            self.store.project,
+            self.view,
+            bundle.items.ids,
+            bundle.version,
+            manifest["run_id"],
+            self.timestamp,
+            serialization_version=self.store.config.entity_key_serialization_version,
+        )
+        self.seconds = {"encode_write_online": 0.0, "write_offline": 0.0}
+
+    def write(self, chunk: Chunk, rows: np.ndarray, scores: np.ndarray) -> Chunk:
+        users = self.bundle.users.ids[chunk.start : chunk.stop]
+        t0 = time.perf_counter()
+        table = lists_table(
+            users,
+            rows,
+            scores,
+            self.bundle.items.ids,
+            self.bundle.version,
+            self.manifest["run_id"],
+            self.timestamp,
+        )
+        if self.fast:
+            commands = self.encoder.commands(users, rows, scores)
+            send_pipelined(self.client, commands, self.settings.write_batch)
+        else:
+            write_lists_feast(self.store, self.view, table.to_pandas())
+        t1 = time.perf_counter()
+        write_part(table, self.settings.data_dir, self.manifest["run_id"], chunk.index)
+        self.seconds["encode_write_online"] += t1 - t0
+        self.seconds["write_offline"] += time.perf_counter() - t1
+        return chunk
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _score_and_write(
+    settings: Settings,
+    bundle: ModelBundle,
+    manifest: dict[str, Any],
+    lock: RunLock,
+    engine_name: str | None,
+) -> dict[str, float]:
+    chunks = plan_chunks(len(bundle.users), manifest["chunk_users"])
+    done = set(manifest["chunks_done"])
+    todo = [c for c in chunks if c.index not in done]
+    manifest["chunks_total"] = len(chunks)
+    log.info(
+        "nightly %s: %d of %d chunks to score (%d users each)",
+        manifest["run_id"],
+        len(todo),
+        len(chunks),
+        manifest["chunk_users"],
+    )
+    engine = make_engine(settings, engine_name)
+    writer = _ChunkWriter(settings, bundle, manifest)
+    shorts = manifest.setdefault("lists_shorter_than_top_n", 0)
+    score_seconds = 0.0
+    pending: deque[Future[Chunk]] = deque()
+
+    def finish(future: Future[Chunk]) -> None:
+        chunk = future.result()
+        manifest["chunks_done"].append(chunk.index)
+        manifest["users_written"] = manifest.get("users_written", 0) + chunk.size
+        write_manifest(settings, manifest)
+        progress.update(1)
+
+    progress = tqdm(total=len(chunks), initial=len(done), desc="chunks", disable=None)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="list-writer") as pool:
+            t0 = time.perf_counter()
+            scored = engine.score(
+                bundle.als.user_factors,
+                bundle.als.item_factors,
+                bundle.user_items,
+                todo,
+                settings.top_n,
+                settings.batch_size,
+            )
+            for chunk, rows, scores in scored:
+                score_seconds += time.perf_counter() - t0
+                lock.check()
+                shorts += int((rows[:, -1] < 0).sum())
+                pending.append(pool.submit(writer.write, chunk, rows, scores))
+                while len(pending) > 1:  # at most one chunk waiting: memory stays bounded
+                    finish(pending.popleft())
+                t0 = time.perf_counter()
+            while pending:
+                finish(pending.popleft())
+    finally:
+        for future in pending:
+            future.cancel()
+        progress.close()
+        engine.close()
+        writer.close()
+    manifest["lists_shorter_than_top_n"] = shorts
+    return {"score": score_seconds, **writer.seconds}
+
+
+def run_nightly(
+    settings: Settings,
+    retrain: bool = False,
+    engine: str | None = None,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Run every step under the project's run lock; the manifest says what happened, also
+    when a step fails or the run is interrupted."""
+    client = redis_client(settings)
+    live = read_live(client, settings.feast_project)
     run_id = new_version()
-    manifest_path = settings.artifacts_dir / "runs" / f"{run_id}.json"
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "status": "running",
-        "started_at": datetime.now(timezone.utc),
-        "durations_s": {},
-    }
+    lock = RunLock(client, settings.feast_project, run_id, settings.lock_seconds)
+    lock.acquire(settings.lock_wait_seconds)
+    previous = resumable(settings, live, settings.top_n, settings.chunk_users) if resume else None
+    if previous is not None:
+        manifest = previous
+        manifest["resumed"] = manifest.get("resumed", 0) + 1
+        log.info(
+            "nightly: resuming run %s (%d chunks done)",
+            manifest["run_id"],
+            len(manifest["chunks_done"]),
+        )
+    else:
+        manifest = {
+            "run_id": run_id,
+            "started_at": datetime.now(timezone.utc).isoformat(),
+            "lists_timestamp": datetime.now(timezone.utc).isoformat(),
+            "slot": next_slot(live),
+            "top_n": settings.top_n,
+            "chunk_users": settings.chunk_users,
+            "chunks_done": [],
+            "durations_s": {},
+        }
+    run_id = manifest["run_id"]
+    manifest.update(status="running", engine=engine or settings.engine, error=None)
+    lock.rename(run_id)
     durations = manifest["durations_s"]
 
     def step(name: str, t0: float) -> None:
-        durations[name] = round(time.perf_counter() - t0, 3)
-        log.info("nightly %s: %s done in %.2fs", run_id, name, durations[name])
+        durations[name] = round(durations.get(name, 0.0) + time.perf_counter() - t0, 3)
+        write_manifest(settings, manifest)
+        log.info("nightly %s", json.dumps({"run_id": run_id, "phase": name, "s": durations[name]}))
 
-    _write_manifest(manifest_path, manifest)
+    write_manifest(settings, manifest)
     try:
-        store = open_store(settings)
-        t0 = time.perf_counter()
-        manifest["events_ingested"] = ingest_event_log(settings)
-        step("events", t0)
+        with _sigterm_as_exit():
+            t0 = time.perf_counter()
+            manifest["events_ingested"] = ingest_event_log(settings)
+            step("events", t0)
 
-        t0 = time.perf_counter()
-        try:
-            bundle = (
-                train(settings, store=store) if retrain else load_bundle(settings.artifacts_dir)
+            t0 = time.perf_counter()
+            bundle = _model(settings, manifest, retrain)
+            manifest["model_version"] = bundle.version
+            manifest["users"] = len(bundle.users)
+            step("load", t0)
+
+            t0 = time.perf_counter()
+            parts = _score_and_write(settings, bundle, manifest, lock, engine)
+            step("score_and_write", t0)
+            for name, seconds in parts.items():
+                durations[name] = round(durations.get(name, 0.0) + seconds, 3)
+
+            t0 = time.perf_counter()
+            events = read_table(settings.data_dir, "interactions", ["event_timestamp"])
+            earliest = (events["event_timestamp"].min() - timedelta(days=1)).to_pydatetime()
+            manifest["materialized"] = materialize(
+                open_store(settings), datetime.now(timezone.utc), earliest
             )
-            manifest["model_source"] = "trained" if retrain else "loaded"
-        except ArtifactNotFound:
-            bundle = train(settings, store=store)
-            manifest["model_source"] = "trained"
-        manifest["model_version"] = bundle.version
-        step("model", t0)
+            step("materialize", t0)
 
-        t0 = time.perf_counter()
-        now = datetime.now(timezone.utc)
-        lists = precompute(bundle, settings.top_n, settings.batch_size, run_id, now)
-        step("score", t0)
-
-        t0 = time.perf_counter()
-        for start in range(0, len(lists), 10_000):
-            write_recommendations(store, lists.iloc[start : start + 10_000])
-        append_recommendations(lists, settings.data_dir)
-        step("write", t0)
-
-        t0 = time.perf_counter()
-        events = read_table(settings.data_dir, "interactions", ["event_timestamp"])[
-            "event_timestamp"
-        ]
-        earliest = (events.min() - timedelta(days=1)).to_pydatetime()
-        manifest["materialized"] = materialize(store, now, earliest)
-        step("materialize", t0)
-
-        manifest.update(
-            status="succeeded",
-            users=len(lists),
-            top_n=settings.top_n,
-            lists_shorter_than_top_n=int((lists["rec_item_ids"].map(len) < settings.top_n).sum()),
-        )
+            t0 = time.perf_counter()
+            lock.check()
+            publish_parts(settings.data_dir, run_id)
+            if manifest.get("model_source") == "trained":
+                publish_version(settings.artifacts_dir, bundle.version)
+            lists = LiveLists(
+                slot=manifest["slot"],
+                run_id=run_id,
+                model_version=bundle.version,
+                published_at=datetime.now(timezone.utc).isoformat(),
+                users=manifest["users"],
+            )
+            publish(client, settings.feast_project, lock.token, lists)
+            manifest["published_at"] = lists.published_at
+            manifest["pruned_runs"] = prune_runs(
+                settings.data_dir, settings.keep_list_runs, protect={run_id}
+            )
+            step("publish", t0)
+            manifest["status"] = "succeeded"
+    except KeyboardInterrupt as exc:
+        manifest.update(status="interrupted", error=f"interrupted ({exc or 'Ctrl-C'})")
+        raise
     except BaseException as exc:
         manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        manifest["finished_at"] = datetime.now(timezone.utc)
-        _write_manifest(manifest_path, manifest)
+        manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
+        manifest["peak_rss_mb"] = _peak_rss_mb()
+        write_manifest(settings, manifest)
+        lock.release()
+        client.close()
     log.info(
-        "nightly %s succeeded: %d users, model %s",
+        "nightly %s succeeded: %d users in slot %s, model %s",
         run_id,
         manifest["users"],
+        manifest["slot"],
         manifest["model_version"],
     )
     return manifest

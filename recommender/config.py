@@ -32,8 +32,18 @@ class Settings(BaseSettings):
     dataset: str = "ml-100k"
 
     top_n: int = Field(100, ge=1, le=1000)
-    batch_size: int = Field(2048, ge=1)
+    batch_size: int = Field(1024, ge=1, description="users scored at once (memory)")
     seed: int = 42
+
+    # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
+    chunk_users: int = Field(50_000, ge=1, description="users per chunk")
+    write_batch: int = Field(1000, ge=1, le=100_000, description="rows per Redis round trip")
+    lock_seconds: float = Field(60.0, ge=1, description="run lock expiry (heartbeat: 1/3)")
+    lock_wait_seconds: float = Field(0.0, ge=0, description="wait for a running run's lock")
+    keep_list_runs: int = Field(7, ge=1, description="published runs kept in the offline table")
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="Ray cluster; default: start a local one")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray instance")
 
     # ALS defaults: the validation search on ML-100K (docs/evaluation.md). A tuning file
     # written by `reco evaluate --tune` overrides them unless a RECO_ALS_* variable is set.

@@ -54,3 +54,11 @@ class NotFound(RecoError):
 
 class EventLogUnavailable(RecoError):
     """Events could not be written durably; they were not accepted."""
+
+
+class RunLocked(RecoError):
+    """Another nightly run holds the run lock of this project."""
+
+
+class LockLost(RecoError):
+    """A nightly run lost its lock (it expired); it must not publish."""

@@ -22,13 +22,13 @@ import numpy as np
 from recommender import serving
 from recommender.artifacts import ModelBundle
 from recommender.online import ViewValues, age_seconds
+from recommender.publication import SLOTS, LiveLists, list_view
 from recommender.rules import Catalog, Rules
 from recommender.serving import Ranked
 
-LIST_VIEW = "user_recommendations"
 RECENT_VIEW = "user_recent_items"
 PROFILE_VIEW = "user_profile"
-USER_VIEWS = (LIST_VIEW, RECENT_VIEW, PROFILE_VIEW)
+USER_VIEWS = (*(list_view(slot) for slot in SLOTS), RECENT_VIEW, PROFILE_VIEW)
 PROFILE_KEYS = ("age", "gender", "occupation")
 
 
@@ -57,9 +57,12 @@ class Context:
     profile_ts: datetime | None = None
 
     @classmethod
-    def from_views(cls, views: Mapping[str, ViewValues]) -> Context:
+    def from_views(cls, views: Mapping[str, ViewValues], live: LiveLists | None) -> Context:
+        """``live`` names the served list slot and run; a list from any other run (the slot
+        being rewritten by the next run, or a user that run did not score) is ignored."""
         ctx = cls()
-        if (rec := views.get(LIST_VIEW)) and rec.get("rec_item_ids"):
+        rec = views.get(live.view) if live is not None else None
+        if rec and rec.get("rec_item_ids") and rec.get("run_id") == live.run_id:  # type: ignore[union-attr]
             ctx.list_item_ids = [str(i) for i in rec["rec_item_ids"]]
             ctx.list_scores = [float(s) for s in rec.get("rec_scores") or []]
             ctx.list_model_version, ctx.list_run_id = rec.get("model_version"), rec.get("run_id")

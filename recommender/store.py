@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
+import redis
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from feast.data_source import PushMode
@@ -22,13 +23,12 @@ from redis.exceptions import RedisError
 
 from recommender.config import Settings
 from recommender.errors import FeatureRepoNotApplied, FeatureStoreUnavailable
+from recommender.publication import LIST_VIEW_PREFIX, SLOTS, LiveLists, read_live
 
 log = logging.getLogger(__name__)
 
-PRECOMPUTED_SERVICE = "serving_precomputed_v1"
 REALTIME_SERVICE = "serving_realtime_v1"
 TRAINING_USER_SERVICE = "training_user_features_v1"
-RECOMMENDATIONS_VIEW = "user_recommendations"
 EVENTS_PUSH_SOURCE = "user_events_push"
 CATALOG_VERSION_KEY = "reco:{project}:catalog_version"
 _VAR = re.compile(r"\$\{(\w+)\}")
@@ -53,10 +53,35 @@ def open_store(settings: Settings) -> FeatureStore:
     )
 
 
+def precomputed_service(slot: str) -> str:
+    """The feature service of one list slot (``serving_precomputed_a`` / ``_b``)."""
+    return f"serving_precomputed_{slot}"
+
+
+def live_lists(settings: Settings) -> LiveLists | None:
+    """Which list slot is live, and which run filled it (None before the first run)."""
+    client = redis_client(settings)
+    try:
+        return read_live(client, settings.feast_project)
+    finally:
+        client.close()
+
+
+def redis_client(settings: Settings, timeout: float = 30.0) -> redis.Redis:
+    """A plain client for the job side's own keys (pointer, lock, catalog version)."""
+    extra = (
+        {"password": settings.redis_password.get_secret_value()} if settings.redis_password else {}
+    )
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=5, **extra
+    )
+
+
 def check_serving_ready(store: FeatureStore) -> None:
     """Fail fast when the feature services serving asks for are not registered."""
     registered = {s.name for s in store.list_feature_services()}
-    missing = {PRECOMPUTED_SERVICE, REALTIME_SERVICE} - registered
+    missing = {precomputed_service(slot) for slot in SLOTS} | {REALTIME_SERVICE}
+    missing -= registered
     if missing:
         raise FeatureRepoNotApplied(
             f"feature service(s) {sorted(missing)} are not registered in project "
@@ -69,13 +94,13 @@ def materialize(store: FeatureStore, end: datetime, earliest: datetime) -> dict[
 
     Views never materialized before get the full range from ``earliest`` (Feast's incremental
     mode would start at ``now - ttl`` and silently skip older data); the others continue
-    incrementally. ``user_recommendations`` is written directly by the nightly job instead.
+    incrementally. The list views are written directly by the nightly job instead.
     """
     done: dict[str, str] = {}
     first: list[str] = []
     incremental: list[str] = []
     for view in store.list_feature_views():
-        if view.name == RECOMMENDATIONS_VIEW:
+        if view.name.startswith(LIST_VIEW_PREFIX):
             continue
         (incremental if view.most_recent_end_time else first).append(view.name)
     if first:
@@ -93,9 +118,19 @@ def historical_user_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd
     return store.get_historical_features(entity_df=entity_df, features=service).to_df()
 
 
-def write_recommendations(store: FeatureStore, lists: pd.DataFrame) -> None:
-    """Write precomputed lists (the ``user_recommendations`` schema) to the online store."""
-    store.write_to_online_store(RECOMMENDATIONS_VIEW, lists)
+def write_lists_feast(store: FeatureStore, view: str, lists: pd.DataFrame) -> None:
+    """Write lists through Feast's own write path, without its timestamp read (only the
+    lock holder writes the unpublished slot). For online stores the fast writer
+    (:mod:`recommender.listwrite`) does not speak, such as Redis Cluster."""
+    config = store.config.online_store
+    previous = getattr(config, "skip_dedup", None)
+    if previous is not None:
+        config.skip_dedup = True
+    try:
+        store.write_to_online_store(view, lists)
+    finally:
+        if previous is not None:
+            config.skip_dedup = previous
 
 
 @lru_cache(maxsize=64)
@@ -116,10 +151,15 @@ def _online(store: FeatureStore, service: str, user_id: str) -> dict[str, Any]:
     return {name: values[0] for name, values in response.items()}
 
 
-def read_precomputed(store: FeatureStore, user_id: str) -> dict[str, Any] | None:
-    """The nightly list of a user, or None when there is none."""
-    row = _online(store, PRECOMPUTED_SERVICE, user_id)
-    if not row.get("rec_item_ids"):
+def read_precomputed(
+    store: FeatureStore, user_id: str, live: LiveLists | None
+) -> dict[str, Any] | None:
+    """The live nightly list of a user through Feast's ``get_online_features`` (as feature
+    consumers read it), or None when there is none."""
+    if live is None:
+        return None
+    row = _online(store, precomputed_service(live.slot), user_id)
+    if not row.get("rec_item_ids") or row.get("run_id") != live.run_id:
         return None
     ts = row.get("rec_item_ids__ts") or 0
     return {
@@ -156,9 +196,7 @@ def push_recent_lists(
 
 def bump_catalog_version(settings: Settings) -> int:
     """Tell running APIs that item metadata changed (they re-read it within a second)."""
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = redis_client(settings, timeout=5)
     try:
         return int(client.incr(CATALOG_VERSION_KEY.format(project=settings.feast_project)))  # type: ignore[arg-type]
     finally:

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from recommender.artifacts import ModelBundle
 from recommender.coldstart import PROFILE_FIELDS, ProfileModel
 from recommender.index import ItemIndex
 from recommender.matrix import Vocab, user_item_matrix
 from recommender.models import ALSModel, PopularityModel
+from recommender.scoring import top_n as score_top_n
 
 
 def fit_bundle(
@@ -55,24 +55,17 @@ def fit_bundle(
     )
 
 
-def top_n_lists(bundle: ModelBundle, top_n: int, batch_size: int = 2048) -> pd.DataFrame:
-    """What the nightly job stores: every known user's top-N (seen items excluded) as
-    ``user_id, rec_item_ids, rec_scores``, scored one batch at a time."""
-    frames = []
-    n_users = len(bundle.users)
+def top_n_lists(bundle: ModelBundle, top_n: int, batch_size: int = 1024) -> pd.DataFrame:
+    """Every known user's top-N (seen items excluded) as ``user_id, rec_item_ids,
+    rec_scores``, scored one batch at a time (the nightly job's lists, as a DataFrame)."""
+    rows, scores = score_top_n(
+        bundle.als.user_factors, bundle.als.item_factors, bundle.user_items, top_n, batch_size
+    )
     item_ids = bundle.items.ids
-    for start in tqdm(
-        range(0, n_users, batch_size), desc="scoring", unit="batch", disable=None, leave=False
-    ):
-        rows = np.arange(start, min(start + batch_size, n_users))
-        ids, scores = bundle.als.recommend(rows, bundle.user_items[rows], top_n)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "user_id": bundle.users.ids[rows],
-                    "rec_item_ids": [item_ids[r[r >= 0]].tolist() for r in ids],
-                    "rec_scores": [s[np.isfinite(s)].astype(np.float32).tolist() for s in scores],
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame(
+        {
+            "user_id": bundle.users.ids,
+            "rec_item_ids": [item_ids[r[r >= 0]].tolist() for r in rows],
+            "rec_scores": [s[np.isfinite(s)].tolist() for s in scores],
+        }
+    )

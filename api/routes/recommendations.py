@@ -34,7 +34,7 @@ async def _serve(
     ctx, down = None, ""
     if user_id is not None:
         try:
-            ctx = hybrid.Context.from_views(await online.user_views(user_id))
+            ctx = hybrid.Context.from_views(await online.user_views(user_id), rt.live)
         except FeatureStoreUnavailable as exc:
             down = str(exc)
     else:

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recommender.data.lists import ensure_table
 from recommender.data.schema import (
     canonical_interactions,
     canonical_items,
@@ -24,18 +25,6 @@ from recommender.errors import InvalidDataset
 from recommender.features import activity_snapshots, recent_items_snapshots
 
 log = logging.getLogger(__name__)
-
-# The precomputed lists' offline table: the nightly job appends runs to it.
-RECOMMENDATIONS_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("rec_item_ids", pa.list_(pa.string())),
-        ("rec_scores", pa.list_(pa.float32())),
-        ("model_version", pa.string()),
-        ("run_id", pa.string()),
-        ("event_timestamp", pa.timestamp("ns", tz="UTC")),
-    ]
-)
 
 
 def build_tables(
@@ -97,21 +86,11 @@ def _write_atomic(tables: dict[str, pa.Table], data_dir: Path) -> None:
 def write_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> dict[str, int]:
     """Write every table to ``data_dir/<name>.parquet``; returns row counts."""
     arrow = {name: pa.Table.from_pandas(df, preserve_index=False) for name, df in tables.items()}
-    if not (data_dir / "user_recommendations.parquet").exists():
-        arrow["user_recommendations"] = RECOMMENDATIONS_SCHEMA.empty_table()
     _write_atomic(arrow, data_dir)
+    ensure_table(data_dir)
     counts = {name: t.num_rows for name, t in arrow.items()}
     log.info("wrote tables to %s: %s", data_dir, counts)
     return counts
-
-
-def append_recommendations(df: pd.DataFrame, data_dir: Path) -> None:
-    """Append one run's lists to the offline ``user_recommendations`` table (atomic replace)."""
-    path = data_dir / "user_recommendations.parquet"
-    new = pa.Table.from_pandas(df, schema=RECOMMENDATIONS_SCHEMA, preserve_index=False)
-    if path.exists():
-        new = pa.concat_tables([pq.read_table(path, schema=RECOMMENDATIONS_SCHEMA), new])
-    _write_atomic({"user_recommendations": new}, data_dir)
 
 
 def read_table(data_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:

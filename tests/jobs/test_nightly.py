@@ -11,7 +11,7 @@ import pytest
 from jobs.nightly import run_nightly
 from recommender.artifacts import load_bundle
 from recommender.config import Settings
-from recommender.store import open_store, read_precomputed
+from recommender.store import live_lists, open_store, read_precomputed
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def test_every_known_user_gets_an_online_list_from_their_group(trained_repo: Set
     store = open_store(trained_repo)
     assert len(bundle.users) == 60
     for user_id in ("a_user0", "b_user7"):
-        stored = read_precomputed(store, user_id)
+        stored = read_precomputed(store, user_id, live_lists(trained_repo))
         assert stored is not None and stored["model_version"] == bundle.version
         row = bundle.users.row(user_id)
         seen = {bundle.items.ids[i] for i in bundle.user_items[row].indices}
@@ -37,22 +37,63 @@ def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
     runs = sorted((trained_repo.artifacts_dir / "runs").glob("*.json"))
     manifest = json.loads(runs[-1].read_text())
     assert manifest["status"] == "succeeded" and manifest["users"] == 60
-    assert set(manifest["durations_s"]) == {"events", "model", "score", "write", "materialize"}
+    assert manifest["users_written"] == 60 and manifest["chunks_done"] == [0]
+    assert manifest["peak_rss_mb"]["self"] > 0
+    assert set(manifest["durations_s"]) == {
+        "events",
+        "load",
+        "score_and_write",
+        "score",
+        "encode_write_online",
+        "write_offline",
+        "materialize",
+        "publish",
+    }
+    live = live_lists(trained_repo)
+    assert live is not None and live.run_id == manifest["run_id"] and live.slot == manifest["slot"]
     model_manifest = load_bundle(trained_repo.artifacts_dir).manifest
     assert model_manifest["data"]["interactions"] == 720
     assert model_manifest["metrics"]["als"]["ndcg@10"] > 0
-    offline = pd.read_parquet(trained_repo.data_dir / "user_recommendations.parquet")
-    assert len(offline) >= 60 and offline["run_id"].iloc[-1] == manifest["run_id"]
+    offline = pd.read_parquet(trained_repo.data_dir / "user_recommendations")
+    assert len(offline) >= 60 and manifest["run_id"] in set(offline["run_id"])
+    assert not (trained_repo.data_dir / "staging" / "user_recommendations").exists() or not any(
+        (trained_repo.data_dir / "staging" / "user_recommendations").iterdir()
+    )
 
 
-def test_rerun_loads_the_live_model_and_appends(trained_repo: Settings) -> None:
-    before = len(pd.read_parquet(trained_repo.data_dir / "user_recommendations.parquet"))
+def test_rerun_loads_the_live_model_and_switches_slot(trained_repo: Settings) -> None:
+    before_live = live_lists(trained_repo)
+    before = len(pd.read_parquet(trained_repo.data_dir / "user_recommendations"))
     manifest = run_nightly(trained_repo)
     assert manifest["model_source"] == "loaded"
     assert manifest["materialized"]["user_profile"] == "incremental"
-    after = pd.read_parquet(trained_repo.data_dir / "user_recommendations.parquet")
+    after = pd.read_parquet(trained_repo.data_dir / "user_recommendations")
     assert len(after) == before + 60
-    assert read_precomputed(open_store(trained_repo), "a_user1")["run_id"] == manifest["run_id"]
+    live = live_lists(trained_repo)
+    assert live is not None and before_live is not None
+    assert live.slot != before_live.slot and live.run_id == manifest["run_id"]
+    stored = read_precomputed(open_store(trained_repo), "a_user1", live)
+    assert stored is not None and stored["run_id"] == manifest["run_id"]
+
+
+def test_offline_lists_are_point_in_time_features(trained_repo: Settings) -> None:
+    """Feature consumers read the published lists offline, as of any time, from either slot."""
+    offline = pd.read_parquet(trained_repo.data_dir / "user_recommendations")
+    runs = offline.groupby("run_id")["event_timestamp"].first().sort_values()
+    first_ts = runs.iloc[0]
+    entity = pd.DataFrame(
+        {
+            "user_id": ["a_user0", "a_user0"],
+            "event_timestamp": [first_ts, pd.Timestamp.now(tz="UTC")],
+        }
+    )
+    got = (
+        open_store(trained_repo)
+        .get_historical_features(entity, ["user_recommendations_a:run_id"])
+        .to_df()
+        .sort_values("event_timestamp")
+    )
+    assert got["run_id"].tolist() == [runs.index[0], runs.index[-1]]
 
 
 def test_failed_run_is_recorded_in_its_manifest(tmp_path, redis_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +132,7 @@ def test_logged_events_are_trained_on_once(tmp_path, redis_url: str) -> None:  #
         row = bundle.users.row("ev_user")
         assert row is not None  # the logged user is now a known user with a nightly list
         assert set(bundle.items.ids[bundle.user_items[row].indices]) == {f"b{j}" for j in range(6)}
-        stored = read_precomputed(open_store(settings), "ev_user")
+        stored = read_precomputed(open_store(settings), "ev_user", live_lists(settings))
         assert stored and all(i.startswith("b") for i in stored["item_ids"][:5])
         count = len(read_table(settings.data_dir, "interactions"))
         assert run_nightly(settings)["events_ingested"] == 0
