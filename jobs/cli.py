@@ -193,6 +193,47 @@ def nightly(
     typer.echo(json.dumps({k: manifest.get(k) for k in keys}, default=str))
 
 
+@app.command()
+@_clean_errors
+def schedule(
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Cron expression, UTC (default RECO_NIGHTLY_CRON, '0 2 * * *').")
+    ] = None,
+) -> None:
+    """Run `reco nightly` on a cron schedule, each run in its own process (compose's nightly
+    service). SIGTERM stops it; a run in progress is interrupted and resumes next time."""
+    from jobs.schedule import parse_cron, run_schedule
+
+    settings = _settings()
+    expression = parse_cron(cron or settings.nightly_cron)
+    run_schedule(expression)
+
+
+@app.command()
+def healthcheck(
+    url: Annotated[
+        str | None, typer.Option(help="Default: http://127.0.0.1:RECO_PORT/ready")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds.")] = 3.0,
+) -> None:
+    """Exit 0 when the API answers /ready with 200, else 1 (the container healthcheck)."""
+    import urllib.error
+    import urllib.request
+
+    settings = _settings()
+    target = url or f"http://127.0.0.1:{settings.port}/ready"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310
+            ok = response.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        typer.echo(f"unhealthy: {target}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not ok:
+        raise typer.Exit(1)
+    typer.echo("ok")
+
+
 @lists_app.command("live")
 @_clean_errors
 def lists_live() -> None:

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = Field(None, description="Ray cluster; default: start a local one")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray instance")
+    nightly_cron: str = Field("0 2 * * *", description="`reco schedule`, UTC; seconds last")
 
     # ALS defaults: the validation search on ML-100K (docs/evaluation.md). A tuning file
     # written by `reco evaluate --tune` overrides them unless a RECO_ALS_* variable is set.
