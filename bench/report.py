@@ -83,10 +83,16 @@ index: `{m["index"]}`.
 * events_event / events_batch: `POST /events` (1 event) and `POST /events/batch` (10 events),
   each fsync'ed to the event log before the 202, then pushed through Feast.
 {prof_block}{END}"""
+    replace_section(path, START, END, section)
+
+
+def replace_section(path: Path, start: str, end: str, section: str) -> None:
+    """Put ``section`` (which starts with ``start`` and ends with ``end``) into the file,
+    replacing only the previous version of that section and keeping every other note."""
     old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if START in old and END in old:  # replace only this script's section, keep the notes
-        head, rest = old.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = old.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)

@@ -198,7 +198,7 @@ def nightly(
 def schedule(
     cron: Annotated[
         str | None,
-        typer.Option(help="Cron expression, UTC (default RECO_NIGHTLY_CRON, '0 2 * * *').")
+        typer.Option(help="Cron expression, UTC (default RECO_NIGHTLY_CRON, '0 2 * * *')."),
     ] = None,
 ) -> None:
     """Run `reco nightly` on a cron schedule, each run in its own process (compose's nightly

@@ -8,6 +8,7 @@ resumes the unfinished run's remaining chunks (see :mod:`jobs.runs`).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import resource
@@ -33,7 +34,7 @@ from recommender.config import Settings
 from recommender.data.lists import lists_table, prune_runs, publish_parts, write_part
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
-from recommender.listwrite import ListEncoder, send_pipelined
+from recommender.listwrite import ListWriterPool
 from recommender.publication import LiveLists, RunLock, list_view, next_slot, publish, read_live
 from recommender.scoring import Chunk, plan_chunks
 from recommender.store import materialize, open_store, redis_client, write_lists_feast
@@ -91,16 +92,21 @@ class _ChunkWriter:
         online = self.store.config.online_store
         redis_type = getattr(online, "redis_type", None)
         self.fast = online.type == "redis" and getattr(redis_type, "value", redis_type) == "redis"
-        self.client = redis_client(settings)
-        self.encoder = ListEncoder(
-            self.store.project,
-            self.view,
-            bundle.items.ids,
-            bundle.version,
-            manifest["run_id"],
-            self.timestamp,
-            serialization_version=self.store.config.entity_key_serialization_version,
-        )
+        self.pool = None
+        if self.fast:
+            self.pool = ListWriterPool(
+                settings.write_workers,
+                settings.redis_url,
+                settings.redis_password.get_secret_value() if settings.redis_password else None,
+                settings.write_batch,
+                project=self.store.project,
+                view=self.view,
+                item_ids=[str(i) for i in bundle.items.ids],
+                model_version=bundle.version,
+                run_id=manifest["run_id"],
+                timestamp=self.timestamp,
+                serialization_version=self.store.config.entity_key_serialization_version,
+            )
         self.seconds = {"encode_write_online": 0.0, "write_offline": 0.0}
 
     def write(self, chunk: Chunk, rows: np.ndarray, scores: np.ndarray) -> Chunk:
@@ -115,9 +121,8 @@ class _ChunkWriter:
             self.manifest["run_id"],
             self.timestamp,
         )
-        if self.fast:
-            commands = self.encoder.commands(users, rows, scores)
-            send_pipelined(self.client, commands, self.settings.write_batch)
+        if self.pool is not None:
+            self.pool.write(users, rows, scores)
         else:
             write_lists_feast(self.store, self.view, table.to_pandas())
         t1 = time.perf_counter()
@@ -127,7 +132,8 @@ class _ChunkWriter:
         return chunk
 
     def close(self) -> None:
-        self.client.close()
+        if self.pool is not None:
+            self.pool.close()
 
 
 def _score_and_write(
@@ -245,6 +251,7 @@ def run_nightly(
 
             t0 = time.perf_counter()
             bundle = _model(settings, manifest, retrain)
+            gc.freeze()  # the model's millions of objects never need the cyclic GC again
             manifest["model_version"] = bundle.version
             manifest["users"] = len(bundle.users)
             step("load", t0)

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")
     write_batch: int = Field(1000, ge=1, le=100_000, description="rows per Redis round trip")
+    write_workers: int = Field(2, ge=1, le=64, description="processes encoding and writing")
     lock_seconds: float = Field(60.0, ge=1, description="run lock expiry (heartbeat: 1/3)")
     lock_wait_seconds: float = Field(0.0, ge=0, description="wait for a running run's lock")
     keep_list_runs: int = Field(7, ge=1, description="published runs kept in the offline table")

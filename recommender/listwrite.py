@@ -20,9 +20,12 @@ safe: a slot has one writer, the holder of the run lock.
 
 from __future__ import annotations
 
+import multiprocessing
 import struct
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import hiredis
 import numpy as np
@@ -114,29 +117,87 @@ class ListEncoder:
     def commands(
         self, user_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray
     ) -> list[bytes]:
-        """One packed ``HSET`` per user; ``rows``/``scores`` are padded with -1/-inf."""
+        """One packed ``HSET`` per user; ``rows``/``scores`` are padded with -1/-inf.
+
+        Work is done per chunk where it can be (validity, item pieces, float bytes) and per
+        row only where it must: about 30 us per 100-item row."""
+        rows = np.asarray(rows)
+        scores = np.ascontiguousarray(scores, dtype="<f4")
+        full = (rows >= 0).all(axis=1)
+        pieces = self.pieces[rows].tolist()  # row -1 maps to b"" (the last piece)
+        f_items, f_scores, ts_field, ts_value = self.fields[0], self.fields[1], *self._ts()
+        constant, pack, key = self.constant, hiredis.pack_command, self.key
         out = []
-        f_items, f_scores = self.fields[0], self.fields[1]
-        for user, row, score in zip(user_ids, rows, scores, strict=True):
-            valid = row >= 0
-            if not valid.all():
-                row, score = row[valid], score[valid]
+        for i, user in enumerate(user_ids):
+            inner = b"".join(pieces[i])
+            score = scores[i] if full[i] else scores[i][rows[i] >= 0]
+            packed = score.tobytes()
+            floats = _REPEATED_TAG + _len(len(packed)) + packed if packed else b""
             out.append(
-                hiredis.pack_command(
+                pack(
                     (
                         b"HSET",
-                        self.key(str(user)),
-                        self.ts_field,
-                        self.ts_value,
+                        key(str(user)),
+                        ts_field,
+                        ts_value,
                         f_items,
-                        self.item_list_value(row),
+                        _STRING_LIST_TAG + _len(len(inner)) + inner,
                         f_scores,
-                        self.score_list_value(score),
-                        *self.constant,
+                        _FLOAT_LIST_TAG + _len(len(floats)) + floats,
+                        *constant,
                     )
                 )
             )
         return out
+
+    def _ts(self) -> tuple[bytes, bytes]:
+        return self.ts_field, self.ts_value
+
+
+class ListWriterPool:
+    """Encode and send in ``workers`` processes: a Python writer is bound by its CPU time
+    (encoding and command packing), and one process is one core. Each worker builds its own
+    encoder and Redis connection once; a chunk is split between them."""
+
+    def __init__(
+        self, workers: int, redis_url: str, password: str | None, batch: int, **encoder: Any
+    ) -> None:
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(redis_url, password, batch, encoder),
+        )
+
+    def write(self, user_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> int:
+        bounds = np.linspace(0, len(user_ids), self.workers + 1).astype(int)
+        futures = [
+            self.pool.submit(_write_rows, user_ids[a:b].tolist(), rows[a:b], scores[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            if b > a
+        ]
+        return sum(f.result() for f in futures)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(redis_url: str, password: str | None, batch: int, encoder: dict[str, Any]) -> None:
+    import redis
+
+    _worker["encoder"] = ListEncoder(**encoder)
+    extra = {"password": password} if password else {}
+    _worker["client"] = redis.Redis.from_url(redis_url, socket_timeout=60, **extra)
+    _worker["batch"] = batch
+
+
+def _write_rows(user_ids: list[str], rows: np.ndarray, scores: np.ndarray) -> int:
+    commands = _worker["encoder"].commands(user_ids, rows, scores)
+    return send_pipelined(_worker["client"], commands, _worker["batch"])
 
 
 def send_pipelined(client: object, commands: Iterable[bytes], batch: int = 1000) -> int:

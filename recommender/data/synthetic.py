@@ -28,7 +28,7 @@ def synthetic_catalog(
     second = np.where(rng.random(n_items) < 0.3, rng.integers(0, n_genres, n_items), -1)
     popularity = 1.0 / (rng.permutation(n_items) + 10.0) ** 0.7
     by_genre = [np.flatnonzero((genre == g) | (second == g)) for g in range(n_genres)]
-    cum_genre = [np.cumsum(popularity[ix]) / popularity[ix].sum() for ix in by_genre]
+    cum_genre = [np.cumsum(popularity[ix]) / max(popularity[ix].sum(), 1e-12) for ix in by_genre]
     cum_all = np.cumsum(popularity) / popularity.sum()
 
     counts = np.maximum(3, rng.lognormal(0, 0.8, n_users))
@@ -39,8 +39,11 @@ def synthetic_catalog(
     from_taste = rng.random(len(user_rows)) < 0.8
     item_rows = np.empty(len(user_rows), dtype=np.int64)
     draws = rng.random(len(user_rows))
+    from_taste &= np.array([len(ix) > 0 for ix in by_genre])[chosen_genre]  # empty genres
     for g in range(n_genres):
         pick = from_taste & (chosen_genre == g)
+        if not pick.any():
+            continue
         item_rows[pick] = by_genre[g][
             np.searchsorted(cum_genre[g], draws[pick]).clip(0, len(by_genre[g]) - 1)
         ]

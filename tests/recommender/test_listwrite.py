@@ -78,3 +78,35 @@ def test_an_error_reply_raises_and_the_connection_is_not_reused(redis_url: str) 
         assert client.ping()  # the pool hands out a clean connection afterwards
     finally:
         client.delete(key, enc.key("ok1"), enc.key("ok2"))
+
+
+@pytest.mark.integration
+def test_the_writer_pool_writes_every_row(synthetic_repo: Settings) -> None:
+    from recommender.listwrite import ListWriterPool
+
+    store = open_store(synthetic_repo)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    items = ["a0", "a1", "b2", "b3"]
+    pool = ListWriterPool(
+        2,
+        synthetic_repo.redis_url,
+        None,
+        3,
+        project=store.project,
+        view="user_recommendations_b",
+        item_ids=items,
+        model_version="v8",
+        run_id="pool",
+        timestamp=now,
+    )
+    users = np.array([f"pool_u{i}" for i in range(11)])
+    rows = np.tile(np.array([[3, 1]]), (11, 1))
+    try:
+        assert pool.write(users, rows, np.ones((11, 2), np.float32)) == 11
+    finally:
+        pool.close()
+    got = store.get_online_features(
+        features=["user_recommendations_b:rec_item_ids", "user_recommendations_b:run_id"],
+        entity_rows=[{"user_id": u} for u in users],
+    ).to_dict()
+    assert got["rec_item_ids"] == [["b3", "a1"]] * 11 and set(got["run_id"]) == {"pool"}

@@ -1,0 +1,261 @@
+"""Online-store write paths for the nightly lists, side by side in one run.
+
+    python -m bench.write_bench [--rows 50000] [--feast-rows 5000]
+
+Writes the same top-100 lists (item ids drawn from a 50k catalog, float scores) into a
+throw-away Feast project (``wb_<random>``, torn down at the end) and measures rows/s for:
+
+* ``feast_default``: ``FeatureStore.write_to_online_store`` as configured (timestamp check);
+* ``feast_skip_dedup``: the same with the Redis store's ``skip_dedup`` option;
+* ``feast_protos_batch``: Feast's ``online_write_batch`` given ready-made protos (no
+  DataFrame conversion), ``skip_dedup``;
+* ``fast_writer``: ``recommender.listwrite``'s encoder + pipelined send, one process;
+* ``fast_writer_<n>proc``: the same split over ``--workers`` processes (the nightly job's
+  ``ListWriterPool``, ``RECO_WRITE_WORKERS``);
+* ``raw_pipelined_hset``: the already-encoded commands of the fast writer sent pipelined on
+  one connection (the ceiling for a single Python writer);
+* ``redis_benchmark_set``: ``redis-benchmark -t set -P 64`` (50 clients) with the same value
+  size, the issue's reference.
+
+Results: ``bench/results/write_bench.json`` and the write-bench section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import redis
+
+from bench.report import replace_section
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- write-bench:start -->", "<!-- write-bench:end -->"
+
+
+def make_store(work: Path, project: str, redis_url: str):  # type: ignore[no-untyped-def]
+    from recommender.config import Settings
+    from recommender.data.synthetic import synthetic_catalog
+    from recommender.data.tables import build_tables, write_tables
+    from recommender.store import open_store
+
+    repo = work / "feature_repo"
+    repo.mkdir(parents=True)
+    for name in ("feature_store.yaml", "definitions.py", ".feastignore"):
+        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    settings = Settings(feast_project=project, feature_repo=repo, redis_url=redis_url)
+    write_tables(build_tables(*synthetic_catalog(100, 50, 1000, seed=1)), settings.data_dir)
+    feast = Path(sys.executable).with_name("feast")
+    env = {**os.environ, **settings.feast_env()}
+    subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
+    return settings, open_store(settings)
+
+
+def redis_benchmark(url: str, value_bytes: int, n: int) -> float | None:
+    exe = shutil.which("redis-benchmark")
+    if exe is None:
+        print("redis-benchmark not found (apt-get install redis-tools); skipping the reference")
+        return None
+    parsed = redis.connection.parse_url(url)
+    cmd = [
+        exe,
+        "-h",
+        str(parsed.get("host", "127.0.0.1")),
+        "-p",
+        str(parsed.get("port", 6379)),
+        "--dbnum",
+        "15",
+        "-t",
+        "set",
+        "-d",
+        str(value_bytes),
+        "-P",
+        "64",
+        "-n",
+        str(n),
+        "-r",
+        str(n),
+        "-q",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    redis.Redis.from_url(url, db=15).flushdb()
+    found = re.findall(r"SET: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    return float(found[-1]) if found else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=50_000, help="rows for the fast paths")
+    ap.add_argument("--feast-rows", type=int, default=5_000, help="rows for Feast's own paths")
+    ap.add_argument("--top-n", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2, help="processes of the pooled writer")
+    ap.add_argument("--items", type=int, default=50_000)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "write_bench.json")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import FloatList, StringList, Value
+
+    from recommender.listwrite import ListEncoder, ListWriterPool, send_pipelined
+
+    url = os.environ.get("RECO_REDIS_URL", "redis://127.0.0.1:6379/0")
+    project = f"wb_{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="write-bench-"))
+    settings, store = make_store(work, project, url)
+    client = redis.Redis.from_url(url)
+    rng = np.random.default_rng(0)
+    item_ids = np.array([f"i{i}" for i in range(args.items)])
+    rows = rng.integers(0, args.items, (args.rows, args.top_n))
+    scores = np.sort(rng.random((args.rows, args.top_n)).astype(np.float32), axis=1)[:, ::-1]
+    users = [f"u{u}" for u in range(args.rows)]
+    view = "user_recommendations_a"
+    results: dict[str, dict[str, float]] = {}
+
+    def record(name: str, n: int, seconds: float) -> None:
+        results[name] = {"rows": n, "seconds": round(seconds, 3), "rows_per_s": n / seconds}
+        print(f"{name:>22}: {n / seconds:>10,.0f} rows/s ({n} rows, {seconds:.2f}s)")
+
+    try:
+        now = datetime.now(timezone.utc)
+        nf = args.feast_rows
+        frame = pd.DataFrame(
+            {
+                "user_id": users[:nf],
+                "rec_item_ids": [item_ids[r].tolist() for r in rows[:nf]],
+                "rec_scores": [s.tolist() for s in scores[:nf]],
+                "model_version": "v1",
+                "run_id": "r1",
+                "event_timestamp": pd.Timestamp(now),
+            }
+        )
+        t0 = time.perf_counter()
+        store.write_to_online_store(view, frame)
+        record("feast_default", nf, time.perf_counter() - t0)
+
+        store.config.online_store.skip_dedup = True
+        frame["event_timestamp"] = pd.Timestamp(datetime.now(timezone.utc))
+        t0 = time.perf_counter()
+        store.write_to_online_store(view, frame)
+        record("feast_skip_dedup", nf, time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        mv, rid = Value(string_val="v1"), Value(string_val="r1")
+        data = [
+            (
+                EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=u)]),
+                {
+                    "rec_item_ids": Value(string_list_val=StringList(val=item_ids[r].tolist())),
+                    "rec_scores": Value(float_list_val=FloatList(val=s.tolist())),
+                    "model_version": mv,
+                    "run_id": rid,
+                },
+                now,
+                None,
+            )
+            for u, r, s in zip(users[:nf], rows[:nf], scores[:nf], strict=True)
+        ]
+        store._get_provider().online_write_batch(  # Feast's own Redis write loop
+            store.config, store.get_feature_view(view), data, None
+        )
+        record("feast_protos_batch", nf, time.perf_counter() - t0)
+
+        encoder = ListEncoder(project, view, item_ids, "v1", "r1", now)
+        t0 = time.perf_counter()
+        commands = encoder.commands(users, rows, scores)
+        encode_s = time.perf_counter() - t0
+        send_pipelined(client, commands, 1000)
+        record("fast_writer", args.rows, time.perf_counter() - t0)
+        results["fast_writer"]["encode_share"] = round(
+            encode_s / results["fast_writer"]["seconds"], 3
+        )
+
+        del frame, data  # no GC scans over the Feast paths' objects
+        pool = ListWriterPool(
+            args.workers,
+            url,
+            None,
+            1000,
+            project=project,
+            view=view,
+            item_ids=item_ids.tolist(),
+            model_version="v1",
+            run_id="r1",
+            timestamp=now,
+        )
+        try:
+            pool.write(np.array(users[:10]), rows[:10], scores[:10])  # start the workers
+            t0 = time.perf_counter()
+            pool.write(np.array(users), rows, scores)
+            record(f"fast_writer_{args.workers}proc", args.rows, time.perf_counter() - t0)
+        finally:
+            pool.close()
+
+        t0 = time.perf_counter()
+        send_pipelined(client, commands, 1000)
+        record("raw_pipelined_hset", args.rows, time.perf_counter() - t0)
+        value_bytes = int(np.mean([len(c) for c in commands[:1000]]))
+
+        ref = redis_benchmark(url, value_bytes, max(args.rows, 200_000))
+        if ref:
+            results["redis_benchmark_set"] = {"rows": 0, "seconds": 0.0, "rows_per_s": ref}
+            print(f"{'redis_benchmark_set':>22}: {ref:>10,.0f} SET/s (-P 64, {value_bytes} B)")
+    finally:
+        store.teardown()
+        shutil.rmtree(work, ignore_errors=True)
+
+    ratios = {}
+    if "redis_benchmark_set" in results:
+        base = results["redis_benchmark_set"]["rows_per_s"]
+        ratios = {k: round(v["rows_per_s"] / base, 3) for k, v in results.items()}
+    out = {
+        "meta": {
+            "command": "python -m bench.write_bench " + " ".join(sys.argv[1:]),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+            "payload_bytes": value_bytes,
+            "top_n": args.top_n,
+        },
+        "results": results,
+        "ratio_to_redis_benchmark": ratios,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    write_markdown(out, args.docs)
+    print(json.dumps(ratios))
+
+
+def write_markdown(out: dict, path: Path) -> None:  # type: ignore[type-arg]
+    m, r, ratio = out["meta"], out["results"], out["ratio_to_redis_benchmark"]
+    rows = "\n".join(
+        f"| {name} | {v['rows_per_s']:,.0f} | {ratio.get(name, float('nan')):.2f} |"
+        for name, v in r.items()
+    )
+    section = f"""{START}
+## Online-store writes of the nightly lists
+
+Command: `{m["command"]}`, {m["date"]}, {m["machine"]} (shared, noisy). Top-{m["top_n"]}
+lists, {m["payload_bytes"]} bytes per row (one HSET of 5 fields). Ratios are to
+`redis-benchmark -t set -P 64` (50 clients) with values of the same size, in the same run.
+
+| path | rows/s | x redis-benchmark |
+|---|---|---|
+{rows}
+{END}"""
+    replace_section(path, START, END, section)
+
+
+if __name__ == "__main__":
+    main()
