@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import re
@@ -43,6 +44,7 @@ import redis
 from bench.report import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench.write")
 START, END = "<!-- write-bench:start -->", "<!-- write-bench:end -->"
 
 
@@ -67,7 +69,7 @@ def make_store(work: Path, project: str, redis_url: str):  # type: ignore[no-unt
 def redis_benchmark(url: str, value_bytes: int, n: int) -> float | None:
     exe = shutil.which("redis-benchmark")
     if exe is None:
-        print("redis-benchmark not found (apt-get install redis-tools); skipping the reference")
+        log.info("redis-benchmark not found (apt-get install redis-tools); skipping the reference")
         return None
     parsed = redis.connection.parse_url(url)
     cmd = [
@@ -106,6 +108,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "write_bench.json")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("feast").setLevel(logging.WARNING)
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import FloatList, StringList, Value
 
@@ -126,7 +130,7 @@ def main() -> None:
 
     def record(name: str, n: int, seconds: float) -> None:
         results[name] = {"rows": n, "seconds": round(seconds, 3), "rows_per_s": n / seconds}
-        print(f"{name:>22}: {n / seconds:>10,.0f} rows/s ({n} rows, {seconds:.2f}s)")
+        log.info(f"{name:>22}: {n / seconds:>10,.0f} rows/s ({n} rows, {seconds:.2f}s)")
 
     try:
         now = datetime.now(timezone.utc)
@@ -211,7 +215,7 @@ def main() -> None:
         ref = redis_benchmark(url, value_bytes, max(args.rows, 200_000))
         if ref:
             results["redis_benchmark_set"] = {"rows": 0, "seconds": 0.0, "rows_per_s": ref}
-            print(f"{'redis_benchmark_set':>22}: {ref:>10,.0f} SET/s (-P 64, {value_bytes} B)")
+            log.info(f"{'redis_benchmark_set':>22}: {ref:>10,.0f} SET/s (-P 64, {value_bytes} B)")
     finally:
         store.teardown()
         shutil.rmtree(work, ignore_errors=True)
@@ -234,7 +238,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     write_markdown(out, args.docs)
-    print(json.dumps(ratios))
+    log.info(json.dumps(ratios))
 
 
 def write_markdown(out: dict, path: Path) -> None:  # type: ignore[type-arg]

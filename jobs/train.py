@@ -67,13 +67,22 @@ def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
 def holdout_metrics(
     settings: Settings, interactions: pd.DataFrame, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Metrics@10 of ALS and popularity on a per-user temporal hold-out (last 20%)."""
+    """Metrics@10 of ALS and popularity on a per-user temporal hold-out (last 20%), ranked
+    for at most ``settings.eval_max_users`` users (a seeded sample on large catalogs)."""
     split = user_temporal(interactions, test_fraction=0.2)
     data = EvalData.from_split(split)
     params = params or als_params(settings)[0]
     out: dict[str, Any] = {"protocol": split.summary()}
     for name, p in (("als", params), ("popularity", {})):
-        out[name] = evaluate_model(name, p, data, ks=(10,), refit=True)["metrics"]
+        out[name] = evaluate_model(
+            name,
+            p,
+            data,
+            ks=(10,),
+            refit=True,
+            max_users=settings.eval_max_users,
+            seed=settings.seed,
+        )["metrics"]
     return out
 
 

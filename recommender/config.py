@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     top_n: int = Field(100, ge=1, le=1000)
     batch_size: int = Field(1024, ge=1, description="users scored at once (memory)")
     seed: int = 42
+    eval_max_users: int = Field(20_000, ge=100, description="hold-out users ranked in training")
 
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")

@@ -166,7 +166,7 @@ def test_redis_command_persists_across_a_restart(tmp_path: Path) -> None:
         proc = subprocess.Popen(start, stdout=subprocess.DEVNULL)
         client = redis.Redis(port=port)
         try:
-            _wait(lambda: _pings(client), 20)
+            _wait(lambda c=client: _pings(c), 20)
             if attempt == 0:
                 client.set("reco:persisted", "yes")
             else:

@@ -46,3 +46,26 @@ def test_prometheus_scrapes_the_api_and_grafana_queries_real_metrics() -> None:
         for name in re.findall(r"\b(reco_\w+)", expr):
             base = re.sub(r"_(bucket|total|count|sum)$", "", name)
             assert {name, base} & exported, f"{name} in the dashboard is not exported"
+
+
+def test_dockerfile_is_multi_stage_and_installs_only_hash_pinned_dependencies() -> None:
+    import re
+
+    import tomllib
+
+    docker = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)(?: AS (\w+))?", docker, re.M)
+    assert len(stages) == 2 and stages[0][1] == "build"
+    assert all(re.search(r":\d+\.\d+\.\d+", image) for image, _ in stages)  # pinned bases
+    assert "--require-hashes" in docker and "COPY --from=build /opt/venv" in docker
+    lock = (ROOT / "deploy" / "requirements.lock").read_text()
+    assert "file://" not in lock  # nothing machine-specific
+    pinned = {
+        m.group(1).lower().replace("_", "-")
+        for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==[^\s]+ \\\n\s+--hash=sha256:", lock, re.M)
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["ray"]
+    for requirement in wanted:
+        name = re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        assert name in pinned, f"{name} is not pinned with hashes in deploy/requirements.lock"

@@ -103,8 +103,11 @@ def evaluate_model(
     ks: tuple[int, ...] = (10,),
     phase: str = "test",
     refit: bool = False,
+    max_users: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Fit ``name`` with ``params`` and score it on the validation or test part."""
+    """Fit ``name`` with ``params`` and score it on the validation or test part (on a seeded
+    sample of ``max_users`` of its users when there are more)."""
     if phase not in ("valid", "test"):
         raise ValueError("phase must be 'valid' or 'test'")
     if phase == "valid":
@@ -121,6 +124,8 @@ def evaluate_model(
     model.fit(history)
     fit_s = time.perf_counter() - t0
     rows = np.array(sorted(truth_map), dtype=np.int64)
+    if max_users is not None and len(rows) > max_users:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_users, replace=False))
     t0 = time.perf_counter()
     lists = top_lists(model, history, rows, max(ks), extra)
     rank_s = time.perf_counter() - t0
