@@ -199,6 +199,31 @@ def _score_and_write(
     return {"score": score_seconds, **writer.seconds}
 
 
+def _start_or_resume(
+    settings: Settings, live: LiveLists | None, run_id: str, resume: bool
+) -> dict[str, Any]:
+    previous = resumable(settings, live, settings.top_n, settings.chunk_users) if resume else None
+    if previous is not None:
+        previous["resumed"] = previous.get("resumed", 0) + 1
+        log.info(
+            "nightly: resuming run %s (%d chunks done)",
+            previous["run_id"],
+            len(previous["chunks_done"]),
+        )
+        return previous
+    now = datetime.now(timezone.utc).isoformat()
+    return {
+        "run_id": run_id,
+        "started_at": now,
+        "lists_timestamp": now,
+        "slot": next_slot(live),
+        "top_n": settings.top_n,
+        "chunk_users": settings.chunk_users,
+        "chunks_done": [],
+        "durations_s": {},
+    }
+
+
 def run_nightly(
     settings: Settings,
     retrain: bool = False,
@@ -208,30 +233,21 @@ def run_nightly(
     """Run every step under the project's run lock; the manifest says what happened, also
     when a step fails or the run is interrupted."""
     client = redis_client(settings)
-    live = read_live(client, settings.feast_project)
     run_id = new_version()
     lock = RunLock(client, settings.feast_project, run_id, settings.lock_seconds)
-    lock.acquire(settings.lock_wait_seconds)
-    previous = resumable(settings, live, settings.top_n, settings.chunk_users) if resume else None
-    if previous is not None:
-        manifest = previous
-        manifest["resumed"] = manifest.get("resumed", 0) + 1
-        log.info(
-            "nightly: resuming run %s (%d chunks done)",
-            manifest["run_id"],
-            len(manifest["chunks_done"]),
+    try:
+        lock.acquire(settings.lock_wait_seconds)
+    except BaseException:
+        client.close()
+        raise
+    try:  # under the lock: which slot is live cannot change until we release it
+        manifest = _start_or_resume(
+            settings, read_live(client, settings.feast_project), run_id, resume
         )
-    else:
-        manifest = {
-            "run_id": run_id,
-            "started_at": datetime.now(timezone.utc).isoformat(),
-            "lists_timestamp": datetime.now(timezone.utc).isoformat(),
-            "slot": next_slot(live),
-            "top_n": settings.top_n,
-            "chunk_users": settings.chunk_users,
-            "chunks_done": [],
-            "durations_s": {},
-        }
+    except BaseException:
+        lock.release()
+        client.close()
+        raise
     run_id = manifest["run_id"]
     manifest.update(status="running", engine=engine or settings.engine, error=None)
     lock.rename(run_id)
