@@ -122,6 +122,8 @@ class Ready(BaseModel):
     model_version: str | None
     redis: bool
     detail: str | None = None
+    lists_run_id: str | None = Field(None, description="the nightly run whose lists are served")
+    lists_slot: str | None = Field(None, description="the live list slot (a or b)")
 
 
 class ErrorDetail(BaseModel):

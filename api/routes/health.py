@@ -28,7 +28,15 @@ async def ready(rt: RuntimeDep, response: Response) -> Ready:
     if not ok:
         response.status_code = 503
     version = rt.bundle.version if rt.bundle is not None else None
-    return Ready(ready=ok, model_version=version, redis=redis_ok, detail=detail)
+    live = rt.live
+    return Ready(
+        ready=ok,
+        model_version=version,
+        redis=redis_ok,
+        detail=detail,
+        lists_run_id=live.run_id if live else None,
+        lists_slot=live.slot if live else None,
+    )
 
 
 @router.get("/metrics", response_class=Response)

@@ -92,6 +92,7 @@ def _served(settings: Settings, users: list[str]) -> dict[str, tuple[str, list[s
             body = client.get("/recommendations", params={"user_id": user, "k": 10}).json()
             assert body["source"] == "precomputed", body
             out[user] = (body["run_id"], [i["item_id"] for i in body["items"]])
+        assert client.get("/ready").json()["lists_run_id"] == body["run_id"]
         return out
 
 
