@@ -17,6 +17,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from recommender.config import Settings
+from recommender.errors import InvalidRequest
 from recommender.scoring import Chunk, top_n
 
 log = logging.getLogger(__name__)
@@ -136,5 +137,10 @@ def make_engine(settings: Settings, name: str | None = None) -> Engine:
     if name == "local":
         return LocalEngine()
     if name == "ray":
-        return RayEngine(settings.ray_address, settings.ray_num_cpus)
+        try:
+            return RayEngine(settings.ray_address, settings.ray_num_cpus)
+        except ImportError as exc:
+            raise InvalidRequest(
+                "the ray engine needs Ray: pip install 'reco-platform[ray]'"
+            ) from exc
     raise ValueError(f"engine must be local or ray, not {name!r}")
