@@ -40,12 +40,25 @@ def test_ray_chunks_equal_local_chunks(ray_engine: RayEngine) -> None:
         np.testing.assert_allclose(remote[index][1], scores, rtol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def own_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Settings]:
+    """Its own repository: the shared one's run history stays as other tests expect it."""
+    from recommender.data.tables import build_tables, write_tables
+    from recommender.store import open_store
+    from tests.conftest import feast_apply, make_settings
+    from tests.synthetic import synthetic_tables
+
+    settings = make_settings(tmp_path_factory.mktemp("engines"), redis_url, chunk_users=7)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
+    feast_apply(settings)
+    yield settings
+    open_store(settings).teardown()
+
+
 @pytest.mark.integration
-def test_nightly_on_ray_publishes_the_same_lists(
-    trained_repo: Settings, ray_engine: RayEngine
-) -> None:
-    settings = trained_repo.model_copy(update={"chunk_users": 7})
-    local = run_nightly(settings, engine="local", resume=False)
+def test_nightly_on_ray_publishes_the_same_lists(own_repo: Settings, ray_engine: RayEngine) -> None:
+    settings = own_repo
+    local = run_nightly(settings, retrain=True, engine="local", resume=False)
     on_ray = run_nightly(settings, engine="ray", resume=False)
     assert on_ray["engine"] == "ray" and on_ray["chunks_total"] == 9
 
