@@ -105,14 +105,11 @@ class ListEncoder:
         return self.key_prefix + struct.pack("<I", len(raw)) + raw + self.project_bytes
 
     def item_list_value(self, rows: np.ndarray) -> bytes:
-        inner = b"".join(self.pieces[rows])
-        return _STRING_LIST_TAG + _len(len(inner)) + inner
+        return _string_list(self.pieces[rows])
 
     @staticmethod
     def score_list_value(scores: np.ndarray) -> bytes:
-        packed = np.ascontiguousarray(scores, dtype="<f4").tobytes()
-        inner = _REPEATED_TAG + _len(len(packed)) + packed if len(packed) else b""
-        return _FLOAT_LIST_TAG + _len(len(inner)) + inner
+        return _float_list(np.ascontiguousarray(scores, dtype="<f4").tobytes())
 
     def commands(
         self, user_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray
@@ -125,33 +122,29 @@ class ListEncoder:
         scores = np.ascontiguousarray(scores, dtype="<f4")
         full = (rows >= 0).all(axis=1)
         pieces = self.pieces[rows].tolist()  # row -1 maps to b"" (the last piece)
-        f_items, f_scores, ts_field, ts_value = self.fields[0], self.fields[1], *self._ts()
+        f_items, f_scores = self.fields[0], self.fields[1]
+        head = (self.ts_field, self.ts_value)
         constant, pack, key = self.constant, hiredis.pack_command, self.key
         out = []
         for i, user in enumerate(user_ids):
-            inner = b"".join(pieces[i])
             score = scores[i] if full[i] else scores[i][rows[i] >= 0]
-            packed = score.tobytes()
-            floats = _REPEATED_TAG + _len(len(packed)) + packed if packed else b""
+            items, floats = _string_list(pieces[i]), _float_list(score.tobytes())
             out.append(
-                pack(
-                    (
-                        b"HSET",
-                        key(str(user)),
-                        ts_field,
-                        ts_value,
-                        f_items,
-                        _STRING_LIST_TAG + _len(len(inner)) + inner,
-                        f_scores,
-                        _FLOAT_LIST_TAG + _len(len(floats)) + floats,
-                        *constant,
-                    )
-                )
+                pack((b"HSET", key(str(user)), *head, f_items, items, f_scores, floats, *constant))
             )
         return out
 
-    def _ts(self) -> tuple[bytes, bytes]:
-        return self.ts_field, self.ts_value
+
+def _string_list(pieces: Iterable[bytes]) -> bytes:
+    """A ``Value`` with ``string_list_val``, from the items' encoded pieces."""
+    inner = b"".join(pieces)
+    return _STRING_LIST_TAG + _len(len(inner)) + inner
+
+
+def _float_list(packed: bytes) -> bytes:
+    """A ``Value`` with ``float_list_val``, from little-endian float32 bytes."""
+    inner = _REPEATED_TAG + _len(len(packed)) + packed if packed else b""
+    return _FLOAT_LIST_TAG + _len(len(inner)) + inner
 
 
 class ListWriterPool:
