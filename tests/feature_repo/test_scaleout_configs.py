@@ -120,14 +120,22 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
             )
         )
     try:
-        time.sleep(0.5)
+        for port in ports:  # every node answers before the cluster is formed
+            for _ in range(200):
+                pong = subprocess.run(
+                    [cli, "-p", str(port), "ping"], capture_output=True, text=True
+                )
+                if pong.stdout.strip() == "PONG":
+                    break
+                time.sleep(0.1)
         nodes = [f"127.0.0.1:{p}" for p in ports]
-        subprocess.run(
+        made = subprocess.run(
             [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
             capture_output=True,
-            timeout=60,
+            text=True,
+            timeout=120,
         )
+        assert made.returncode == 0, made.stdout + made.stderr
         for _ in range(100):
             info = subprocess.run(
                 [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True
