@@ -274,9 +274,9 @@ def run_nightly(
 
             t0 = time.perf_counter()
             parts = _score_and_write(settings, bundle, manifest, lock, engine)
-            step("score_and_write", t0)
             for name, seconds in parts.items():
                 durations[name] = round(durations.get(name, 0.0) + seconds, 3)
+            step("score_and_write", t0)  # also saves the split above
 
             t0 = time.perf_counter()
             events = read_table(settings.data_dir, "interactions", ["event_timestamp"])
