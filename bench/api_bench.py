@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import wrk
+from bench.repo import copy_feature_repo, feast_apply
 from bench.report import write_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,10 +100,7 @@ def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[n
     from recommender.data.synthetic import synthetic_catalog
     from recommender.data.tables import build_tables, write_tables
 
-    repo = work / "feature_repo"
-    repo.mkdir(parents=True)
-    for name in ("feature_store.yaml", "definitions.py", ".feastignore"):
-        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    repo = copy_feature_repo(work)
     settings = Settings(
         feast_project=project,
         feature_repo=repo,
@@ -115,9 +113,7 @@ def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[n
     raw = synthetic_catalog(args.users, args.items, args.interactions, days=14, seed=1)
     write_tables(build_tables(*raw), settings.data_dir)
     timings["data_s"] = time.perf_counter() - t0
-    feast = Path(sys.executable).with_name("feast")
-    env = {**os.environ, **settings.feast_env()}
-    subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
+    feast_apply(repo, settings.feast_env())
     t0 = time.perf_counter()
     manifest = run_nightly(settings, retrain=True)
     timings["train_and_nightly_s"] = time.perf_counter() - t0

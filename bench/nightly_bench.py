@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.repo import copy_feature_repo, feast_apply
 from bench.report import replace_section
 from bench.write_bench import redis_benchmark
 
@@ -53,19 +53,16 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return time.perf_counter() - t0, proc.stdout
 
 
 def prepare(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
-    repo = args.work / "feature_repo"
-    repo.mkdir(parents=True, exist_ok=True)
-    for name in ("feature_store.yaml", "definitions.py", ".feastignore"):
-        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    repo = copy_feature_repo(args.work)
     setup: dict[str, float] = {}
     setup["data_s"], _ = _run(
         [
@@ -80,9 +77,11 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
         ],
         env,
     )
-    feast_env = {**env, "RECO_FEAST_REDIS": _feast_redis(args.redis_url)}
-    feast_env["RECO_FEAST_PROJECT"] = args.project
-    setup["feast_apply_s"], _ = _run([str(BIN / "feast"), "apply"], feast_env, cwd=repo)
+    t0 = time.perf_counter()
+    feast_apply(
+        repo, {"RECO_FEAST_PROJECT": args.project, "RECO_FEAST_REDIS": _feast_redis(args.redis_url)}
+    )
+    setup["feast_apply_s"] = time.perf_counter() - t0
     setup["train_s"], _ = _run([str(BIN / "reco"), "train"], env)
     log.info("prepared: %s", setup)
     return setup

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import redis
 
+from bench.repo import copy_feature_repo, feast_apply
 from bench.report import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,15 +55,10 @@ def make_store(work: Path, project: str, redis_url: str):  # type: ignore[no-unt
     from recommender.data.tables import build_tables, write_tables
     from recommender.store import open_store
 
-    repo = work / "feature_repo"
-    repo.mkdir(parents=True)
-    for name in ("feature_store.yaml", "definitions.py", ".feastignore"):
-        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    repo = copy_feature_repo(work)
     settings = Settings(feast_project=project, feature_repo=repo, redis_url=redis_url)
     write_tables(build_tables(*synthetic_catalog(100, 50, 1000, seed=1)), settings.data_dir)
-    feast = Path(sys.executable).with_name("feast")
-    env = {**os.environ, **settings.feast_env()}
-    subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
+    feast_apply(repo, settings.feast_env())
     return settings, open_store(settings)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -65,20 +66,30 @@ def make_settings(tmp: Path, redis_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def run_feast(settings: Settings, *args: str) -> str:
-    """Run the real `feast` CLI in the repo, exactly as a data engineer would; return stdout."""
-    env = {**os.environ, **settings.feast_env()}
+def run_feast(
+    settings: Settings, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> str:
+    """Run the real `feast` CLI in the repo, exactly as a data engineer would (``env``: more
+    variables for ``feature_store.yaml``); return stdout."""
+    full_env = {**os.environ, **settings.feast_env(), **(env or {})}
     feast = Path(sys.executable).with_name("feast")
     proc = subprocess.run(
         [str(feast), *args],
         cwd=settings.feature_repo,
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def feast_apply(settings: Settings) -> None:

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,11 @@ import yaml
 
 from recommender.config import Settings
 from recommender.store import open_store
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, free_port, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _interpolate(value: str) -> str:
@@ -88,7 +81,7 @@ def _wait(check, seconds: float = 90.0):  # type: ignore[no-untyped-def]
 
 
 def test_api_command_serves_and_its_healthcheck_passes(deployed: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     env = service_env("api", deployed, RECO_PORT=port)
     api = subprocess.Popen(command("api"), cwd=ROOT, env=env)
     try:
@@ -131,7 +124,7 @@ def test_nightly_command_runs_the_job_on_its_cron(deployed: Settings) -> None:
 
 
 def test_feature_server_command_serves_online_features(deployed: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     env = service_env("feature-server", deployed, RECO_FEATURE_SERVER_PORT=port)
     server = subprocess.Popen(command("feature-server"), cwd=ROOT, env=env)
     try:
@@ -160,7 +153,7 @@ def test_redis_command_persists_across_a_restart(tmp_path: Path) -> None:
         pytest.skip("redis-server is not installed")
     args = command("redis")
     assert args[0] == "redis-server" and "--appendonly" in args
-    port = _free_port()
+    port = free_port()
     start = [exe, *args[1:], "--port", str(port), "--dir", str(tmp_path), "--bind", "127.0.0.1"]
     for attempt in range(2):
         proc = subprocess.Popen(start, stdout=subprocess.DEVNULL)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,19 +21,13 @@ import redis
 from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from tests.conftest import ROOT, feast_apply, make_settings
+from tests.conftest import ROOT, feast_apply, free_port, make_settings
 from tests.synthetic import synthetic_tables
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OwnRedis:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -20,7 +18,7 @@ import pytest
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.store import open_store, write_lists_feast
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, free_port, make_settings, run_feast
 from tests.synthetic import synthetic_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,30 +26,11 @@ MATERIALIZED = ("-v", "user_profile", "-v", "item_metadata", "-v", "user_activit
 WINDOW = ("2020-01-01T00:00:00", datetime.now().isoformat())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _repo_with(config: str, tmp: Path, redis_url: str) -> Settings:
     settings = make_settings(tmp, redis_url)
     shutil.copy(ROOT / "deploy" / "feast" / config, settings.feature_repo / "feature_store.yaml")
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     return settings
-
-
-def _feast(settings: Settings, env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("feast")), *args],
-        cwd=settings.feature_repo,
-        env={**os.environ, **settings.feast_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 def _check_online(settings: Settings) -> None:
@@ -68,10 +47,10 @@ def test_ray_offline_store_and_compute_engine(tmp_path: Path, redis_url: str) ->
     settings = _repo_with("feature_store.ray.yaml", tmp_path, redis_url)
     env = {"RECO_RAY_ADDRESS": ""}  # empty: Feast starts a local Ray instance
     try:
-        _feast(settings, env, "apply")
+        run_feast(settings, "apply", env=env, timeout=600)
         # the list views are written by the nightly job, not materialized (and Feast's Ray
         # store fails on a source with no rows: Dataset.schema() is None)
-        _feast(settings, env, "materialize", *MATERIALIZED, *WINDOW)
+        run_feast(settings, "materialize", *MATERIALIZED, *WINDOW, env=env, timeout=600)
         os.environ.update(env)
         _check_online(settings)
     finally:
@@ -92,7 +71,7 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
     exe, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if exe is None or cli is None:
         pytest.skip("redis-server / redis-cli are not installed")
-    ports = [_free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     procs = []
     for port in ports:
         folder = tmp_path / str(port)
@@ -153,8 +132,8 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
 def test_redis_cluster_online_store(tmp_path: Path, redis_url: str, redis_cluster: str) -> None:
     settings = _repo_with("feature_store.redis-cluster.yaml", tmp_path, redis_url)
     env = {"RECO_FEAST_REDIS_CLUSTER": redis_cluster}
-    _feast(settings, env, "apply")
-    _feast(settings, env, "materialize", *MATERIALIZED, *WINDOW)
+    run_feast(settings, "apply", env=env, timeout=600)
+    run_feast(settings, "materialize", *MATERIALIZED, *WINDOW, env=env, timeout=600)
     os.environ.update(env)
     try:
         _check_online(settings)

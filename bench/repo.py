@@ -1,0 +1,28 @@
+"""A throw-away copy of the Feast repository for a benchmark (never touching a running demo)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO_FILES = ("feature_store.yaml", "definitions.py", ".feastignore")
+
+
+def copy_feature_repo(work: Path) -> Path:
+    """``work/feature_repo`` with the project's Feast files (its ``data/`` starts empty)."""
+    repo = work / "feature_repo"
+    repo.mkdir(parents=True, exist_ok=True)
+    for name in REPO_FILES:
+        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    return repo
+
+
+def feast_apply(repo: Path, feast_env: dict[str, str]) -> None:
+    """`feast apply` in ``repo`` with the ``${RECO_FEAST_*}`` variables of its yaml."""
+    feast = Path(sys.executable).with_name("feast")
+    env = {**os.environ, **feast_env}
+    subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
