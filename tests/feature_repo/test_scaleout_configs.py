@@ -18,7 +18,7 @@ import pytest
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.store import open_store, write_lists_feast
-from tests.conftest import ROOT, free_port, make_settings, run_feast
+from tests.conftest import ROOT, free_ports, make_settings, run_feast
 from tests.synthetic import synthetic_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -71,9 +71,12 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
     exe, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if exe is None or cli is None:
         pytest.skip("redis-server / redis-cli are not installed")
-    ports = [free_port() for _ in range(3)]
+    # client and bus ports, all distinct; the bus port must be given because the default,
+    # port + 10000, can exceed 65535
+    chosen = free_ports(6)
+    ports, bus_ports = chosen[:3], chosen[3:]
     procs = []
-    for port in ports:
+    for port, bus in zip(ports, bus_ports, strict=True):
         folder = tmp_path / str(port)
         folder.mkdir()
         procs.append(
@@ -82,6 +85,8 @@ def redis_cluster(tmp_path: Path) -> Iterator[str]:
                     exe,
                     "--port",
                     str(port),
+                    "--cluster-port",
+                    str(bus),
                     "--cluster-enabled",
                     "yes",
                     "--bind",
