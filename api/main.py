@@ -19,9 +19,10 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.eventsink import EventSink
+from api.lifecycle import ExposureSink, ShadowRunner
 from api.metrics import Metrics
 from api.middleware import Gateway
-from api.routes import events, health, items, recommendations
+from api.routes import admin, events, health, items, recommendations
 from api.runtime import Runtime
 from api.security import ApiKeys, RateLimiter
 from recommender import __version__
@@ -45,9 +46,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events = EventLog(settings.event_log_dir)
         runtime = Runtime(settings, metrics, events)
         runtime.sink = EventSink(events, metrics, settings.recent_items_max, _no_store)
+        exposure_log = EventLog(settings.exposure_log_dir, prefix="exposures")
+        runtime.exposures = ExposureSink(exposure_log, metrics, settings.exposure_flush_seconds)
+        runtime.shadow = ShadowRunner(
+            metrics, EventLog(settings.exposure_log_dir, fsync=False, prefix="shadow")
+        )
         app.state.runtime = runtime
-        await anyio.to_thread.run_sync(runtime.load)
-        tasks = [asyncio.create_task(runtime.background()), asyncio.create_task(runtime.sink.run())]
+        if await anyio.to_thread.run_sync(runtime.load) and runtime.online is not None:
+            polled = await runtime.online.poll()  # experiments apply from the first request
+            if polled is not None:
+                await runtime.apply(polled)
+        tasks = [
+            asyncio.create_task(runtime.background()),
+            asyncio.create_task(runtime.sink.run()),
+            asyncio.create_task(runtime.exposures.run()),
+        ]
         try:
             yield
         finally:
@@ -56,10 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runtime.close()
+            exposure_log.close()
 
     app = FastAPI(title="Recommender API", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, recommendations, items, events):
+    for module in (health, recommendations, items, events, admin):
         app.include_router(module.router)
     app.add_middleware(
         Gateway,

@@ -102,6 +102,61 @@ class Metrics:
             "Accepted (logged) events whose online push failed",
             registry=r,
         )
+        self._lifecycle(r)
         self.rate_limited = Counter(
             "reco_rate_limited", "Requests answered 429", ["key"], registry=r
+        )
+
+    def _lifecycle(self, r: CollectorRegistry) -> None:
+        """Model swaps, experiments, shadow runs and drift (issue: model lifecycle)."""
+        self.model_swaps = Counter(
+            "reco_model_swaps", "Hot swaps of the served model", ["outcome"], registry=r
+        )
+        self.exposures = Counter(
+            "reco_exposures",
+            "Responses logged as exposures, by experiment and variant ('' outside one)",
+            ["experiment", "variant"],
+            registry=r,
+        )
+        self.exposures_dropped = Counter(
+            "reco_exposures_dropped", "Exposures not logged (queue full or disk error)", registry=r
+        )
+        self.experiment_weight = Gauge(
+            "reco_experiment_weight",
+            "Percent of users assigned to each variant of the running experiment",
+            ["experiment", "variant", "model_version"],
+            registry=r,
+        )
+        self.shadow_runs = Counter(
+            "reco_shadow_requests", "Shadow scoring, by outcome", ["outcome"], registry=r
+        )
+        self.shadow_latency = Histogram(
+            "reco_shadow_duration_seconds",
+            "The shadow candidate's time to rank (off the request path)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_overlap = Histogram(
+            "reco_shadow_overlap",
+            "Share of the served top-k the shadow candidate also returned",
+            buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
+        self.drift_psi = Gauge(
+            "reco_drift_feature_psi",
+            "PSI of a feature, recent vs training",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_ks = Gauge(
+            "reco_drift_feature_ks", "KS statistic, recent vs training", ["feature"], registry=r
+        )
+        self.lists_stat = Gauge(
+            "reco_lists_stat",
+            "Figures of the live run's lists (coverage, gini, overlap_previous, score_p50, ...)",
+            ["stat"],
+            registry=r,
+        )
+        self.monitor_suspicious = Gauge(
+            "reco_monitor_suspicious", "1 when the last monitor report found drift", registry=r
         )

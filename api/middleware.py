@@ -16,7 +16,16 @@ from api.metrics import Metrics
 from api.security import ApiKeys, RateLimiter
 
 OPEN_PATHS = frozenset(
-    {"/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+    {
+        "/health",
+        "/ready",
+        "/metrics",
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/docs/oauth2-redirect",
+        "/dashboard",  # the page only; its data calls send the operator's X-API-Key
+    }
 )
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 Message = MutableMapping[str, Any]

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import redis.asyncio as aredis
@@ -17,14 +18,26 @@ from redis.exceptions import RedisError
 from api.metrics import Metrics
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
+from recommender.experiments import serving_key
 from recommender.hybrid import RECENT_VIEW, USER_VIEWS
 from recommender.online import FeastLayout, ViewValues
-from recommender.publication import LiveLists, live_key
+from recommender.publication import LiveLists, live_key, monitor_key
 from recommender.store import CATALOG_VERSION_KEY
 
 log = logging.getLogger(__name__)
 ITEM_VIEW = "item_metadata"
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True)
+class Polled:
+    """What one poll read: the catalog version, the live lists, the serving configuration
+    (experiment, shadow) and the last monitor summary (raw JSON)."""
+
+    catalog_version: int
+    live: LiveLists | None
+    serving: bytes | None = None
+    monitor: bytes | None = None
 
 
 class OnlineStore:
@@ -34,6 +47,12 @@ class OnlineStore:
         self.items = FeastLayout.from_store(store, "item_id", [ITEM_VIEW], exclude=("title",))
         self.version_key = CATALOG_VERSION_KEY.format(project=store.project)
         self.live_key = live_key(store.project)
+        self.poll_keys = (
+            self.version_key,
+            self.live_key,
+            serving_key(store.project),
+            monitor_key(store.project),
+        )
         self.metrics = metrics
         self.retry_seconds = settings.redis_retry_seconds
         timeout = settings.redis_timeout_ms / 1000
@@ -131,16 +150,15 @@ class OnlineStore:
     async def catalog_version(self) -> int | None:
         """The counter bumped by catalog changes, or None when Redis does not answer."""
         got = await self.poll()
-        return None if got is None else got[0]
+        return None if got is None else got.catalog_version
 
-    async def poll(self) -> tuple[int, LiveLists | None] | None:
-        """The catalog version and the live list pointer in one round trip (None when Redis
-        does not answer)."""
+    async def poll(self) -> Polled | None:
+        """Everything the API follows, in one MGET (None when Redis does not answer)."""
         try:
-            version, live = await self.client.mget(self.version_key, self.live_key)
+            version, live, serving, monitor = await self.client.mget(*self.poll_keys)
         except FAILURES:
             return None
-        return int(version or 0), LiveLists.parse(live)
+        return Polled(int(version or 0), LiveLists.parse(live), serving, monitor)
 
     def live_lists(self) -> LiveLists | None:
         """The live list pointer, read synchronously (start-up)."""

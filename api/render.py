@@ -37,7 +37,11 @@ def items(ranked: Ranked, titles: Mapping[str, str]) -> list[dict[str, object]]:
 
 
 def recommendation(
-    ranked: Ranked, user_id: str | None, titles: Mapping[str, str], ages: Mapping[str, float]
+    ranked: Ranked,
+    user_id: str | None,
+    titles: Mapping[str, str],
+    ages: Mapping[str, float],
+    lineage: Mapping[str, str | None] | None = None,
 ) -> Response:
     body = {
         "user_id": user_id,
@@ -50,6 +54,7 @@ def recommendation(
         "feature_age_seconds": dict(ages),
         "items": items(ranked, titles),
         "used": ranked.used,
+        **(lineage or {}),
     }
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -1,6 +1,12 @@
-"""What the API holds while it runs: the model, the catalog state, the online store, the event
-log. Loaded once at start-up; a missing or corrupt model leaves the app running but not ready
-(``/ready`` 503 with the reason) and is retried in the background."""
+"""What the API holds while it runs: the models, the catalog state, the online store, the event
+and exposure logs, the serving configuration (experiment, shadow). Loaded once at start-up; a
+missing or corrupt model leaves the app running but not ready (``/ready`` 503 with the reason)
+and is retried in the background.
+
+Hot swap: the served model is the one the live-lists pointer names (``model_version``), so
+model and lists always change together. When a poll sees a new version, the new bundle is
+loaded in a thread while the old one keeps serving, then one reference assignment switches
+them: a request holds the :class:`Served` it started with, so none fails during the swap."""
 
 from __future__ import annotations
 
@@ -8,19 +14,21 @@ import asyncio
 import gc
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import anyio
 from feast import FeatureStore
 
 from api.eventsink import EventSink
+from api.lifecycle import ExposureSink, ShadowRunner
 from api.metrics import Metrics
-from api.online import OnlineStore
+from api.online import OnlineStore, Polled
 from recommender.artifacts import ModelBundle, load_bundle
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.eventlog import EventLog
+from recommender.experiments import ServingConfig
 from recommender.publication import LiveLists
 from recommender.rules import Catalog
 from recommender.store import check_serving_ready, open_store, push_recent_lists
@@ -28,28 +36,61 @@ from recommender.store import check_serving_ready, open_store, push_recent_lists
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Served:
+    """One loaded model version and the catalog as its vocabulary sees it."""
+
+    bundle: ModelBundle
+    catalog: Catalog
+    titles: dict[str, str]
+
+    @classmethod
+    def of(cls, bundle: ModelBundle) -> Served:
+        titles = dict(zip(bundle.titles.index.astype(str), bundle.titles.astype(str), strict=True))
+        return cls(bundle, Catalog.everything_available(len(bundle.items)), titles)
+
+
 @dataclass
 class Runtime:
     settings: Settings
     metrics: Metrics
     events: EventLog
-    bundle: ModelBundle | None = None
+    served: Served | None = None  # production: the model of the live lists
+    models: dict[str, Served] = field(default_factory=dict)  # every loaded version
+    config: ServingConfig = field(default_factory=ServingConfig)
     store: FeatureStore | None = None
     online: OnlineStore | None = None
-    catalog: Catalog | None = None
-    titles: dict[str, str] = field(default_factory=dict)
     catalog_refreshed: float = 0.0
     not_ready: str | None = "starting"
     sink: EventSink | None = None
+    exposures: ExposureSink | None = None
+    shadow: ShadowRunner | None = None
     live: LiveLists | None = None  # the list slot and run served (polled)
+    monitor: dict | None = None  # the last `reco monitor` summary (polled)
+    _config_raw: bytes | None = None
+    _monitor_raw: bytes | None = None
+    _failed: dict[str, float] = field(default_factory=dict)  # version -> last failed load
+
+    @property
+    def bundle(self) -> ModelBundle | None:
+        return self.served.bundle if self.served else None
+
+    @property
+    def catalog(self) -> Catalog | None:
+        return self.served.catalog if self.served else None
+
+    @property
+    def titles(self) -> dict[str, str]:
+        return self.served.titles if self.served else {}
 
     def load(self) -> bool:
         """Load model, Feast registry and online layout; False (and a log line) on failure."""
         try:
-            bundle = load_bundle(self.settings.artifacts_dir)
             store = open_store(self.settings)
             check_serving_ready(store)
             online = OnlineStore(self.settings, store, self.metrics)
+            live = online.live_lists()
+            bundle = load_bundle(self.settings.artifacts_dir, live.model_version if live else None)
         except (RecoError, OSError, ValueError) as exc:
             self.not_ready = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -58,17 +99,15 @@ class Runtime:
                 self.settings.model_retry_seconds,
             )
             return False
-        self.bundle, self.store, self.online = bundle, store, online
+        self.store, self.online = store, online
         if self.sink is not None:
             self.sink.online = online
             self.sink.push = partial(push_recent_lists, store)
-        self.titles = dict(
-            zip(bundle.titles.index.astype(str), bundle.titles.astype(str), strict=True)
-        )
-        self.catalog = Catalog.everything_available(len(bundle.items))
+        self.served = Served.of(bundle)
+        self.models = {bundle.version: self.served}
         self.refresh_catalog()
-        self.set_live(online.live_lists())
-        self.metrics.model_info.labels(bundle.version, bundle.index.info.get("kind", "?")).set(1)
+        self.set_live(live)
+        self._set_model_info(bundle)
         self.metrics.model_loaded.set(1)
         self.not_ready = None
         gc.freeze()  # the model's objects never need scanning by the cyclic GC again
@@ -82,19 +121,87 @@ class Runtime:
         )
         return True
 
+    def _set_model_info(self, bundle: ModelBundle) -> None:
+        self.metrics.model_info.clear()
+        self.metrics.model_info.labels(bundle.version, bundle.index.info.get("kind", "?")).set(1)
+
     def refresh_catalog(self) -> None:
-        """Re-read item metadata (availability, genres) from the online store; keep the old
-        state when it does not answer."""
-        if self.bundle is None or self.online is None:
+        """Re-read item metadata (availability, genres) from the online store for every
+        loaded model; keep the old state when it does not answer."""
+        if self.served is None or self.online is None:
             return
+        ids: dict[str, None] = {}
+        for served in list(self.models.values()):
+            ids.update(dict.fromkeys(served.bundle.items.ids.tolist()))
         try:
-            frame = self.online.item_metadata(self.bundle.items.ids.tolist())
+            frame = self.online.item_metadata(list(ids))
         except FeatureStoreUnavailable as exc:
             log.warning("item metadata not refreshed: %s", exc)
             return
-        self.catalog = Catalog.from_frame(frame, self.bundle.items)
+        models = {
+            v: replace(s, catalog=Catalog.from_frame(frame, s.bundle.items))
+            for v, s in list(self.models.items())
+        }
+        self.models = models
+        if self.served is not None and self.served.bundle.version in models:
+            self.served = models[self.served.bundle.version]
         self.catalog_refreshed = time.time()
-        self.metrics.unavailable_items.set(int((~self.catalog.available).sum()))
+        if self.catalog is not None:
+            self.metrics.unavailable_items.set(int((~self.catalog.available).sum()))
+
+    def _served_for(self, version: str) -> Served | None:
+        """The loaded model ``version``, loading it (blocking: call from a thread) if needed;
+        None when it cannot be loaded (logged, retried after ``model_retry_seconds``)."""
+        if version in self.models:
+            return self.models[version]
+        failed = self._failed.get(version)
+        if failed is not None and time.time() - failed < self.settings.model_retry_seconds:
+            return None
+        try:
+            served = Served.of(load_bundle(self.settings.artifacts_dir, version))
+        except (RecoError, OSError, ValueError) as exc:
+            self._failed[version] = time.time()
+            log.error("model %s cannot be loaded (keeping the current one): %s", version, exc)
+            return None
+        if self.online is not None:
+            try:
+                frame = self.online.item_metadata(served.bundle.items.ids.tolist())
+                served = replace(served, catalog=Catalog.from_frame(frame, served.bundle.items))
+            except FeatureStoreUnavailable as exc:
+                log.warning("item metadata of %s not read: %s", version, exc)
+        self._failed.pop(version, None)
+        return served
+
+    def sync_models(self, live: LiveLists | None, config: ServingConfig) -> bool:
+        """Load what ``live`` and ``config`` need, then switch production (hot swap) and drop
+        versions nobody needs. Blocking; False when something could not be loaded yet."""
+        ok = True
+        production = self.served
+        if (
+            live is not None
+            and production is not None
+            and live.model_version != production.bundle.version
+        ):
+            new = self._served_for(live.model_version)
+            if new is None:
+                self.metrics.model_swaps.labels("failed").inc()
+                ok = False
+            else:
+                production = new
+        needed = {v: self._served_for(v) for v in config.model_versions()}
+        ok = ok and all(s is not None for s in needed.values())
+        models = {v: s for v, s in needed.items() if s is not None}
+        if production is not None:
+            models[production.bundle.version] = production
+        self.models = models
+        if production is not self.served and production is not None:
+            old = self.served.bundle.version if self.served else None
+            self.served = production  # the swap: one reference assignment
+            self._set_model_info(production.bundle)
+            self.metrics.model_swaps.labels("ok").inc()
+            log.info("hot swap: serving model %s (was %s)", production.bundle.version, old)
+        gc.collect()
+        return ok
 
     def set_live(self, live: LiveLists | None) -> None:
         if live != self.live:
@@ -106,9 +213,14 @@ class Runtime:
         self.live = live
 
     def require(self) -> tuple[ModelBundle, Catalog, OnlineStore]:
-        if self.bundle is None or self.catalog is None or self.online is None:
+        served, online = self.require_served()
+        return served.bundle, served.catalog, online
+
+    def require_served(self) -> tuple[Served, OnlineStore]:
+        served, online = self.served, self.online
+        if served is None or online is None:
             raise ModelNotLoaded(f"no model loaded: {self.not_ready}")
-        return self.bundle, self.catalog, self.online
+        return served, online
 
     async def background(self) -> None:
         """Retry loading until ready. Then poll the catalog version and the live list
@@ -127,8 +239,8 @@ class Runtime:
             polled = await self.online.poll()
             current = None
             if polled is not None:
-                current, live = polled
-                self.set_live(live)
+                current = polled.catalog_version
+                await self.apply(polled)
             stale = time.time() - self.catalog_refreshed > s.catalog_refresh_seconds
             if (current is not None and current != version) or stale:
                 await anyio.to_thread.run_sync(self.refresh_catalog)
@@ -136,7 +248,73 @@ class Runtime:
             if self.catalog_refreshed:
                 self.metrics.catalog_age.set(time.time() - self.catalog_refreshed)
 
+    async def apply(self, polled: Polled) -> None:
+        """Follow the live pointer (hot swap), the serving configuration and the monitor."""
+        config = self.config
+        if polled.serving != self._config_raw:
+            try:
+                config = ServingConfig.parse(polled.serving)
+            except (ValueError, KeyError, TypeError, RecoError) as exc:
+                log.error("ignoring a malformed serving configuration: %s", exc)
+        production = self.served.bundle.version if self.served else None
+        live_model = polled.live.model_version if polled.live else production
+        if (
+            live_model != production
+            or config is not self.config
+            or (config.model_versions() - set(self.models))
+        ):
+            ok = await anyio.to_thread.run_sync(self.sync_models, polled.live, config)
+            if ok and config is not self.config:
+                self._apply_config(config, polled.serving)
+        self.set_live(polled.live)
+        if polled.monitor != self._monitor_raw:
+            self._monitor_raw = polled.monitor
+            self._apply_monitor(polled.monitor)
+
+    def _apply_config(self, config: ServingConfig, raw: bytes | None) -> None:
+        self.config, self._config_raw = config, raw
+        self.metrics.experiment_weight.clear()
+        if config.experiment is not None:
+            production = self.served.bundle.version if self.served else ""
+            for v in config.experiment.variants:
+                self.metrics.experiment_weight.labels(
+                    config.experiment.name, v.name, v.model_version or production
+                ).set(v.weight)
+        log.info(
+            "serving configuration: experiment %s, shadow %s",
+            config.experiment.weights if config.experiment else None,
+            config.shadow.model_version if config.shadow else None,
+        )
+
+    def _apply_monitor(self, raw: bytes | None) -> None:
+        import json
+
+        m = self.metrics
+        try:
+            summary = json.loads(raw) if raw else None
+        except ValueError:
+            log.error("ignoring a malformed monitor summary")
+            return
+        self.monitor = summary
+        for gauge in (m.drift_psi, m.drift_ks, m.lists_stat):
+            gauge.clear()
+        if not summary:
+            return
+        for row in summary.get("features", []):
+            if row.get("psi") is not None:
+                m.drift_psi.labels(row["feature"]).set(row["psi"])
+            if row.get("ks") is not None:
+                m.drift_ks.labels(row["feature"]).set(row["ks"])
+        for name, value in (summary.get("lists") or {}).items():
+            if value is not None:
+                m.lists_stat.labels(name).set(value)
+        m.monitor_suspicious.set(1 if summary.get("suspicious") else 0)
+
     async def close(self) -> None:
+        if self.exposures is not None:
+            await self.exposures.flush()
+        if self.shadow is not None:
+            self.shadow.close()
         self.events.close()
         if self.online is not None:
             await self.online.close()

@@ -78,6 +78,11 @@ class RecommendResponse(BaseModel):
     used: dict[str, list[str]] = Field(
         default_factory=dict, description="Inputs of the real-time path."
     )
+    recommendation_id: str = Field(
+        description="send it back with events about these items (attribution)"
+    )
+    experiment: str | None = Field(None, description="the running experiment, if any")
+    variant: str | None = Field(None, description="the user's variant in that experiment")
 
 
 class SimilarResponse(BaseModel):
@@ -99,6 +104,9 @@ class EventIn(BaseModel):
     event_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)] | None
     ) = Field(None, description="idempotency key; generated when absent")
+    recommendation_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)] | None
+    ) = Field(None, description="the `recommendation_id` of the response this event answers")
 
 
 class EventBatch(BaseModel):

@@ -354,3 +354,7 @@ def feast_env() -> None:
     settings = _settings()
     for key, value in settings.feast_env().items():
         typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+# `reco models | experiments | monitor` live in their own module; importing it registers them.
+from jobs import lifecycle_cli  # noqa: E402,F401

@@ -1,6 +1,7 @@
-"""Nightly job: lock -> ingest logged events -> model -> score every known user chunk by chunk
-into the unpublished list slot (online through the fast writer, offline as staged parquet) ->
-materialize features -> publish (one atomic pointer switch) -> manifest.
+"""Nightly job: lock -> ingest logged events -> model (retrained candidates pass the promotion
+gate first) -> score every known user chunk by chunk into the unpublished list slot (online
+through the fast writer, offline as staged parquet) -> materialize features -> publish (one
+atomic pointer switch; a promoted model goes live with its lists) -> drift monitor -> manifest.
 
 Safe to kill at any point: nothing a reader sees changes before the switch, and a rerun
 resumes the unfinished run's remaining chunks (see :mod:`jobs.runs`).
@@ -27,15 +28,25 @@ from tqdm import tqdm
 
 from jobs.engines import make_engine
 from jobs.ingest import ingest_event_log
+from jobs.lifecycle import gate, record_promotion
 from jobs.runs import resumable, write_manifest
 from jobs.train import train
-from recommender.artifacts import ModelBundle, load_bundle, new_version, publish_version
+from recommender import registry
+from recommender.artifacts import ModelBundle, load_bundle, new_version
 from recommender.config import Settings
 from recommender.data.lists import lists_table, prune_runs, publish_parts, write_part
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
 from recommender.listwrite import ListWriterPool
-from recommender.publication import LiveLists, RunLock, list_view, next_slot, publish, read_live
+from recommender.publication import (
+    LiveLists,
+    RunLock,
+    list_view,
+    mark_slot,
+    next_slot,
+    publish,
+    read_live,
+)
 from recommender.scoring import Chunk, plan_chunks
 from recommender.store import materialize, open_store, redis_client, write_lists_feast
 
@@ -66,9 +77,18 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _model(settings: Settings, manifest: dict[str, Any], retrain: bool) -> ModelBundle:
+def _model(
+    settings: Settings,
+    manifest: dict[str, Any],
+    retrain: bool,
+    pinned: str | None,
+    live: LiveLists | None,
+) -> ModelBundle:
     if manifest.get("model_version"):  # resuming: the model the run started with
         return load_bundle(settings.artifacts_dir, manifest["model_version"])
+    if pinned is not None:  # `reco models promote | rollback`
+        manifest["model_source"] = "pinned"
+        return load_bundle(settings.artifacts_dir, pinned)
     if not retrain:
         try:
             bundle = load_bundle(settings.artifacts_dir)
@@ -76,8 +96,27 @@ def _model(settings: Settings, manifest: dict[str, Any], retrain: bool) -> Model
             return bundle
         except ArtifactNotFound:
             pass
-    manifest["model_source"] = "trained"
-    return train(settings, publish=False)
+    candidate = train(settings, publish=False)
+    decision, drift = gate(settings, candidate, live)
+    manifest["promotion"] = {"candidate": candidate.version, **decision.to_dict(), "drift": drift}
+    log.info(
+        "promotion gate for %s: %s (%s)",
+        candidate.version,
+        "promote" if decision.promote else "keep production",
+        "; ".join(decision.reasons),
+    )
+    if decision.promote:
+        manifest["model_source"] = "trained"
+        return candidate
+    registry.record(
+        settings.artifacts_dir,
+        "refuse",
+        candidate.version,
+        reason="; ".join(decision.reasons),
+        run_id=manifest["run_id"],
+    )
+    manifest["model_source"] = "loaded"
+    return load_bundle(settings.artifacts_dir)
 
 
 class _ChunkWriter:
@@ -155,6 +194,7 @@ def _score_and_write(
         manifest["chunk_users"],
     )
     engine = make_engine(settings, engine_name)
+    mark_slot(lock.client, settings.feast_project, manifest["slot"], manifest["run_id"])
     writer = _ChunkWriter(settings, bundle, manifest)
     shorts = manifest.setdefault("lists_shorter_than_top_n", 0)
     score_seconds = 0.0
@@ -199,6 +239,20 @@ def _score_and_write(
     return {"score": score_seconds, **writer.seconds}
 
 
+def _monitor(settings: Settings, lists: LiveLists) -> dict[str, Any]:
+    """Drift of the run just published; a failure here never fails a published run."""
+    from jobs.monitor import monitor
+
+    try:
+        summary = monitor(settings, lists)
+    except Exception as exc:  # noqa: BLE001 - published already; report, do not fail
+        log.exception("drift monitor failed")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if summary.get("suspicious"):
+        log.warning("run %s looks suspicious: %s", lists.run_id, "; ".join(summary["reasons"]))
+    return {k: summary.get(k) for k in ("suspicious", "reasons", "lists")}
+
+
 def _start_or_resume(
     settings: Settings, live: LiveLists | None, run_id: str, resume: bool
 ) -> dict[str, Any]:
@@ -229,9 +283,13 @@ def run_nightly(
     retrain: bool = False,
     engine: str | None = None,
     resume: bool = True,
+    model_version: str | None = None,
+    action: str = "promote",
+    reason: str = "",
 ) -> dict[str, Any]:
     """Run every step under the project's run lock; the manifest says what happened, also
-    when a step fails or the run is interrupted."""
+    when a step fails or the run is interrupted. ``model_version`` pins the model (promotion
+    and rollback); ``action`` and ``reason`` are what the registry journal records."""
     client = redis_client(settings)
     run_id = new_version()
     lock = RunLock(client, settings.feast_project, run_id, settings.lock_seconds)
@@ -241,9 +299,8 @@ def run_nightly(
         client.close()
         raise
     try:  # under the lock: which slot is live cannot change until we release it
-        manifest = _start_or_resume(
-            settings, read_live(client, settings.feast_project), run_id, resume
-        )
+        live = read_live(client, settings.feast_project)
+        manifest = _start_or_resume(settings, live, run_id, resume)
     except BaseException:
         lock.release()
         client.close()
@@ -266,7 +323,7 @@ def run_nightly(
             step("events", t0)
 
             t0 = time.perf_counter()
-            bundle = _model(settings, manifest, retrain)
+            bundle = _model(settings, manifest, retrain, model_version, live)
             gc.freeze()  # the model's millions of objects never need the cyclic GC again
             manifest["model_version"] = bundle.version
             manifest["users"] = len(bundle.users)
@@ -289,8 +346,6 @@ def run_nightly(
             t0 = time.perf_counter()
             lock.check()
             publish_parts(settings.data_dir, run_id)
-            if manifest.get("model_source") == "trained":
-                publish_version(settings.artifacts_dir, bundle.version)
             lists = LiveLists(
                 slot=manifest["slot"],
                 run_id=run_id,
@@ -299,11 +354,17 @@ def run_nightly(
                 users=manifest["users"],
             )
             publish(client, settings.feast_project, lock.token, lists)
+            if manifest.get("model_source") in ("trained", "pinned"):
+                why = reason or "; ".join(manifest.get("promotion", {}).get("reasons", []))
+                record_promotion(settings, bundle.version, action, why, run_id)
             manifest["published_at"] = lists.published_at
             manifest["pruned_runs"] = prune_runs(
                 settings.data_dir, settings.keep_list_runs, protect={run_id}
             )
             step("publish", t0)
+            t0 = time.perf_counter()
+            manifest["monitor"] = _monitor(settings, lists)
+            step("monitor", t0)
             manifest["status"] = "succeeded"
     except KeyboardInterrupt as exc:
         manifest.update(status="interrupted", error=f"interrupted ({exc or 'Ctrl-C'})")

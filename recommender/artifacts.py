@@ -32,6 +32,7 @@ from recommender.models import ALSModel, PopularityModel
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 POINTER = "LATEST"
+FEATURES = "features.parquet"
 
 
 @dataclass
@@ -48,6 +49,8 @@ class ModelBundle:
     titles: pd.Series  # item_id -> title
     user_items: csr_matrix  # training interactions, for excluding seen items
     manifest: dict[str, Any]
+    # the training snapshot of user features (drift baseline); saved, not loaded for serving
+    features: pd.DataFrame | None = field(default=None, repr=False)
     item_unit: np.ndarray = field(init=False, repr=False)  # unit item vectors (cosine)
 
     def __post_init__(self) -> None:
@@ -86,6 +89,9 @@ def save_bundle(bundle: ModelBundle, root: Path, publish: bool = True) -> Path:
             }
         ).to_parquet(tmp / "items.parquet")
         files += ["items.faiss", "user_items.npz", "users.parquet", "items.parquet"]
+        if bundle.features is not None:
+            bundle.features.to_parquet(tmp / FEATURES, index=False)
+            files.append(FEATURES)
         manifest = dict(bundle.manifest)
         manifest.update(
             version=bundle.version,
@@ -118,6 +124,12 @@ def latest_version(root: Path) -> str:
             f"no model has been published under {models_dir(root)}; run `reco train` first"
         )
     return pointer.read_text().strip()
+
+
+def training_features(root: Path, version: str) -> pd.DataFrame | None:
+    """The user features a version was trained with (None for versions saved without)."""
+    path = models_dir(root) / version / FEATURES
+    return pd.read_parquet(path) if path.exists() else None
 
 
 def load_bundle(root: Path, version: str | None = None) -> ModelBundle:

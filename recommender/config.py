@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from recommender.drift import Thresholds as DriftThresholds
 
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 
@@ -72,6 +75,19 @@ class Settings(BaseSettings):
     recent_items_max: int = Field(50, ge=1, le=1000)
     events_dir: Path | None = Field(None, description="default: <feature_repo>/data/events")
 
+    # Model lifecycle: promotion gate, experiments, shadow runs, drift (`reco models`,
+    # `reco experiments`, `reco monitor`).
+    promotion_metrics: str = Field("ndcg@10,recall@10", description="compared by the gate")
+    promotion_tolerance: float = Field(0.02, ge=0, le=1, description="relative; 0.02 = 2%")
+    exposures_dir: Path | None = Field(None, description="default: <feature_repo>/data/exposures")
+    exposure_flush_seconds: float = Field(0.05, gt=0, le=10, description="exposure group commit")
+    attribution_window_hours: float = Field(24.0, gt=0, description="events after an exposure")
+    drift_max_psi: float = Field(0.25, gt=0)
+    drift_min_overlap: float = Field(0.2, ge=0, le=1, description="top-10 vs the previous run")
+    drift_max_coverage_drop: float = Field(0.5, ge=0, le=1)
+    drift_max_gini: float = Field(0.95, gt=0, le=1)
+    drift_sample_users: int = Field(2000, ge=10, description="users compared by drift checks")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "INFO"
@@ -100,6 +116,26 @@ class Settings(BaseSettings):
     def event_log_dir(self) -> Path:
         """The durable offline event log written by ``POST /events`` (JSON lines segments)."""
         return self.events_dir or self.data_dir / "events"
+
+    @property
+    def exposure_log_dir(self) -> Path:
+        """Exposures (every response) and shadow comparisons (JSON lines segments)."""
+        return self.exposures_dir or self.data_dir / "exposures"
+
+    @property
+    def drift_thresholds(self) -> DriftThresholds:
+        from recommender.drift import Thresholds
+
+        return Thresholds(
+            self.drift_max_psi,
+            self.drift_min_overlap,
+            self.drift_max_coverage_drop,
+            self.drift_max_gini,
+        )
+
+    @property
+    def promotion_metric_names(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.promotion_metrics.split(",") if m.strip())
 
     def api_key_names(self) -> dict[str, str]:
         """``{key: name}`` from ``RECO_API_KEYS="web:secret1,ios:secret2"`` (a bare key is named

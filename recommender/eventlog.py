@@ -36,14 +36,16 @@ COLUMNS = [
     "value",
     "event_timestamp",
     "received_at",
+    "recommendation_id",
 ]
 
 
 class EventLog:
     """Appends event records (dicts) to this process's current segment, durably."""
 
-    def __init__(self, directory: Path, fsync: bool = True) -> None:
+    def __init__(self, directory: Path, fsync: bool = True, prefix: str = "events") -> None:
         self.directory = directory
+        self.prefix = prefix
         self.fsync = fsync
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -55,7 +57,7 @@ class EventLog:
         day = f"{now:%Y%m%d}"
         if self._fd is None or day != self._day:
             self.close()
-            path = self.directory / f"events-{day}-{os.getpid()}-{self._token}.jsonl"
+            path = self.directory / f"{self.prefix}-{day}-{os.getpid()}-{self._token}.jsonl"
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._day = day
             if self.fsync:  # the new directory entry must survive a crash too
@@ -94,8 +96,16 @@ class EventLog:
             self._fd = None
 
 
-def _segments(directory: Path) -> list[Path]:
-    return sorted(directory.glob("events-*.jsonl")) if directory.exists() else []
+def _segments(directory: Path, prefix: str = "events") -> list[Path]:
+    return sorted(directory.glob(f"{prefix}-*.jsonl")) if directory.exists() else []
+
+
+def read_records(directory: Path, prefix: str) -> list[dict[str, Any]]:
+    """Every complete record of the ``prefix`` segments in ``directory`` (any log kind)."""
+    records: list[dict[str, Any]] = []
+    for path in _segments(directory, prefix):
+        records += _read_from(path, 0)[0]
+    return records
 
 
 def _read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:

@@ -29,6 +29,7 @@ class Event:
     timestamp: datetime | None = None
     value: float | None = None
     event_id: str | None = None
+    recommendation_id: str | None = None  # the response the event answers (attribution)
 
 
 def check_events(
@@ -59,6 +60,7 @@ def check_events(
                 "value": ev.value,
                 "event_timestamp": ts.astimezone(timezone.utc),
                 "received_at": now,
+                "recommendation_id": ev.recommendation_id,
             }
         )
     return records

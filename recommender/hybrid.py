@@ -13,7 +13,7 @@ holds for the user (or that the store is unavailable). Pure: the caller reads Re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,17 @@ class Context:
     recent_ts: datetime | None = None
     profile: dict[str, Any] = field(default_factory=dict)
     profile_ts: datetime | None = None
+
+    def without_list(self) -> Context:
+        """The same context without the stored list (another model ranks in real time)."""
+        return replace(
+            self,
+            list_item_ids=[],
+            list_scores=[],
+            list_model_version=None,
+            list_run_id=None,
+            list_ts=None,
+        )
 
     @classmethod
     def from_views(cls, views: Mapping[str, ViewValues], live: LiveLists | None) -> Context:

@@ -63,6 +63,26 @@ def lock_key(project: str) -> str:
     return f"reco:{project}:nightly:lock"
 
 
+def monitor_key(project: str) -> str:
+    """The last drift summary of `reco monitor` (APIs export it as gauges)."""
+    return f"reco:{project}:monitor"
+
+
+def slot_key(project: str, slot: str) -> str:
+    """The run that last wrote into ``slot`` (set before its first write): a rollback may
+    re-point to an old run's slot only while that slot still holds that run's lists."""
+    return f"reco:{project}:lists:slot:{slot}"
+
+
+def mark_slot(client: redis.Redis, project: str, slot: str, run_id: str) -> None:
+    client.set(slot_key(project, slot), run_id)
+
+
+def slot_owner(client: redis.Redis, project: str, slot: str) -> str | None:
+    raw = client.get(slot_key(project, slot))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 @dataclass(frozen=True)
 class LiveLists:
     """What the pointer says: the slot APIs serve and the run that filled it."""

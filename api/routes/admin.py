@@ -1,0 +1,78 @@
+"""The operator's view: ``GET /dashboard`` (one static page, no front-end build) and the JSON
+it reads: ``/admin/overview`` (live model and lists, versions, nightly runs, serving
+configuration, drift) and ``/admin/experiments/{name}`` (the report, computed from the logs).
+Behind the same API keys as everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from api.deps import RuntimeDep
+from api.runtime import Runtime
+from recommender import registry
+
+router = APIRouter(tags=["operations"])
+PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard.html"
+RUN_KEYS = (
+    "run_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "model_version",
+    "model_source",
+    "users",
+    "durations_s",
+    "error",
+    "promotion",
+    "monitor",
+)
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def dashboard() -> FileResponse:
+    return FileResponse(PAGE, media_type="text/html")
+
+
+def _overview(rt: Runtime) -> dict[str, Any]:
+    from jobs.experiments import list_experiments
+    from jobs.runs import read_manifests
+
+    s = rt.settings
+    versions = [v.summary() for v in registry.list_versions(s.artifacts_dir)[:20]]
+    runs = sorted(read_manifests(s), key=lambda m: m.get("started_at", ""), reverse=True)[:10]
+    config = rt.config
+    return {
+        "project": s.feast_project,
+        "serving_model": rt.bundle.version if rt.bundle else None,
+        "not_ready": rt.not_ready,
+        "live_lists": vars(rt.live) if rt.live else None,
+        "loaded_models": sorted(rt.models),
+        "versions": versions,
+        "journal": registry.read_journal(s.artifacts_dir)[-20:][::-1],
+        "runs": [{k: m.get(k) for k in RUN_KEYS} for m in runs],
+        "experiment": config.experiment.to_dict() if config.experiment else None,
+        "shadow": vars(config.shadow) if config.shadow else None,
+        "experiments": [e.name for e in list_experiments(s)][::-1],
+        "monitor": rt.monitor,
+    }
+
+
+@router.get("/admin/overview")
+async def overview(rt: RuntimeDep) -> dict[str, Any]:
+    """Everything the dashboard shows except experiment reports."""
+    return await anyio.to_thread.run_sync(_overview, rt)
+
+
+@router.get("/admin/experiments/{name}")
+async def experiment_report(rt: RuntimeDep, name: str) -> dict[str, Any]:
+    """An experiment's per-variant table (`reco experiments report` without the files)."""
+    from jobs.experiments import report
+
+    if rt.exposures is not None:
+        await rt.exposures.flush()  # include this process's latest exposures
+    return await anyio.to_thread.run_sync(report, rt.settings, name)

@@ -1,0 +1,75 @@
+"""The promotion gate (pure): may a candidate replace production?
+
+A candidate is promoted only when, on the same evaluation protocol, none of its offline
+metrics is worse than production's by more than a relative tolerance, and no drift check
+marked it suspicious. The decision always carries its reasons, both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# What defines a protocol; counts (train/test sizes) differ between data snapshots.
+PROTOCOL_KEYS = ("protocol", "test_fraction", "refit_on_train_and_valid")
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+    comparison: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"promote": self.promote, "reasons": self.reasons, "comparison": self.comparison}
+
+
+def _protocol(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    proto = manifest.get("metrics", {}).get("protocol", {})
+    return {k: proto.get(k) for k in PROTOCOL_KEYS}
+
+
+def decide(
+    candidate: Mapping[str, Any],
+    production: Mapping[str, Any] | None,
+    metrics: Sequence[str] = ("ndcg@10", "recall@10"),
+    tolerance: float = 0.02,
+    drift_reasons: Sequence[str] = (),
+    model: str = "als",
+) -> Decision:
+    """Compare manifests. ``tolerance`` is relative: 0.02 lets a metric be up to 2% lower."""
+    if production is None:
+        return Decision(True, ["no production model yet"])
+    if candidate.get("version") == production.get("version"):
+        return Decision(False, ["the candidate is the production version"])
+    reasons: list[str] = []
+    ok = True
+    cand_proto, prod_proto = _protocol(candidate), _protocol(production)
+    if cand_proto != prod_proto:
+        return Decision(
+            False,
+            [f"not comparable: protocol {cand_proto} differs from production's {prod_proto}"],
+        )
+    comparison: dict[str, dict[str, float | None]] = {}
+    for name in metrics:
+        c = candidate.get("metrics", {}).get(model, {}).get(name)
+        p = production.get("metrics", {}).get(model, {}).get(name)
+        comparison[name] = {"candidate": c, "production": p}
+        if c is None or p is None:
+            ok = False
+            reasons.append(f"{name} missing ({'candidate' if c is None else 'production'})")
+            continue
+        floor = p * (1 - tolerance)
+        if c < floor:
+            ok = False
+            reasons.append(
+                f"{name} {c:.4f} is worse than production's {p:.4f} beyond the "
+                f"{tolerance:.0%} tolerance (floor {floor:.4f})"
+            )
+        else:
+            reasons.append(f"{name} {c:.4f} vs production {p:.4f}: within tolerance or better")
+    if drift_reasons:
+        ok = False
+        reasons += [f"drift: {r}" for r in drift_reasons]
+    return Decision(ok, reasons, comparison)
