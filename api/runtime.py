@@ -86,11 +86,13 @@ class Runtime:
     def load(self) -> bool:
         """Load model, Feast registry and online layout; False (and a log line) on failure."""
         try:
+            bundle = load_bundle(self.settings.artifacts_dir)  # production (LATEST)
             store = open_store(self.settings)
             check_serving_ready(store)
             online = OnlineStore(self.settings, store, self.metrics)
             live = online.live_lists()
-            bundle = load_bundle(self.settings.artifacts_dir, live.model_version if live else None)
+            if live is not None and live.model_version != bundle.version:  # what is served
+                bundle = load_bundle(self.settings.artifacts_dir, live.model_version)
         except (RecoError, OSError, ValueError) as exc:
             self.not_ready = f"{type(exc).__name__}: {exc}"
             log.error(

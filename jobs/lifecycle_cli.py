@@ -200,7 +200,7 @@ def experiments_report(
 def monitor_cmd(
     out: Annotated[Path | None, typer.Option(help="Default: reports/monitor/<run_id>")] = None,
 ) -> None:
-    """Drift of features (Feast online vs the training snapshot) and of the live lists (vs
+    """Drift of features (Feast now vs the training snapshot) and of the live lists (vs
     the previous run): a report with plots; the figures become the APIs' Prometheus gauges.
     Exit 1 when the run looks suspicious."""
     from jobs.lifecycle_report import monitor_markdown, write_monitor_report

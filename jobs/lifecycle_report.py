@@ -109,7 +109,7 @@ def monitor_markdown(summary: dict[str, Any]) -> str:
             f"`{summary.get('previous_run_id')}`, at {summary.get('at')}.",
             f"Verdict: {verdict}.",
             "",
-            "## Features: Feast online store now vs the model's training snapshot",
+            "## Features: Feast now (newest data) vs the model's training snapshot",
             "",
             features.to_markdown(index=False, floatfmt=".4f")
             if len(features)

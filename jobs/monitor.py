@@ -2,11 +2,12 @@
 from the offline table of published runs, the report on disk, the summary in Redis (APIs
 export it as Prometheus gauges).
 
-``reco monitor`` compares the live model's training snapshot of user features with what the
-Feast online store holds now, and the live run's lists with the previous run's. The nightly
-job runs the same after publishing, and, before promoting a candidate, the same checks on the
-candidate (its snapshot against production's, its top-10 on a user sample against the live
-lists): a suspicious candidate is not promoted automatically.
+``reco monitor`` compares the live model's training snapshot of user features with Feast's
+features of the same users now (:func:`recent_features`), and the live run's lists with the
+previous run's. The nightly job runs the same after publishing, and, before promoting a
+candidate, the same checks on the candidate (its snapshot against production's, its top-10
+on a user sample against the live lists): a suspicious candidate is not promoted
+automatically.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import pyarrow.parquet as pq
 from recommender.artifacts import ModelBundle, load_bundle, training_features
 from recommender.config import Settings
 from recommender.data.lists import published_dir, staging_dir
+from recommender.data.tables import read_table
 from recommender.drift import feature_drift, list_drift
 from recommender.publication import LiveLists, history, monitor_key, read_live
 from recommender.scoring import top_n
-from recommender.store import TRAINING_USER_SERVICE, open_store, redis_client
+from recommender.store import historical_user_features, open_store, redis_client
 
 log = logging.getLogger(__name__)
 FEATURES = (
@@ -54,12 +56,14 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n, random_state=seed) if len(frame) > n else frame
 
 
-def online_features(settings: Settings, user_ids: list[str]) -> pd.DataFrame:
-    store = open_store(settings)
-    service = store.get_feature_service(TRAINING_USER_SERVICE)
-    rows = [{"user_id": u} for u in user_ids]
-    frame = store.get_online_features(features=service, entity_rows=rows).to_df()
-    return frame.rename(columns=lambda c: c.split("__")[-1])
+def recent_features(settings: Settings, user_ids: list[str]) -> pd.DataFrame:
+    """The users' features from Feast as of the newest interaction in the offline store (the
+    data's own "now": on a live system the values the online store holds; on a replayed
+    dataset such as MovieLens, not years of empty 30-day windows after its last event)."""
+    events = read_table(settings.data_dir, "interactions", ["event_timestamp"])
+    as_of = events["event_timestamp"].max() + pd.Timedelta(seconds=1)
+    entity_df = pd.DataFrame({"user_id": user_ids, "event_timestamp": as_of})
+    return historical_user_features(open_store(settings), entity_df)
 
 
 def candidate_lists(bundle: ModelBundle, user_ids: list[str], k: int = 10) -> pd.DataFrame:
@@ -124,7 +128,7 @@ def monitor(
                 .astype(str)
                 .tolist()
             )
-            recent = online_features(settings, users)
+            recent = recent_features(settings, users)
             names = [f for f in FEATURES if f in base and f in recent]
             features = feature_drift(base, recent, names)
         reasons = settings.drift_thresholds.verdict(features, lists)

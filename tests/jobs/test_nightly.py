@@ -48,7 +48,10 @@ def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
         "write_offline",
         "materialize",
         "publish",
+        "monitor",
     }
+    assert manifest["monitor"]["suspicious"] is False, manifest["monitor"]
+    assert manifest["promotion"]["promote"] and manifest["model_source"] == "trained"
     live = live_lists(trained_repo)
     assert live is not None and live.run_id == manifest["run_id"] and live.slot == manifest["slot"]
     model_manifest = load_bundle(trained_repo.artifacts_dir).manifest

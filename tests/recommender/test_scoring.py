@@ -44,7 +44,8 @@ def test_chunks_concatenated_equal_one_pass(rng: np.random.Generator) -> None:
         for c in plan_chunks(len(user_f), 37)
     ]
     np.testing.assert_array_equal(np.vstack([p[0] for p in parts]), whole[0])
-    np.testing.assert_array_equal(np.vstack([p[1] for p in parts]), whole[1])
+    # scores agree to float32 rounding (the blocked product sums in batch-dependent order)
+    np.testing.assert_allclose(np.vstack([p[1] for p in parts]), whole[1], rtol=1e-5)
 
 
 def test_short_lists_are_padded() -> None:

@@ -1,0 +1,116 @@
+"""Promotion gate both ways, registry statuses, rollback to the previous lists and model
+(pointer switch and rescoring), on a repository of its own (it changes the run history)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.main import create_app
+from jobs.cli import app
+from jobs.lifecycle import promote, rollback
+from jobs.nightly import run_nightly
+from recommender import registry
+from recommender.config import Settings
+from recommender.data.tables import build_tables, write_tables
+from recommender.errors import InvalidRequest
+from recommender.store import live_lists, open_store
+from tests.conftest import feast_apply, make_settings
+from tests.synthetic import synthetic_tables
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("lifecycle"), redis_url)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
+    feast_apply(settings)
+    yield settings
+    open_store(settings).teardown()
+
+
+def _served(settings: Settings, user: str = "a_user0") -> dict:
+    with TestClient(create_app(settings)) as client:
+        return client.get("/recommendations", params={"user_id": user, "k": 5}).json()
+
+
+def test_gate_promotion_and_rollback(repo: Settings, tmp_path: Path) -> None:
+    root = repo.artifacts_dir
+    first = run_nightly(repo, retrain=True)
+    v1 = first["model_version"]
+    assert first["promotion"]["reasons"] == ["no production model yet"]
+    assert registry.production(root) == v1
+
+    # A worse candidate (one ALS iteration, heavy regularisation) is refused, with reasons;
+    # the run still publishes fresh lists, scored by production.
+    worse = repo.model_copy(update={"als_regularization": 500.0, "als_iterations": 1})
+    refused = run_nightly(worse, retrain=True)
+    bad = refused["promotion"]["candidate"]
+    assert not refused["promotion"]["promote"], refused["promotion"]
+    assert "worse than production" in refused["promotion"]["reasons"][0]
+    assert refused["model_version"] == v1 and registry.production(root) == v1
+    assert registry.get(root, bad).status == "candidate"
+    assert registry.read_journal(root)[-1]["action"] == "refuse"
+
+    # An equally good candidate passes and goes live together with its lists.
+    better = run_nightly(repo, retrain=True)
+    v3 = better["model_version"]
+    assert better["promotion"]["promote"] and v3 not in (v1, bad)
+    assert registry.production(root) == v3 and registry.get(root, v1).status == "archived"
+    body = _served(repo)
+    assert (body["model_version"], body["run_id"]) == (v3, better["run_id"])
+
+    # Rollback: v1's last lists (the refused night's run) still sit in the other slot.
+    back = rollback(repo, reason="test")
+    assert back == {
+        "version": v1,
+        "previous": v3,
+        "run_id": refused["run_id"],
+        "how": "pointer switch",
+        "reason": "test",
+    }
+    live = live_lists(repo)
+    assert live is not None and (live.run_id, live.model_version) == (refused["run_id"], v1)
+    assert registry.production(root) == v1 and registry.get(root, v3).status == "archived"
+    body = _served(repo)
+    assert (body["model_version"], body["run_id"], body["source"]) == (
+        v1,
+        refused["run_id"],
+        "precomputed",
+    )
+    with pytest.raises(InvalidRequest, match="already the production"):
+        rollback(repo, to=v1)
+
+    # Manual promotion checks the gate: the worse candidate needs --force.
+    with pytest.raises(InvalidRequest, match="gate refuses"):
+        promote(repo, bad)
+    forced = promote(repo, bad, force=True, reason="operator override")
+    assert registry.production(root) == bad and not forced["decision"]["promote"]
+    # Its lists were scored now (nothing to re-point to), and v1's run is intact: back again.
+    again = rollback(repo)
+    assert (again["version"], again["how"]) == (v1, "pointer switch")
+    # v3's slot was overwritten since; rolling forward to it rescores.
+    forward = rollback(repo, to=v3)
+    assert forward["how"] == "rescored" and live_lists(repo).model_version == v3  # type: ignore[union-attr]
+
+
+def test_models_cli(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "RECO_REDIS_URL": repo.redis_url,
+        "RECO_FEAST_PROJECT": repo.feast_project,
+        "RECO_FEATURE_REPO": str(repo.feature_repo),
+        "RECO_ARTIFACTS_DIR": str(repo.artifacts_dir),
+    }.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["models", "list"])
+    assert listed.exit_code == 0 and "production" in listed.output and "candidate" in listed.output
+    shown = runner.invoke(app, ["models", "show", "production"])
+    assert shown.exit_code == 0 and '"status": "production"' in shown.output
+    missing = runner.invoke(app, ["models", "promote", "nope"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
