@@ -37,11 +37,12 @@ def test_prometheus_scrapes_the_api_and_grafana_queries_real_metrics() -> None:
     exported = set(
         re.findall(r"^# TYPE (\w+) ", generate_latest(Metrics().registry).decode(), re.M)
     )
-    dash = json.loads(
-        (ROOT / "deploy" / "grafana" / "dashboards" / "reco-serving.json").read_text()
-    )
-    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    assert len(exprs) >= 12
+    exprs = []
+    for name, least in (("reco-serving.json", 12), ("reco-lifecycle.json", 13)):
+        dash = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / name).read_text())
+        found = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+        assert len(found) >= least, name
+        exprs += found
     for expr in exprs:
         for name in re.findall(r"\b(reco_\w+)", expr):
             base = re.sub(r"_(bucket|total|count|sum)$", "", name)

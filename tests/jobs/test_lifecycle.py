@@ -109,7 +109,7 @@ def test_models_cli(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     runner = CliRunner()
     listed = runner.invoke(app, ["models", "list"])
-    assert listed.exit_code == 0 and "production" in listed.output and "candidate" in listed.output
+    assert listed.exit_code == 0 and "production" in listed.output and "archived" in listed.output
     shown = runner.invoke(app, ["models", "show", "production"])
     assert shown.exit_code == 0 and '"status": "production"' in shown.output
     missing = runner.invoke(app, ["models", "promote", "nope"])
