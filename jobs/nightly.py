@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
+from jobs.chunkwriter import ChunkWriter
 from jobs.engines import make_engine
 from jobs.ingest import ingest_event_log
 from jobs.lifecycle import gate, record_promotion
@@ -34,21 +34,19 @@ from jobs.train import train
 from recommender import registry
 from recommender.artifacts import ModelBundle, load_bundle, new_version
 from recommender.config import Settings
-from recommender.data.lists import lists_table, prune_runs, publish_parts, write_part
+from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
-from recommender.listwrite import ListWriterPool
 from recommender.publication import (
     LiveLists,
     RunLock,
-    list_view,
     mark_slot,
     next_slot,
     publish,
     read_live,
 )
 from recommender.scoring import Chunk, plan_chunks
-from recommender.store import materialize, open_store, redis_client, write_lists_feast
+from recommender.store import materialize, open_store, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -119,62 +117,6 @@ def _model(
     return load_bundle(settings.artifacts_dir)
 
 
-class _ChunkWriter:
-    """Writes scored chunks online (the slot's Feast view) and offline (staged parquet) in a
-    background thread, so scoring the next chunk overlaps writing this one."""
-
-    def __init__(self, settings: Settings, bundle: ModelBundle, manifest: dict[str, Any]) -> None:
-        self.settings, self.bundle, self.manifest = settings, bundle, manifest
-        self.view = list_view(manifest["slot"])
-        self.timestamp = datetime.fromisoformat(manifest["lists_timestamp"])
-        self.store = open_store(settings)
-        online = self.store.config.online_store
-        redis_type = getattr(online, "redis_type", None)
-        self.fast = online.type == "redis" and getattr(redis_type, "value", redis_type) == "redis"
-        self.pool = None
-        if self.fast:
-            self.pool = ListWriterPool(
-                settings.write_workers,
-                settings.redis_url,
-                settings.redis_password.get_secret_value() if settings.redis_password else None,
-                settings.write_batch,
-                project=self.store.project,
-                view=self.view,
-                item_ids=[str(i) for i in bundle.items.ids],
-                model_version=bundle.version,
-                run_id=manifest["run_id"],
-                timestamp=self.timestamp,
-                serialization_version=self.store.config.entity_key_serialization_version,
-            )
-        self.seconds = {"encode_write_online": 0.0, "write_offline": 0.0}
-
-    def write(self, chunk: Chunk, rows: np.ndarray, scores: np.ndarray) -> Chunk:
-        users = self.bundle.users.ids[chunk.start : chunk.stop]
-        t0 = time.perf_counter()
-        table = lists_table(
-            users,
-            rows,
-            scores,
-            self.bundle.items.ids,
-            self.bundle.version,
-            self.manifest["run_id"],
-            self.timestamp,
-        )
-        if self.pool is not None:
-            self.pool.write(users, rows, scores)
-        else:
-            write_lists_feast(self.store, self.view, table.to_pandas())
-        t1 = time.perf_counter()
-        write_part(table, self.settings.data_dir, self.manifest["run_id"], chunk.index)
-        self.seconds["encode_write_online"] += t1 - t0
-        self.seconds["write_offline"] += time.perf_counter() - t1
-        return chunk
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-
-
 def _score_and_write(
     settings: Settings,
     bundle: ModelBundle,
@@ -195,7 +137,7 @@ def _score_and_write(
     )
     engine = make_engine(settings, engine_name)
     mark_slot(lock.client, settings.feast_project, manifest["slot"], manifest["run_id"])
-    writer = _ChunkWriter(settings, bundle, manifest)
+    writer = ChunkWriter(settings, bundle, manifest)
     shorts = manifest.setdefault("lists_shorter_than_top_n", 0)
     score_seconds = 0.0
     pending: deque[Future[Chunk]] = deque()

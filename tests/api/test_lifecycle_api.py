@@ -254,7 +254,11 @@ def test_experiment_assignment_exposures_and_attribution(
         assert done.exit_code == 0, done.output
         _wait(
             lambda w=weight: (
-                _metric(base, 'reco_experiment_weight{experiment="can1",variant="canary"') == w
+                _metric(
+                    base,
+                    f'reco_experiment_weight{{experiment="can1",model_version="{v2}",variant="canary"}}',
+                )
+                == w
             )
         )
     stop(settings, "can1")

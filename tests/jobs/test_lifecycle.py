@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -39,7 +37,7 @@ def _served(settings: Settings, user: str = "a_user0") -> dict:
         return client.get("/recommendations", params={"user_id": user, "k": 5}).json()
 
 
-def test_gate_promotion_and_rollback(repo: Settings, tmp_path: Path) -> None:
+def test_gate_promotion_and_rollback(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     root = repo.artifacts_dir
     first = run_nightly(repo, retrain=True)
     v1 = first["model_version"]
@@ -97,9 +95,10 @@ def test_gate_promotion_and_rollback(repo: Settings, tmp_path: Path) -> None:
     # v3's slot was overwritten since; rolling forward to it rescores.
     forward = rollback(repo, to=v3)
     assert forward["how"] == "rescored" and live_lists(repo).model_version == v3  # type: ignore[union-attr]
+    _check_cli(repo, monkeypatch)
 
 
-def test_models_cli(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def _check_cli(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {
         "RECO_REDIS_URL": repo.redis_url,
         "RECO_FEAST_PROJECT": repo.feast_project,

@@ -1,0 +1,172 @@
+"""Does a shadow run slow the live path? Latency of `GET /recommendations` (known users, ML-100K,
+a real uvicorn) with the shadow off and on (every request sampled), in alternating rounds in
+one run, side by side.
+
+Command: ``python -m bench.shadow_bench --work /tmp/shadowbench`` (writes
+``bench/results/shadow.json`` and the section in docs/benchmarks.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.repo import ROOT, copy_feature_repo, feast_apply
+from bench.report import replace_section
+
+log = logging.getLogger("bench.shadow_bench")
+
+
+def _round(base: str, users: list[str], n: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=base, timeout=10) as c:
+        for i in range(n):
+            t0 = time.perf_counter()
+            r = c.get("/recommendations", params={"user_id": users[i % len(users)], "k": 10})
+            out.append(time.perf_counter() - t0)
+            r.raise_for_status()
+    return out
+
+
+def _metric(base: str, prefix: str) -> float:
+    text = httpx.get(f"{base}/metrics").text
+    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(prefix))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/shadowbench"))
+    parser.add_argument("--project", default="shadowbench")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("feast").setLevel(logging.WARNING)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+    from jobs.experiments import set_shadow
+    from jobs.ingest import fetch_movielens
+    from jobs.nightly import run_nightly
+    from jobs.train import train
+    from recommender.config import Settings
+    from recommender.store import open_store
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    repo = copy_feature_repo(args.work)
+    settings = Settings(
+        feast_project=args.project,
+        feature_repo=repo,
+        artifacts_dir=args.work / "artifacts",
+        cache_dir=(ROOT / ".cache").resolve(),
+        catalog_poll_seconds=0.2,
+    )
+    fetch_movielens(settings, "ml-100k")
+    feast_apply(repo, settings.feast_env())
+    manifest = run_nightly(settings, retrain=True)
+    candidate = train(settings.model_copy(update={"als_factors": 64}), publish=False).version
+    env = {
+        **os.environ,
+        "RECO_FEAST_PROJECT": settings.feast_project,
+        "RECO_FEATURE_REPO": str(repo),
+        "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "RECO_CATALOG_POLL_SECONDS": "0.2",
+        "RECO_LOG_LEVEL": "WARNING",
+    }
+    port = 18931
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.main:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    results: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        users = [str(u) for u in range(1, 944)]
+        _round(base, users, 200)  # warm-up
+        for _ in range(args.rounds):
+            for mode in ("off", "on"):
+                set_shadow(settings, candidate if mode == "on" else None, 1.0)
+                time.sleep(1.0)
+                results[mode] += _round(base, users, args.requests)
+        scored = _metric(base, 'reco_shadow_requests_total{outcome="scored"}')
+        dropped = _metric(base, 'reco_shadow_requests_total{outcome="dropped_busy"}')
+        shadow_ms = 1000 * _metric(base, "reco_shadow_duration_seconds_sum") / max(scored, 1)
+    finally:
+        api.terminate()
+        api.wait(10)
+        open_store(settings).teardown()
+    summary = {
+        mode: {
+            "requests": len(v),
+            "p50_ms": round(float(np.percentile(v, 50)) * 1000, 3),
+            "p99_ms": round(float(np.percentile(v, 99)) * 1000, 3),
+            "mean_ms": round(float(np.mean(v)) * 1000, 3),
+        }
+        for mode, v in results.items()
+    }
+    summary["ratio_on_off"] = {
+        k: round(summary["on"][k] / summary["off"][k], 3) for k in ("p50_ms", "p99_ms", "mean_ms")
+    }
+    summary["shadow"] = {"scored": scored, "dropped_busy": dropped, "mean_ms": round(shadow_ms, 3)}
+    summary["production"] = manifest["model_version"]
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shadow.json").write_text(json.dumps(summary, indent=1))
+    rows = [
+        "| shadow | requests | p50 ms | p99 ms | mean ms |",
+        "|---|---|---|---|---|",
+    ]
+    for m in ("off", "on"):
+        r = summary[m]
+        rows.append(f"| {m} | {r['requests']} | {r['p50_ms']} | {r['p99_ms']} | {r['mean_ms']} |")
+    q = summary["ratio_on_off"]
+    rows.append(f"| on / off | | {q['p50_ms']}× | {q['p99_ms']}× | {q['mean_ms']}× |")
+    rows.append("")
+    rows.append(
+        f"Shadow candidate (ALS, 64 factors, ranked in real time): {int(scored)} requests "
+        f"scored, {int(dropped)} dropped because the worker was busy, {shadow_ms:.2f} ms each."
+    )
+    section = (
+        "<!-- shadow:start -->\n"
+        "## Shadow runs: the live path with and without a shadow candidate\n\n"
+        "Command: `python -m bench.shadow_bench --work /tmp/shadowbench`. ML-100K, one uvicorn "
+        "worker, one sequential client on loopback, known users (the precomputed path), "
+        f"{args.rounds} alternating rounds of {args.requests} requests per mode, every request "
+        "sampled for the shadow when it is on.\n\n" + "\n".join(rows) + "\n<!-- shadow:end -->"
+    )
+    replace_section(
+        ROOT / "docs" / "benchmarks.md", "<!-- shadow:start -->", "<!-- shadow:end -->", section
+    )
+    print(json.dumps(summary, indent=1))  # noqa: T201 - the benchmark's output
+
+
+if __name__ == "__main__":
+    main()
