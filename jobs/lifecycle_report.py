@@ -75,7 +75,10 @@ def write_experiment_report(report: dict[str, Any], out: Path) -> list[Path]:
             (("ctr", "click-through per exposure"), ("user_ctr", "users who clicked")),
             strict=True,
         ):
-            err = [table[col] - table[f"{col}_lo"], table[f"{col}_hi"] - table[col]]
+            err = [
+                (table[col] - table[f"{col}_lo"]).clip(lower=0).fillna(0),
+                (table[f"{col}_hi"] - table[col]).clip(lower=0).fillna(0),
+            ]
             ax.bar(
                 table["variant"],
                 table[col],
