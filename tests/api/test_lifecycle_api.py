@@ -307,7 +307,9 @@ def test_dashboard_in_a_real_browser(
         page.click("#try-form button")
         page.wait_for_selector("#try-items tbody tr")
         assert page.locator("#try-items tbody tr").count() == 5
-        assert page.text_content("#try-source") == "precomputed"
+        # the same answer as the API gives (a_user0 clicked earlier: the real-time path)
+        direct = httpx.get(f"{base}/recommendations", params={"user_id": "a_user0", "k": 5})
+        assert page.text_content("#try-source") == direct.json()["source"]
         assert "Action film" in page.text_content("#try-items tbody")
         assert "because you liked" in page.text_content("#try-items tbody")
         shot = tmp_path / "dashboard.png"
