@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,14 @@ from recommender.attribution import EXPOSURE_COLUMNS, attribute, unattributed_co
 from recommender.config import Settings
 from recommender.errors import InvalidRequest, NotFound
 from recommender.eventlog import read_events, read_records
-from recommender.experiments import Experiment, ServingConfig, Shadow, Variant, serving_key
+from recommender.experiments import (
+    EXPERIMENT_NAME,
+    Experiment,
+    ServingConfig,
+    Shadow,
+    Variant,
+    serving_key,
+)
 from recommender.fileio import write_text_atomic
 from recommender.store import redis_client
 
@@ -57,6 +65,8 @@ def save_experiment(settings: Settings, exp: Experiment) -> None:
 
 
 def load_experiment(settings: Settings, name: str) -> Experiment:
+    if not re.match(EXPERIMENT_NAME, name):
+        raise InvalidRequest(f"experiment name {name!r} must match {EXPERIMENT_NAME}")
     path = experiments_dir(settings) / f"{name}.json"
     if not path.exists():
         raise NotFound(f"no experiment {name!r} under {experiments_dir(settings)}")

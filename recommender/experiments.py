@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from typing import Any
 from recommender.errors import InvalidRequest
 
 BUCKETS = 10_000
+EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # also a file name
 CANARY_STEPS = (0.0, 5.0, 25.0, 50.0, 100.0)
 MODES = ("default", "realtime")
 
@@ -77,6 +79,8 @@ class Experiment:
 
 
 def check(exp: Experiment) -> None:
+    if not re.match(EXPERIMENT_NAME, exp.name):
+        raise InvalidRequest(f"experiment name {exp.name!r} must match {EXPERIMENT_NAME}")
     names = [v.name for v in exp.variants]
     if len(exp.variants) < 2:
         raise InvalidRequest("an experiment needs at least two variants")

@@ -6,17 +6,20 @@ Behind the same API keys as everything else."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from api.deps import RuntimeDep
 from api.runtime import Runtime
+from api.schemas import COMMON_ERRORS, ErrorDetail
 from recommender import registry
+from recommender.experiments import EXPERIMENT_NAME
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=COMMON_ERRORS)
 PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard.html"
 RUN_KEYS = (
     "run_id",
@@ -68,8 +71,14 @@ async def overview(rt: RuntimeDep) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(_overview, rt)
 
 
-@router.get("/admin/experiments/{name}")
-async def experiment_report(rt: RuntimeDep, name: str) -> dict[str, Any]:
+@router.get(
+    "/admin/experiments/{name}",
+    responses={404: {"model": ErrorDetail, "description": "no such experiment"}},
+)
+async def experiment_report(
+    rt: RuntimeDep,
+    name: Annotated[str, PathParam(pattern=EXPERIMENT_NAME, description="an experiment's name")],
+) -> dict[str, Any]:
     """An experiment's per-variant table (`reco experiments report` without the files)."""
     from jobs.experiments import report
 

@@ -89,7 +89,11 @@ def served(
         yield settings, base, v1, v2
     finally:
         api.terminate()
-        api.wait(10)
+        try:
+            api.wait(30)
+        except subprocess.TimeoutExpired:  # a slow graceful shutdown must not fail the tests
+            api.kill()
+            api.wait(10)
         open_store(settings).teardown()
 
 
