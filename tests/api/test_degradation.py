@@ -4,10 +4,8 @@ another port (really paused, shut down and started again) and a real uvicorn pro
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,10 +16,11 @@ import numpy as np
 import pytest
 import redis
 
+from bench.serve import serve_api
 from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from tests.conftest import ROOT, feast_apply, free_port, make_settings
+from tests.conftest import feast_apply, free_port, make_settings
 from tests.synthetic import synthetic_tables
 
 pytestmark = [
@@ -91,9 +90,7 @@ def served(tmp_path: Path) -> Iterator[tuple[OwnRedis, str]]:
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     feast_apply(settings)
     run_nightly(settings, retrain=True)
-    port = free_port()
     env = {
-        **os.environ,
         "RECO_REDIS_URL": own.url,
         "RECO_FEAST_PROJECT": settings.feast_project,
         "RECO_FEATURE_REPO": str(settings.feature_repo),
@@ -101,36 +98,10 @@ def served(tmp_path: Path) -> Iterator[tuple[OwnRedis, str]]:
         "RECO_REDIS_TIMEOUT_MS": "100",
         "RECO_REDIS_RETRY_SECONDS": "0.5",
     }
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the API did not become ready")
-        yield own, base
+        with serve_api(env, free_port()) as base:
+            yield own, base
     finally:
-        api.terminate()
-        api.wait(10)
         if own.proc and own.proc.poll() is None:
             own.proc.terminate()
             own.proc.wait(10)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bench.serve import serve_api
 from jobs.cli import app
 from jobs.experiments import report, set_shadow, start, stop
 from jobs.lifecycle import promote, rollback
@@ -30,7 +29,7 @@ from recommender.data.tables import build_tables, write_tables
 from recommender.eventlog import read_records
 from recommender.experiments import Variant
 from recommender.store import open_store
-from tests.conftest import ROOT, feast_apply, free_port, make_settings
+from tests.conftest import feast_apply, free_port, make_settings
 from tests.synthetic import synthetic_tables
 
 pytestmark = pytest.mark.integration
@@ -59,41 +58,10 @@ def served(
     feast_apply(settings)
     v1 = run_nightly(settings, retrain=True)["model_version"]
     v2 = train(settings, publish=False).version
-    port = free_port()
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **_env(settings)},
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the API did not become ready")
-        yield settings, base, v1, v2
+        with serve_api(_env(settings), free_port()) as base:
+            yield settings, base, v1, v2
     finally:
-        api.terminate()
-        try:
-            api.wait(30)
-        except subprocess.TimeoutExpired:  # a slow graceful shutdown must not fail the tests
-            api.kill()
-            api.wait(10)
         open_store(settings).teardown()
 
 
