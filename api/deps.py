@@ -11,8 +11,8 @@ from fastapi import Depends, Query, Request
 
 from api.runtime import Runtime
 from api.schemas import MAX_LIST, FeatureValue, Filters, Id
-from recommender.matrix import Vocab
-from recommender.rules import Catalog, Rules, rules_from
+from recommender.data.vocab import Vocab
+from recommender.serving.rules import Catalog, Rules, rules_from
 
 
 async def _runtime(request: Request) -> Runtime:

@@ -18,11 +18,11 @@ from typing import Any
 import anyio
 from redis.exceptions import RedisError
 
-from api.metrics import Metrics
 from api.online import OnlineStore
+from api.telemetry import Metrics
 from recommender.errors import EventLogUnavailable, FeatureStoreUnavailable
-from recommender.eventlog import EventLog
-from recommender.events import merge_recent
+from recommender.events.log import EventLog
+from recommender.events.records import merge_recent
 
 log = logging.getLogger(__name__)
 Records = list[dict[str, Any]]

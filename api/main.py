@@ -19,15 +19,15 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.eventsink import EventSink
-from api.lifecycle import ExposureSink, ShadowRunner
-from api.metrics import Metrics
+from api.exposures import ExposureSink, ShadowRunner
 from api.middleware import Gateway
 from api.routes import admin, events, health, items, recommendations
 from api.runtime import Runtime
 from api.security import ApiKeys, RateLimiter
+from api.telemetry import Metrics
 from recommender import __version__
 from recommender.config import Settings, get_settings
-from recommender.eventlog import EventLog
+from recommender.events.log import EventLog
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.metrics import Metrics
 from api.security import ApiKeys, RateLimiter
+from api.telemetry import Metrics
 
 OPEN_PATHS = frozenset(
     {

@@ -15,17 +15,18 @@ from feast import FeatureStore
 from redis import Redis
 from redis.exceptions import RedisError
 
-from api.metrics import Metrics
+from api.telemetry import Metrics
+from recommender.batch.publication import LiveLists, live_key, monitor_key
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
-from recommender.experiments import serving_key
-from recommender.hybrid import RECENT_VIEW, USER_VIEWS
-from recommender.online import FeastLayout, ViewValues
-from recommender.publication import LiveLists, live_key, monitor_key
-from recommender.store import CATALOG_VERSION_KEY
+from recommender.featurestore.layout import FeastLayout, ViewValues
+from recommender.featurestore.names import ITEM_METADATA
+from recommender.featurestore.repo import CATALOG_VERSION_KEY
+from recommender.lifecycle.experiments import serving_key
+from recommender.serving.hybrid import RECENT_VIEW, USER_VIEWS
 
 log = logging.getLogger(__name__)
-ITEM_VIEW = "item_metadata"
+ITEM_VIEW = ITEM_METADATA
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 import orjson
 from fastapi.responses import Response
 
-from recommender.serving import Ranked
+from recommender.serving.paths import Ranked
 
 
 def _iso(ts: datetime | None) -> str | None:

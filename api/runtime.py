@@ -22,17 +22,17 @@ import anyio
 from feast import FeatureStore
 
 from api.eventsink import EventSink
-from api.lifecycle import ExposureSink, ShadowRunner
-from api.metrics import Metrics
+from api.exposures import ExposureSink, ShadowRunner
 from api.online import OnlineStore, Polled
-from recommender.artifacts import ModelBundle, load_bundle
+from api.telemetry import Metrics
+from recommender.batch.publication import LiveLists
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
-from recommender.eventlog import EventLog
-from recommender.experiments import ServingConfig
-from recommender.publication import LiveLists
-from recommender.rules import Catalog
-from recommender.store import check_serving_ready, open_store, push_recent_lists
+from recommender.events.log import EventLog
+from recommender.featurestore.repo import check_serving_ready, open_store, push_recent_lists
+from recommender.lifecycle.experiments import ServingConfig
+from recommender.serving.rules import Catalog
+from recommender.training.artifacts import ModelBundle, load_bundle
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from recommender.events import EVENT_TYPES
+from recommender.events.records import EVENT_TYPES
 
 # Printable ids of 1-128 characters (no control characters).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import wrk
+from bench.markdown import write_markdown
 from bench.repo import copy_feature_repo, feast_apply
-from bench.report import write_markdown
+from recommender.featurestore.repo import feast_cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")
@@ -113,7 +114,7 @@ def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[n
     raw = synthetic_catalog(args.users, args.items, args.interactions, days=14, seed=1)
     write_tables(build_tables(*raw), settings.data_dir)
     timings["data_s"] = time.perf_counter() - t0
-    feast_apply(repo, settings.feast_env())
+    feast_apply(repo, feast_cli_env(settings))
     t0 = time.perf_counter()
     manifest = run_nightly(settings, retrain=True)
     timings["train_and_nightly_s"] = time.perf_counter() - t0
@@ -173,9 +174,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-    from recommender.artifacts import load_bundle
-    from recommender.eventlog import read_events
-    from recommender.store import open_store
+    from recommender.events.log import read_events
+    from recommender.featurestore.repo import open_store
+    from recommender.training.artifacts import load_bundle
 
     work = Path(tempfile.mkdtemp(prefix="reco-bench-"))
     project = f"bench_{uuid.uuid4().hex[:8]}"

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench.repo import feast_apply, fresh_settings
+from recommender.featurestore.repo import feast_cli_env
 
 log = logging.getLogger("bench.experiment_sim")
 
@@ -50,14 +51,14 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from jobs.experiments import report, start
-    from jobs.lifecycle_report import experiment_markdown, write_experiment_report
     from jobs.nightly import run_nightly
     from jobs.train import train
     from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
     from recommender.data.tables import build_tables, write_tables
-    from recommender.experiments import Variant
-    from recommender.store import open_store
+    from recommender.featurestore.repo import open_store
+    from recommender.lifecycle.experiment_ops import report, start
+    from recommender.lifecycle.experiments import Variant
+    from recommender.lifecycle.reports import experiment_markdown, write_experiment_report
 
     t0 = time.perf_counter()
     settings = fresh_settings(args.work, args.project)
@@ -71,7 +72,7 @@ def main() -> None:
     cut = ts.quantile(0.9)
     history, future = inter[ts < cut], inter[ts >= cut]
     write_tables(build_tables(history, users, items), settings.data_dir)
-    feast_apply(repo, settings.feast_env())
+    feast_apply(repo, feast_cli_env(settings))
     production = run_nightly(settings, retrain=True)["model_version"]
     weaker = settings.model_copy(update={"als_factors": args.candidate_factors})
     candidate = train(weaker, publish=False).version
@@ -137,7 +138,7 @@ def main() -> None:
 
 def _clear(settings: object) -> None:
     """Delete the project's own keys (pointers, serving configuration) from Redis."""
-    from recommender.store import redis_client
+    from recommender.featurestore.repo import redis_client
 
     client = redis_client(settings)  # type: ignore[arg-type]
     keys = list(client.scan_iter(match=f"reco:{settings.feast_project}:*"))  # type: ignore[attr-defined]

@@ -18,9 +18,9 @@ import numpy as np
 
 from recommender.data.synthetic import synthetic_catalog
 from recommender.data.tables import build_tables
-from recommender.index import recall_at
-from recommender.matrix import Vocab, user_item_matrix
+from recommender.data.vocab import Vocab, user_item_matrix
 from recommender.models import ALSModel
+from recommender.training.index import recall_at
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")

@@ -28,9 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.markdown import replace_section
 from bench.repo import copy_feature_repo, feast_apply
-from bench.report import replace_section
 from bench.write_bench import redis_benchmark
+from recommender.config import Settings
+from recommender.featurestore.repo import feast_cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- nightly-bench:start -->", "<!-- nightly-bench:end -->"
@@ -78,19 +80,12 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
         env,
     )
     t0 = time.perf_counter()
-    feast_apply(
-        repo, {"RECO_FEAST_PROJECT": args.project, "RECO_FEAST_REDIS": _feast_redis(args.redis_url)}
-    )
+    settings = Settings(feature_repo=repo, feast_project=args.project, redis_url=args.redis_url)  # type: ignore[call-arg]
+    feast_apply(repo, feast_cli_env(settings))
     setup["feast_apply_s"] = time.perf_counter() - t0
     setup["train_s"], _ = _run([str(BIN / "reco"), "train"], env)
     log.info("prepared: %s", setup)
     return setup
-
-
-def _feast_redis(url: str) -> str:
-    from recommender.config import Settings
-
-    return Settings(redis_url=url).feast_redis_connection
 
 
 def night(env: dict[str, str]) -> dict[str, Any]:

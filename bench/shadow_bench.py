@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.markdown import replace_section
 from bench.repo import ROOT, feast_apply, fresh_settings
-from bench.report import replace_section
-from bench.serve import serve_api
+from recommender.featurestore.repo import feast_cli_env
+from tests.support.server import serve_api
 
 log = logging.getLogger("bench.shadow_bench")
 
@@ -54,15 +55,15 @@ def main() -> None:
     logging.getLogger("feast").setLevel(logging.WARNING)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-    from jobs.experiments import set_shadow
     from jobs.ingest import fetch_movielens
     from jobs.nightly import run_nightly
     from jobs.train import train
-    from recommender.store import open_store
+    from recommender.featurestore.repo import open_store
+    from recommender.lifecycle.experiment_ops import set_shadow
 
     settings = fresh_settings(args.work, args.project, catalog_poll_seconds=0.2)
     fetch_movielens(settings, "ml-100k")
-    feast_apply(settings.feature_repo, settings.feast_env())
+    feast_apply(settings.feature_repo, feast_cli_env(settings))
     manifest = run_nightly(settings, retrain=True)
     candidate = train(settings.model_copy(update={"als_factors": 64}), publish=False).version
     env = {

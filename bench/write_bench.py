@@ -9,7 +9,7 @@ throw-away Feast project (``wb_<random>``, torn down at the end) and measures ro
 * ``feast_skip_dedup``: the same with the Redis store's ``skip_dedup`` option;
 * ``feast_protos_batch``: Feast's ``online_write_batch`` given ready-made protos (no
   DataFrame conversion), ``skip_dedup``;
-* ``fast_writer``: ``recommender.listwrite``'s encoder + pipelined send, one process;
+* ``fast_writer``: ``recommender.featurestore.writer``'s encoder + pipelined send, one process;
 * ``fast_writer_<n>proc``: the same split over ``--workers`` processes (the nightly job's
   ``ListWriterPool``, ``RECO_WRITE_WORKERS``);
 * ``raw_pipelined_hset``: the already-encoded commands of the fast writer sent pipelined on
@@ -41,8 +41,9 @@ import numpy as np
 import pandas as pd
 import redis
 
+from bench.markdown import replace_section
 from bench.repo import copy_feature_repo, feast_apply
-from bench.report import replace_section
+from recommender.featurestore.repo import feast_cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench.write")
@@ -53,12 +54,12 @@ def make_store(work: Path, project: str, redis_url: str):  # type: ignore[no-unt
     from recommender.config import Settings
     from recommender.data.synthetic import synthetic_catalog
     from recommender.data.tables import build_tables, write_tables
-    from recommender.store import open_store
+    from recommender.featurestore.repo import open_store
 
     repo = copy_feature_repo(work)
     settings = Settings(feast_project=project, feature_repo=repo, redis_url=redis_url)
     write_tables(build_tables(*synthetic_catalog(100, 50, 1000, seed=1)), settings.data_dir)
-    feast_apply(repo, settings.feast_env())
+    feast_apply(repo, feast_cli_env(settings))
     return settings, open_store(settings)
 
 
@@ -109,7 +110,7 @@ def main() -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import FloatList, StringList, Value
 
-    from recommender.listwrite import ListEncoder, ListWriterPool, send_pipelined
+    from recommender.featurestore.writer import ListEncoder, ListWriterPool, send_pipelined
 
     url = os.environ.get("RECO_REDIS_URL", "redis://127.0.0.1:6379/0")
     project = f"wb_{uuid.uuid4().hex[:8]}"

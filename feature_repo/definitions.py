@@ -16,17 +16,19 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSo
 from feast.types import Array, Bool, Float32, Int64, String
 from feast.value_type import ValueType
 
+from recommender.featurestore import names as n
+
 # --- Entities ------------------------------------------------------------------------------
 # Ids are strings everywhere: MovieLens ids are digits, other catalogs are not.
 user = Entity(
-    name="user",
-    join_keys=["user_id"],
+    name=n.USER_ENTITY,
+    join_keys=[n.USER_KEY],
     value_type=ValueType.STRING,
     description="A person receiving recommendations.",
 )
 item = Entity(
-    name="item",
-    join_keys=["item_id"],
+    name=n.ITEM_ENTITY,
+    join_keys=[n.ITEM_KEY],
     value_type=ValueType.STRING,
     description="A catalog item (a movie for MovieLens).",
 )
@@ -36,30 +38,30 @@ item = Entity(
 def parquet_source(table: str) -> FileSource:
     """The offline table ``data/<table>.parquet`` written by `reco data fetch` / `reco nightly`."""
     return FileSource(
-        name=f"{table}_source", path=f"data/{table}.parquet", timestamp_field="event_timestamp"
+        name=n.source_name(table), path=f"data/{table}.parquet", timestamp_field="event_timestamp"
     )
 
 
-users_source = parquet_source("users")
-user_activity_source = parquet_source("user_activity")
-items_source = parquet_source("items")
-item_stats_source = parquet_source("item_stats")
-recent_items_source = parquet_source("user_recent_items")
+users_source = parquet_source(n.USERS_TABLE)
+user_activity_source = parquet_source(n.USER_ACTIVITY)
+items_source = parquet_source(n.ITEMS_TABLE)
+item_stats_source = parquet_source(n.ITEM_STATS)
+recent_items_source = parquet_source(n.USER_RECENT_ITEMS)
 # One folder per published nightly run (recommender/data/lists.py), read as one table.
 recommendations_source = FileSource(
-    name="user_recommendations_source",
-    path="data/user_recommendations",
+    name=n.source_name(n.LISTS_TABLE),
+    path=f"data/{n.LISTS_TABLE}",
     timestamp_field="event_timestamp",
 )
 
 # Real-time events for a user (newest items first). The serving side pushes here so a user
 # the nightly model has never seen can be folded in; the batch side is the daily snapshot.
-user_events_push = PushSource(name="user_events_push", batch_source=recent_items_source)
+user_events_push = PushSource(name=n.EVENTS_PUSH_SOURCE, batch_source=recent_items_source)
 
 
 # --- Feature views -------------------------------------------------------------------------
 def activity_fields() -> list[Field]:
-    """Counts and mean ratings over 30 days and all time (recommender.features snapshots)."""
+    """Counts and mean ratings over 30 days and all time (recommender.data.snapshots)."""
     return [
         Field(name="interactions_30d", dtype=Int64),
         Field(name="mean_rating_30d", dtype=Float32),
@@ -70,7 +72,7 @@ def activity_fields() -> list[Field]:
 
 # Demographics used by the profile-only cold-start vector. Valid from the user's first event.
 user_profile = FeatureView(
-    name="user_profile",
+    name=n.USER_PROFILE,
     entities=[user],
     ttl=timedelta(0),
     source=users_source,
@@ -84,7 +86,7 @@ user_profile = FeatureView(
 
 # Point-in-time activity: daily snapshots computed only from events before each snapshot.
 user_activity = FeatureView(
-    name="user_activity",
+    name=n.USER_ACTIVITY,
     entities=[user],
     ttl=timedelta(0),
     source=user_activity_source,
@@ -94,7 +96,7 @@ user_activity = FeatureView(
 # The last items a user touched: batch snapshots plus real-time pushes. A pushed list older
 # than a week no longer describes the current session.
 user_recent_items = FeatureView(
-    name="user_recent_items",
+    name=n.USER_RECENT_ITEMS,
     entities=[user],
     ttl=timedelta(days=7),
     source=user_events_push,
@@ -104,7 +106,7 @@ user_recent_items = FeatureView(
 # Catalog metadata shown next to recommendations and used by filters (the API re-reads it
 # from the online store every RECO_CATALOG_REFRESH_SECONDS).
 item_metadata = FeatureView(
-    name="item_metadata",
+    name=n.ITEM_METADATA,
     entities=[item],
     ttl=timedelta(0),
     source=items_source,
@@ -118,7 +120,7 @@ item_metadata = FeatureView(
 
 # Popularity per item, same point-in-time snapshots as user activity.
 item_stats = FeatureView(
-    name="item_stats",
+    name=n.ITEM_STATS,
     entities=[item],
     ttl=timedelta(0),
     source=item_stats_source,
@@ -133,7 +135,7 @@ item_stats = FeatureView(
 # real-time path.
 def recommendations_view(slot: str) -> FeatureView:
     return FeatureView(
-        name=f"user_recommendations_{slot}",
+        name=n.list_view(slot),
         entities=[user],
         ttl=timedelta(days=3),
         source=recommendations_source,
@@ -151,22 +153,22 @@ user_recommendations_b = recommendations_view("b")
 
 # --- Feature services (what serving and training ask for, by name) -------------------------
 serving_precomputed_a = FeatureService(
-    name="serving_precomputed_a",
+    name=n.precomputed_service("a"),
     features=[user_recommendations_a],
     description="Warm path, slot a: the nightly top-N list of a known user.",
 )
 serving_precomputed_b = FeatureService(
-    name="serving_precomputed_b",
+    name=n.precomputed_service("b"),
     features=[user_recommendations_b],
     description="Warm path, slot b: the nightly top-N list of a known user.",
 )
 serving_realtime_v1 = FeatureService(
-    name="serving_realtime_v1",
+    name=n.REALTIME_SERVICE,
     features=[user_recent_items, user_profile[["age", "gender", "occupation"]]],
     description="Cold path: what we know of a user the model has not seen.",
 )
 training_user_features_v1 = FeatureService(
-    name="training_user_features_v1",
+    name=n.TRAINING_USER_SERVICE,
     features=[user_profile[["age", "gender", "occupation"]], user_activity],
     description="Point-in-time user features for models that learn from user attributes.",
 )

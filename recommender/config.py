@@ -9,14 +9,11 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from recommender.drift import Thresholds as DriftThresholds
 
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 
@@ -121,17 +118,6 @@ class Settings(BaseSettings):
     def exposure_log_dir(self) -> Path:
         """Exposures (every response) and shadow comparisons (JSON lines segments)."""
         return self.exposures_dir or self.data_dir / "exposures"
-
-    @property
-    def drift_thresholds(self) -> DriftThresholds:
-        from recommender.drift import Thresholds
-
-        return Thresholds(
-            self.drift_max_psi,
-            self.drift_min_overlap,
-            self.drift_max_coverage_drop,
-            self.drift_max_gini,
-        )
 
     @property
     def promotion_metric_names(self) -> tuple[str, ...]:

@@ -21,8 +21,8 @@ import redis
 import yaml
 
 from recommender.config import Settings
-from recommender.store import open_store
-from tests.conftest import ROOT, free_port, make_settings
+from recommender.featurestore.repo import open_store
+from tests.support.repo import ROOT, free_port, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.repo import ROOT
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
@@ -29,7 +29,7 @@ def test_prometheus_scrapes_the_api_and_grafana_queries_real_metrics() -> None:
 
     from prometheus_client import generate_latest
 
-    from api.metrics import Metrics
+    from api.telemetry import Metrics
 
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     (job,) = prom["scrape_configs"]

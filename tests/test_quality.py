@@ -14,7 +14,7 @@ from recommender.errors import DataNotAvailable
 from recommender.evaluation.protocols import random_split
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.evaluation.tuning import DEFAULT_PARAMS
-from tests.conftest import ROOT
+from tests.support.repo import ROOT
 
 pytestmark = pytest.mark.slow
 

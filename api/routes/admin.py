@@ -16,8 +16,10 @@ from fastapi.responses import FileResponse
 from api.deps import RuntimeDep
 from api.runtime import Runtime
 from api.schemas import COMMON_ERRORS, ErrorDetail
-from recommender import registry
-from recommender.experiments import EXPERIMENT_NAME
+from recommender.batch.runs import read_manifests
+from recommender.lifecycle.experiment_ops import list_experiments, report
+from recommender.lifecycle.experiments import EXPERIMENT_NAME
+from recommender.training import registry
 
 router = APIRouter(tags=["operations"], responses=COMMON_ERRORS)
 PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard.html"
@@ -42,8 +44,6 @@ async def dashboard() -> FileResponse:
 
 
 def _overview(rt: Runtime) -> dict[str, Any]:
-    from jobs.experiments import list_experiments
-    from jobs.runs import read_manifests
 
     s = rt.settings
     versions = [v.summary() for v in registry.list_versions(s.artifacts_dir)[:20]]
@@ -80,7 +80,6 @@ async def experiment_report(
     name: Annotated[str, PathParam(pattern=EXPERIMENT_NAME, description="an experiment's name")],
 ) -> dict[str, Any]:
     """An experiment's per-variant table (`reco experiments report` without the files)."""
-    from jobs.experiments import report
 
     if rt.exposures is not None:
         await rt.exposures.flush()  # include this process's latest exposures

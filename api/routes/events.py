@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from api.deps import RuntimeDep
 from api.runtime import Runtime
 from api.schemas import COMMON_ERRORS, EventAck, EventBatch, EventIn
-from recommender import serving
 from recommender.errors import InvalidRequest, UnknownItems
-from recommender.events import Event, check_events
+from recommender.events.records import Event, check_events
+from recommender.serving import paths
 
 router = APIRouter(tags=["events"], responses=COMMON_ERRORS)
 
@@ -25,7 +25,7 @@ async def _accept(rt: Runtime, events: list[EventIn]) -> EventAck:
         )
     now = datetime.now(timezone.utc)
     try:
-        serving.check_items(bundle, [e.item_id for e in events])
+        paths.check_items(bundle, [e.item_id for e in events])
         records = check_events(
             [Event(**e.model_dump()) for e in events],
             now,

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from api import render
 from api.deps import FiltersDep, RuntimeDep, rules_for
 from api.schemas import COMMON_ERRORS, Id, SimilarResponse
-from recommender import serving
 from recommender.errors import NotFound
+from recommender.serving import paths
 
 router = APIRouter(tags=["items"], responses=COMMON_ERRORS)
 
@@ -34,7 +34,7 @@ async def similar_items(
     if row is None:
         raise NotFound(f"item {item_id!r} is not in the model's catalog")
     rules = rules_for(filters, bundle.items, catalog)
-    ranked = serving.similar_items(bundle, row, k, rules, catalog)
+    ranked = paths.similar_items(bundle, row, k, rules, catalog)
     if filters.explain:
         ranked.because = [item_id] * len(ranked.item_ids)
     rt.metrics.served.labels(ranked.source, ranked.strategy).inc()

@@ -14,8 +14,8 @@ from api import render
 from api.deps import FiltersDep, RuntimeDep, rules_for
 from api.runtime import Runtime, Served
 from api.schemas import COMMON_ERRORS, Filters, Id, RecommendRequest, RecommendResponse
-from recommender import hybrid, serving
 from recommender.errors import FeatureStoreUnavailable
+from recommender.serving import hybrid, paths
 
 router = APIRouter(tags=["recommendations"], responses=COMMON_ERRORS)
 DOC: dict[int | str, dict[str, Any]] = {200: {"model": RecommendResponse}}
@@ -44,7 +44,7 @@ def _shadow(
     filters: Filters,
     ctx: hybrid.Context | None,
     now: datetime,
-    live: serving.Ranked,
+    live: paths.Ranked,
     rid: str,
 ) -> None:
     shadow = rt.config.shadow
@@ -56,7 +56,7 @@ def _shadow(
     ttl = timedelta(seconds=rt.settings.list_ttl_seconds)
     bare = ctx.without_list() if ctx is not None else None
 
-    def score() -> serving.Ranked:
+    def score() -> paths.Ranked:
         rules = rules_for(filters, candidate.bundle.items, candidate.catalog)
         shadow_req = hybrid.Request(req.user_id, req.k, rules, req.recent_item_ids, req.profile)
         return hybrid.recommend(candidate.bundle, candidate.catalog, shadow_req, bare, now, ttl)[0]
@@ -151,6 +151,6 @@ async def get_recommendations(
 async def post_recommendations(rt: RuntimeDep, body: RecommendRequest) -> Response:
     """Real-time recommendations from recent items and/or a profile (new or signed-out user)."""
     bundle, _, _ = rt.require()  # validates items against production's catalog
-    recent = tuple(serving.check_items(bundle, body.recent_item_ids))
+    recent = tuple(paths.check_items(bundle, body.recent_item_ids))
     profile = body.profile.model_dump(exclude_none=True) if body.profile else None
     return await _serve(rt, body.user_id, body.k, body, recent, profile)

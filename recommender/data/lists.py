@@ -18,8 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recommender.featurestore.names import LISTS_TABLE
+
 log = logging.getLogger(__name__)
-TABLE = "user_recommendations"
+TABLE = LISTS_TABLE
 EMPTY = "empty.parquet"
 # The lists' offline schema (both list views read it).
 RECOMMENDATIONS_SCHEMA = pa.schema(

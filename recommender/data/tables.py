@@ -21,8 +21,8 @@ from recommender.data.schema import (
     canonical_users,
     check_references,
 )
+from recommender.data.snapshots import activity_snapshots, recent_items_snapshots
 from recommender.errors import InvalidDataset
-from recommender.features import activity_snapshots, recent_items_snapshots
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from recommender import serving
-from recommender.artifacts import ModelBundle
-from recommender.metrics import catalog_coverage, mean_metrics
-from recommender.training import fit_bundle, top_n_lists
+from recommender.batch.scoring import top_n_lists
+from recommender.evaluation.metrics import catalog_coverage, mean_metrics
+from recommender.serving import paths
+from recommender.training.artifacts import ModelBundle
+from recommender.training.fit import fit_bundle
 
 ACTIVITY_BINS = (0, 20, 50, 100, 1_000_000_000)
 ACTIVITY_LABELS = ("<20", "20-49", "50-99", "100+")
@@ -68,12 +69,12 @@ def _known_users(bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int) -
         if not truth:
             continue
         lst = stored.loc[user_id]
-        ranked = serving.from_precomputed(
+        ranked = paths.from_precomputed(
             bundle, {"item_ids": lst["rec_item_ids"], "scores": lst["rec_scores"]}, k
         )
         segment = _activity(int(seen_counts[row]))
         out.append(Served("precomputed", 0, str(user_id), segment, ranked.item_ids, truth))
-        fallback = serving.popular(bundle, k, exclude=set(bundle.user_items[row].indices.tolist()))
+        fallback = paths.popular(bundle, k, exclude=set(bundle.user_items[row].indices.tolist()))
         out.append(Served("popular known", 0, str(user_id), segment, fallback.item_ids, truth))
     return out
 
@@ -95,15 +96,15 @@ def _new_users(
             if not truth:
                 continue
             if n == 0:
-                ranked = serving.realtime(bundle, k, profile=profile)
+                ranked = paths.realtime(bundle, k, profile=profile)
                 path = "realtime profile" if ranked.source == "realtime" else "popular"
             else:
                 # as the API would: pushed items plus the profile read from Feast
-                ranked = serving.realtime(bundle, k, recent_item_ids=context, profile=profile)
+                ranked = paths.realtime(bundle, k, recent_item_ids=context, profile=profile)
                 path = f"realtime n={n}" if ranked.source == "realtime" else "popular"
             out.append(Served(path, n, uid, segment, ranked.item_ids, truth))
             rows = bundle.items.rows(context)
-            fallback = serving.popular(bundle, k, exclude=set(rows[rows >= 0].tolist()))
+            fallback = paths.popular(bundle, k, exclude=set(rows[rows >= 0].tolist()))
             out.append(Served(f"popular n={n}", n, uid, segment, fallback.item_ids, truth))
     return out
 

@@ -16,9 +16,14 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
+from recommender.data.vocab import Vocab, user_item_matrix
+from recommender.evaluation.metrics import (
+    average_popularity,
+    catalog_coverage,
+    mean_metrics,
+    novelty,
+)
 from recommender.evaluation.protocols import Split
-from recommender.matrix import Vocab, user_item_matrix
-from recommender.metrics import average_popularity, catalog_coverage, mean_metrics, novelty
 from recommender.models import Recommender, build_model
 
 

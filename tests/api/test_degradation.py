@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import redis
 
-from bench.serve import serve_api
 from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from tests.conftest import feast_apply, free_port, make_settings
-from tests.synthetic import synthetic_tables
+from tests.support.repo import feast_apply, free_port, make_settings
+from tests.support.server import serve_api
+from tests.support.synthetic import synthetic_tables
 
 pytestmark = [
     pytest.mark.integration,

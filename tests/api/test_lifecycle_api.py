@@ -18,19 +18,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bench.serve import serve_api
 from jobs.cli import app
-from jobs.experiments import report, set_shadow, start, stop
-from jobs.lifecycle import promote, rollback
 from jobs.nightly import run_nightly
+from jobs.release import promote, rollback
 from jobs.train import train
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from recommender.eventlog import read_records
-from recommender.experiments import Variant
-from recommender.store import open_store
-from tests.conftest import feast_apply, free_port, make_settings
-from tests.synthetic import synthetic_tables
+from recommender.events.log import read_records
+from recommender.featurestore.repo import open_store
+from recommender.lifecycle.experiment_ops import report, set_shadow, start, stop
+from recommender.lifecycle.experiments import Variant
+from tests.support.repo import feast_apply, free_port, make_settings
+from tests.support.server import serve_api
+from tests.support.synthetic import synthetic_tables
 
 pytestmark = pytest.mark.integration
 USERS = [f"{g}_user{i}" for g in "ab" for i in range(30)]
@@ -261,7 +261,7 @@ def test_dashboard_in_a_real_browser(
         pytest.skip("Debian chromium is not installed (apt-get install chromium; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api")
     settings, base, v1, v2 = served
-    from jobs.monitor import monitor
+    from recommender.lifecycle.monitor import monitor
 
     monitor(settings)  # drift figures for the dashboard
     with sync_api.sync_playwright() as p:

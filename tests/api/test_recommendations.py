@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from recommender.config import Settings
-from recommender.store import open_store, push_recent_items, write_profile
-from tests.conftest import make_settings
+from recommender.featurestore.repo import open_store, push_recent_items, write_profile
+from tests.support.repo import make_settings
 
 pytestmark = pytest.mark.integration
 

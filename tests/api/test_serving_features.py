@@ -13,7 +13,7 @@ from api.main import create_app
 from api.schemas import RecommendResponse, SimilarResponse
 from jobs.catalog import set_availability
 from recommender.config import Settings
-from recommender.eventlog import read_events
+from recommender.events.log import read_events
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def test_similar_items_stay_in_the_group(client: TestClient) -> None:
 def test_explanations_name_an_item_the_user_liked(
     client: TestClient, trained_repo: Settings
 ) -> None:
-    from recommender.artifacts import load_bundle
+    from recommender.training.artifacts import load_bundle
 
     bundle = load_bundle(trained_repo.artifacts_dir)
     seen = set(bundle.items.ids[bundle.user_items[bundle.users.row("a_user4")].indices])
@@ -213,7 +213,7 @@ def test_events_are_refused_when_the_log_cannot_be_made_durable(
     def broken_disk(fd: int) -> None:  # the process edge: the disk reports an I/O error
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("recommender.eventlog.os.fsync", broken_disk)
+    monkeypatch.setattr("recommender.events.log.os.fsync", broken_disk)
     r = client.post("/events", json={"user_id": "u_eio", "item_id": "a1", "event_type": "view"})
     assert r.status_code == 503 and "event log failed" in r.json()["detail"]
     assert 'reco_errors_total{kind="event_log"} 1.0' in client.get("/metrics").text

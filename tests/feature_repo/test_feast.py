@@ -10,8 +10,8 @@ import pytest
 
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from recommender.store import historical_user_features, open_store, push_recent_items
-from tests.conftest import feast_apply, make_settings, run_feast
+from recommender.featurestore.repo import historical_user_features, open_store, push_recent_items
+from tests.support.repo import feast_apply, make_settings, run_feast
 
 pytestmark = pytest.mark.integration
 

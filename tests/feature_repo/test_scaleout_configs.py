@@ -17,9 +17,9 @@ import pytest
 
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from recommender.store import open_store, write_lists_feast
-from tests.conftest import ROOT, free_ports, make_settings, run_feast
-from tests.synthetic import synthetic_tables
+from recommender.featurestore.repo import open_store, write_lists_feast
+from tests.support.repo import ROOT, free_ports, make_settings, run_feast
+from tests.support.synthetic import synthetic_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MATERIALIZED = ("-v", "user_profile", "-v", "item_metadata", "-v", "user_activity")

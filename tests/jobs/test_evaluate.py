@@ -15,7 +15,7 @@ from jobs.train import als_params
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidDataset
-from tests.synthetic import synthetic_tables
+from tests.support.synthetic import synthetic_tables
 
 runner = CliRunner()
 

@@ -10,15 +10,16 @@ from typer.testing import CliRunner
 
 from api.main import create_app
 from jobs.cli import app
-from jobs.lifecycle import promote, rollback
 from jobs.nightly import run_nightly
-from recommender import registry
+from jobs.release import promote, rollback
+from recommender.batch.publication import live_lists
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidRequest
-from recommender.store import live_lists, open_store
-from tests.conftest import feast_apply, make_settings
-from tests.synthetic import synthetic_tables
+from recommender.featurestore.repo import open_store
+from recommender.training import registry
+from tests.support.repo import feast_apply, make_settings
+from tests.support.synthetic import synthetic_tables
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from jobs.nightly import run_nightly
-from recommender.artifacts import load_bundle
+from recommender.batch.publication import live_lists, read_precomputed
 from recommender.config import Settings
-from recommender.store import live_lists, open_store, read_precomputed
+from recommender.featurestore.repo import open_store
+from recommender.training.artifacts import load_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ def test_offline_lists_are_point_in_time_features(trained_repo: Settings) -> Non
 
 def test_failed_run_is_recorded_in_its_manifest(tmp_path, redis_url: str) -> None:  # type: ignore[no-untyped-def]
     from recommender.errors import InvalidDataset
-    from tests.conftest import make_settings
+    from tests.support.repo import make_settings
 
     settings = make_settings(tmp_path, redis_url)  # no data ingested, no model trained
     with pytest.raises(InvalidDataset):
@@ -116,10 +117,10 @@ def test_logged_events_are_trained_on_once(tmp_path, redis_url: str) -> None:  #
     from datetime import datetime, timedelta, timezone
 
     from recommender.data.tables import build_tables, read_table, write_tables
-    from recommender.eventlog import EventLog
-    from recommender.events import Event, check_events
-    from tests.conftest import feast_apply, make_settings
-    from tests.synthetic import synthetic_tables
+    from recommender.events.log import EventLog
+    from recommender.events.records import Event, check_events
+    from tests.support.repo import feast_apply, make_settings
+    from tests.support.synthetic import synthetic_tables
 
     settings = make_settings(tmp_path, redis_url)
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)

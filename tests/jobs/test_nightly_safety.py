@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from jobs.nightly import run_nightly
+from recommender.batch.publication import LiveLists, live_lists
 from recommender.config import Settings
 from recommender.data.synthetic import synthetic_catalog
 from recommender.data.tables import build_tables, write_tables
-from recommender.publication import LiveLists
-from recommender.store import live_lists, open_store
-from tests.conftest import feast_apply, make_settings
+from recommender.featurestore.repo import open_store
+from tests.support.repo import feast_apply, make_settings
 
 pytestmark = pytest.mark.integration
 CHUNK_USERS = 20
@@ -171,8 +171,8 @@ def test_two_concurrent_runs_cannot_both_publish(published: Settings) -> None:
 def test_a_stalled_run_whose_lock_expired_cannot_publish(published: Settings) -> None:
     import redis
 
+    from recommender.batch.publication import RunLock, publish, read_live
     from recommender.errors import LockLost, RunLocked
-    from recommender.publication import RunLock, publish, read_live
 
     client = redis.Redis.from_url(published.redis_url)
     project = published.feast_project

@@ -9,7 +9,7 @@ import pytest
 
 from recommender.data.tables import build_tables
 from recommender.evaluation.replay import replay_hybrid
-from tests.synthetic import synthetic_tables
+from tests.support.synthetic import synthetic_tables
 
 ALS = {"factors": 2, "regularization": 0.1, "alpha": 2.0, "iterations": 15}
 CUTOFF = pd.Timestamp("2024-02-15", tz="UTC")

@@ -11,7 +11,7 @@ from recommender.evaluation.protocols import make_split
 from recommender.evaluation.runner import EvalData, evaluate_model, top_lists, truth_by_row
 from recommender.evaluation.tuning import DEFAULT_PARAMS, GRIDS, grid_points, tune
 from recommender.models import build_model
-from tests.synthetic import synthetic_tables
+from tests.support.synthetic import synthetic_tables
 
 SMALL = {
     "als": {"factors": 2, "regularization": 0.1, "alpha": 2.0, "iterations": 15},

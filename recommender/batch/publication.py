@@ -1,0 +1,245 @@
+"""Blue/green publication of the nightly lists, and the run lock.
+
+The lists live in two Feast views, ``user_recommendations_a`` and ``_b`` (the *slots*). A
+pointer key names the live slot and the run that filled it; APIs read only the live slot and
+only rows stamped with the live run id. A run writes the other slot, then switches the pointer
+in one Lua script that first checks the run still holds the lock. So:
+
+* a run killed at any point leaves the pointer, and the slot it names, untouched;
+* two runs cannot both publish: the lock admits one, and the switch is fenced by its token
+  (a run whose lock expired while it was stalled is refused at the switch);
+* a rerun may rewrite the unpublished slot as often as it likes.
+
+The lock is redis-py's ``Lock`` (a token with an expiry), kept alive by a heartbeat thread; a
+killed holder's lock expires ``lock_seconds`` later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+from feast import FeatureStore
+from redis.lock import Lock
+
+from recommender.config import Settings
+from recommender.errors import LockLost, RunLocked
+from recommender.featurestore.names import SLOTS, list_view, precomputed_service
+from recommender.featurestore.repo import online_row, redis_client
+
+log = logging.getLogger(__name__)
+
+HISTORY_LENGTH = 100
+
+_PUBLISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[2])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+return 1
+"""
+
+
+def live_key(project: str) -> str:
+    return f"reco:{project}:lists:live"
+
+
+def history_key(project: str) -> str:
+    return f"reco:{project}:lists:history"
+
+
+def lock_key(project: str) -> str:
+    return f"reco:{project}:nightly:lock"
+
+
+def monitor_key(project: str) -> str:
+    """The last drift summary of `reco monitor` (APIs export it as gauges)."""
+    return f"reco:{project}:monitor"
+
+
+def slot_key(project: str, slot: str) -> str:
+    """The run that last wrote into ``slot`` (set before its first write): a rollback may
+    re-point to an old run's slot only while that slot still holds that run's lists."""
+    return f"reco:{project}:lists:slot:{slot}"
+
+
+def mark_slot(client: redis.Redis, project: str, slot: str, run_id: str) -> None:
+    client.set(slot_key(project, slot), run_id)
+
+
+def slot_owner(client: redis.Redis, project: str, slot: str) -> str | None:
+    raw = client.get(slot_key(project, slot))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+@dataclass(frozen=True)
+class LiveLists:
+    """What the pointer says: the slot APIs serve and the run that filled it."""
+
+    slot: str
+    run_id: str
+    model_version: str
+    published_at: str
+    users: int
+
+    @property
+    def view(self) -> str:
+        return list_view(self.slot)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> LiveLists | None:
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        except (ValueError, KeyError, TypeError):
+            log.error("ignoring a malformed live-lists pointer: %r", raw[:200])
+            return None
+
+
+def read_live(client: redis.Redis, project: str) -> LiveLists | None:
+    return LiveLists.parse(client.get(live_key(project)))  # type: ignore[arg-type]
+
+
+def history(client: redis.Redis, project: str, n: int = 20) -> list[LiveLists]:
+    raw = client.lrange(history_key(project), 0, n - 1)
+    return [p for p in (LiveLists.parse(r) for r in raw) if p is not None]  # type: ignore[union-attr]
+
+
+def next_slot(live: LiveLists | None) -> str:
+    """The slot a new run writes: the one not served."""
+    return SLOTS[1] if live is not None and live.slot == SLOTS[0] else SLOTS[0]
+
+
+def publish(client: redis.Redis, project: str, token: bytes, lists: LiveLists) -> None:
+    """Make ``lists`` live, atomically, if ``token`` still holds the run lock."""
+    ok = client.eval(
+        _PUBLISH,
+        3,
+        lock_key(project),
+        live_key(project),
+        history_key(project),
+        token,
+        lists.to_json(),
+        HISTORY_LENGTH,
+    )
+    if not ok:
+        raise LockLost(
+            f"run {lists.run_id} no longer holds the nightly lock of {project!r}; "
+            "another run may have taken over, so it did not publish"
+        )
+
+
+class RunLock:
+    """The nightly run lock of one project, with a heartbeat that keeps it alive.
+
+    ``lost`` is set when the heartbeat could not extend it; the run then stops before
+    publishing (and :func:`publish` refuses anyway)."""
+
+    def __init__(self, client: redis.Redis, project: str, run_id: str, seconds: float) -> None:
+        self.client, self.project, self.run_id, self.seconds = client, project, run_id, seconds
+        self.lock = Lock(client, lock_key(project), timeout=seconds, thread_local=False)
+        self.holder_key = lock_key(project) + ":holder"
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._since = ""
+
+    @property
+    def token(self) -> bytes:
+        token = self.lock.local.token
+        if token is None:
+            raise LockLost("the run lock is not held")
+        return token  # type: ignore[no-any-return]
+
+    def acquire(self, wait_seconds: float = 0.0) -> None:
+        got = self.lock.acquire(blocking=wait_seconds > 0, blocking_timeout=wait_seconds or None)
+        if not got:
+            raise RunLocked(self._describe_holder())
+        self._since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.rename(self.run_id)
+        self._thread = threading.Thread(target=self._heartbeat, name="run-lock", daemon=True)
+        self._thread.start()
+
+    def rename(self, run_id: str) -> None:
+        """Record who holds the lock (shown to a run that finds it taken)."""
+        self.run_id = run_id
+        holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
+        holder["since"] = self._since
+        self.client.set(self.holder_key, json.dumps(holder), px=int(self.seconds * 1000))
+
+    def _describe_holder(self) -> str:
+        raw = self.client.get(self.holder_key)
+        ttl = self.client.pttl(lock_key(self.project))
+        who = "another run"
+        if raw:
+            h: dict[str, Any] = json.loads(raw)  # type: ignore[arg-type]
+            who = f"run {h['run_id']} (pid {h['pid']} on {h['host']}, since {h['since']})"
+        expires = f"; its lock expires in {ttl / 1000:.0f}s unless renewed" if ttl > 0 else ""
+        return f"{who} holds the nightly lock of project {self.project!r}{expires}"
+
+    def _heartbeat(self) -> None:
+        interval = self.seconds / 3
+        while not self._stop.wait(interval):
+            try:
+                self.lock.extend(self.seconds, replace_ttl=True)
+                self.client.pexpire(self.holder_key, int(self.seconds * 1000))
+            except Exception as exc:  # noqa: BLE001 - any failure means the lock may be gone
+                log.error("nightly lock of %s lost: %s", self.project, exc)
+                self.lost.set()
+                return
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LockLost(f"run {self.run_id} lost the nightly lock of {self.project!r}")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.lock.release()
+            self.client.delete(self.holder_key)
+        except Exception as exc:  # noqa: BLE001 - expired or taken over: nothing to release
+            log.warning("nightly lock of %s was not released: %s", self.project, exc)
+
+
+def live_lists(settings: Settings) -> LiveLists | None:
+    """Which list slot is live, and which run filled it (None before the first run)."""
+    client = redis_client(settings)
+    try:
+        return read_live(client, settings.feast_project)
+    finally:
+        client.close()
+
+
+def read_precomputed(
+    store: FeatureStore, user_id: str, live: LiveLists | None
+) -> dict[str, Any] | None:
+    """The live nightly list of a user through Feast's ``get_online_features`` (as feature
+    consumers read it), or None when there is none."""
+    if live is None:
+        return None
+    row = online_row(store, precomputed_service(live.slot), user_id)
+    if not row.get("rec_item_ids") or row.get("run_id") != live.run_id:
+        return None
+    ts = row.get("rec_item_ids__ts") or 0
+    return {
+        "item_ids": list(row["rec_item_ids"]),
+        "scores": list(row.get("rec_scores") or []),
+        "model_version": row.get("model_version"),
+        "run_id": row.get("run_id"),
+        "generated_at": datetime.fromtimestamp(ts, timezone.utc) if ts else None,
+    }

@@ -1,0 +1,178 @@
+"""Drift monitoring (I/O edge of :mod:`recommender.lifecycle.drift`): feature samples from
+Feast, lists from the offline table of published runs, the report on disk, the summary in Redis (APIs
+export it as Prometheus gauges).
+
+``reco monitor`` compares the live model's training snapshot of user features with Feast's
+features of the same users now (:func:`recent_features`), and the live run's lists with the
+previous run's. The nightly job runs the same after publishing, and, before promoting a
+candidate, the same checks on the candidate (its snapshot against production's, its top-10
+on a user sample against the live lists): a suspicious candidate is not promoted
+automatically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from recommender.batch.publication import LiveLists, history, monitor_key, read_live
+from recommender.batch.scoring import top_n
+from recommender.config import Settings
+from recommender.data.lists import published_dir, staging_dir
+from recommender.data.tables import read_table
+from recommender.featurestore.repo import historical_user_features, open_store, redis_client
+from recommender.lifecycle.drift import Thresholds, feature_drift, list_drift
+from recommender.training.artifacts import ModelBundle, load_bundle, training_features
+
+log = logging.getLogger(__name__)
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    """The drift thresholds of ``RECO_DRIFT_*``."""
+    return Thresholds(
+        settings.drift_max_psi,
+        settings.drift_min_overlap,
+        settings.drift_max_coverage_drop,
+        settings.drift_max_gini,
+    )
+
+
+FEATURES = (
+    "age",
+    "gender",
+    "occupation",
+    "interactions_30d",
+    "mean_rating_30d",
+    "interactions_total",
+    "mean_rating_total",
+)
+LIST_COLUMNS = ["user_id", "rec_item_ids", "rec_scores"]
+
+
+def read_run(data_dir: Path, run_id: str) -> pd.DataFrame | None:
+    """One run's lists from the offline table (published, else staged), or None."""
+    for folder in (published_dir(data_dir) / run_id, staging_dir(data_dir, run_id)):
+        if folder.exists() and any(folder.glob("*.parquet")):
+            return pq.read_table(folder, columns=LIST_COLUMNS).to_pandas()
+    return None
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame.sample(n, random_state=seed) if len(frame) > n else frame
+
+
+def recent_features(settings: Settings, user_ids: list[str]) -> pd.DataFrame:
+    """The users' features from Feast as of the newest interaction in the offline store (the
+    data's own "now": on a live system the values the online store holds; on a replayed
+    dataset such as MovieLens, not years of empty 30-day windows after its last event)."""
+    events = read_table(settings.data_dir, "interactions", ["event_timestamp"])
+    as_of = events["event_timestamp"].max() + pd.Timedelta(seconds=1)
+    entity_df = pd.DataFrame({"user_id": user_ids, "event_timestamp": as_of})
+    return historical_user_features(open_store(settings), entity_df)
+
+
+def candidate_lists(bundle: ModelBundle, user_ids: list[str], k: int = 10) -> pd.DataFrame:
+    """Top-k of ``bundle`` for the users it knows (seen items excluded), as list rows."""
+    rows = bundle.users.rows(user_ids)
+    known = rows >= 0
+    rows = rows[known]
+    items, scores = top_n(
+        bundle.als.user_factors[rows], bundle.als.item_factors, bundle.user_items[rows], k
+    )
+    ids = bundle.items.ids
+    return pd.DataFrame(
+        {
+            "user_id": np.asarray(user_ids, dtype=object)[known],
+            "rec_item_ids": [[str(ids[i]) for i in r if i >= 0] for r in items],
+            "rec_scores": [list(map(float, s)) for s in scores],
+        }
+    )
+
+
+def candidate_checks(
+    settings: Settings, candidate: ModelBundle, production: str | None, live: LiveLists | None
+) -> dict[str, Any]:
+    """Drift of a candidate before promotion: features against production's snapshot, top-10
+    on a user sample against the live lists. ``reasons`` is empty when nothing is off."""
+    out: dict[str, Any] = {"features": None, "lists": None}
+    base = training_features(settings.artifacts_dir, production) if production else None
+    if base is not None and candidate.features is not None:
+        table = feature_drift(
+            base, candidate.features, [f for f in FEATURES if f in base and f in candidate.features]
+        )
+        out["features"] = table
+    if live is not None and (previous := read_run(settings.data_dir, live.run_id)) is not None:
+        sample = _sample(previous, settings.drift_sample_users, settings.seed)
+        mine = candidate_lists(candidate, sample["user_id"].astype(str).tolist())
+        out["lists"] = list_drift(mine, sample, len(candidate.items))
+    out["reasons"] = thresholds(settings).verdict(out["features"], out["lists"])
+    return out
+
+
+def monitor(
+    settings: Settings, live: LiveLists | None = None, publish: bool = True
+) -> dict[str, Any]:
+    """Drift of the live model and run; the summary goes to Redis (for /metrics) when
+    ``publish``. Raises nothing for missing history: figures that cannot be computed are null."""
+    client = redis_client(settings, timeout=10)
+    try:
+        live = live or read_live(client, settings.feast_project)
+        runs = history(client, settings.feast_project, 100)
+        if live is None:
+            return {"live": None, "suspicious": False, "reasons": ["nothing published yet"]}
+        previous = next((r for r in runs if r.run_id != live.run_id), None)
+        bundle = load_bundle(settings.artifacts_dir, live.model_version)
+        current = read_run(settings.data_dir, live.run_id)
+        before = read_run(settings.data_dir, previous.run_id) if previous else None
+        lists = list_drift(current, before, len(bundle.items)) if current is not None else None
+        base = training_features(settings.artifacts_dir, live.model_version)
+        features = None
+        if base is not None and len(base):
+            users = (
+                _sample(base, settings.drift_sample_users, settings.seed)["user_id"]
+                .astype(str)
+                .tolist()
+            )
+            recent = recent_features(settings, users)
+            names = [f for f in FEATURES if f in base and f in recent]
+            features = feature_drift(base, recent, names)
+        reasons = thresholds(settings).verdict(features, lists)
+        summary = {
+            "at": datetime.now(timezone.utc).isoformat(),
+            "run_id": live.run_id,
+            "previous_run_id": previous.run_id if previous else None,
+            "model_version": live.model_version,
+            "features": _records(features),
+            "lists": lists,
+            "suspicious": bool(reasons),
+            "reasons": reasons,
+        }
+        if publish:
+            client.set(monitor_key(settings.feast_project), json.dumps(clean(summary)))
+        return clean(summary)
+    finally:
+        client.close()
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to null (browsers reject NaN)."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _records(table: pd.DataFrame | None) -> list[dict[str, Any]]:
+    return [] if table is None else clean(table.to_dict("records"))

@@ -1,0 +1,162 @@
+"""The hybrid's decision for one request: which path serves it, given what the online store
+holds for the user (or that the store is unavailable). Pure: the caller reads Redis.
+
+* A known user with a stored list younger than the list TTL, and no events newer than that
+  list, gets the list (filtered; events and the request's exclusions removed).
+* A known user whose events are newer than the list, whose list is missing or stale, or who
+  sends context, gets real-time inference (fold-in of training items plus recent events).
+* A new user gets fold-in of pushed and request items, else the profile vector, else popular.
+* When the online store is unavailable, everyone gets the in-memory popularity list (minus
+  what is known to be seen), flagged ``popular`` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from recommender.batch.publication import LiveLists
+from recommender.featurestore.layout import ViewValues, age_seconds
+from recommender.featurestore.names import SLOTS, USER_PROFILE, USER_RECENT_ITEMS, list_view
+from recommender.serving import paths
+from recommender.serving.paths import Ranked
+from recommender.serving.rules import Catalog, Rules
+from recommender.training.artifacts import ModelBundle
+
+RECENT_VIEW = USER_RECENT_ITEMS
+PROFILE_VIEW = USER_PROFILE
+USER_VIEWS = (*(list_view(slot) for slot in SLOTS), RECENT_VIEW, PROFILE_VIEW)
+PROFILE_KEYS = ("age", "gender", "occupation")
+
+
+@dataclass(frozen=True)
+class Request:
+    user_id: str | None
+    k: int
+    rules: Rules = field(default_factory=Rules)
+    recent_item_ids: tuple[str, ...] = ()
+    profile: Mapping[str, Any] | None = None
+    explain: bool = False
+
+
+@dataclass
+class Context:
+    """What the online store knows about a user (decoded Feast views)."""
+
+    list_item_ids: list[str] = field(default_factory=list)
+    list_scores: list[float] = field(default_factory=list)
+    list_model_version: str | None = None
+    list_run_id: str | None = None
+    list_ts: datetime | None = None
+    recent_item_ids: list[str] = field(default_factory=list)
+    recent_ts: datetime | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+    profile_ts: datetime | None = None
+
+    def without_list(self) -> Context:
+        """The same context without the stored list (another model ranks in real time)."""
+        return replace(
+            self,
+            list_item_ids=[],
+            list_scores=[],
+            list_model_version=None,
+            list_run_id=None,
+            list_ts=None,
+        )
+
+    @classmethod
+    def from_views(cls, views: Mapping[str, ViewValues], live: LiveLists | None) -> Context:
+        """``live`` names the served list slot and run; a list from any other run (the slot
+        being rewritten by the next run, or a user that run did not score) is ignored."""
+        ctx = cls()
+        rec = views.get(live.view) if live is not None else None
+        if rec and rec.get("rec_item_ids") and rec.get("run_id") == live.run_id:  # type: ignore[union-attr]
+            ctx.list_item_ids = [str(i) for i in rec["rec_item_ids"]]
+            ctx.list_scores = [float(s) for s in rec.get("rec_scores") or []]
+            ctx.list_model_version, ctx.list_run_id = rec.get("model_version"), rec.get("run_id")
+            ctx.list_ts = rec["_ts"]
+        if (recent := views.get(RECENT_VIEW)) and recent.get("recent_item_ids"):
+            ctx.recent_item_ids = [str(i) for i in recent["recent_item_ids"]]
+            ctx.recent_ts = recent["_ts"]
+        if prof := views.get(PROFILE_VIEW):
+            ctx.profile = {k: prof[k] for k in PROFILE_KEYS if prof.get(k)}
+            ctx.profile_ts = prof["_ts"] if ctx.profile else None
+        return ctx
+
+
+def _freshness(ctx: Context, now: datetime, used_list: bool) -> dict[str, float]:
+    ages = {
+        "list": age_seconds(ctx.list_ts, now) if used_list else None,
+        "recent_items": age_seconds(ctx.recent_ts, now),
+        "profile": age_seconds(ctx.profile_ts, now),
+    }
+    return {k: round(v, 3) for k, v in ages.items() if v is not None}
+
+
+def recommend(
+    bundle: ModelBundle,
+    catalog: Catalog,
+    req: Request,
+    ctx: Context | None,
+    now: datetime,
+    list_ttl: timedelta,
+    unavailable_reason: str = "online store unavailable",
+) -> tuple[Ranked, dict[str, float]]:
+    """The served list and the age (seconds) of each online feature it used."""
+    row = bundle.users.row(req.user_id) if req.user_id is not None else None
+    request_rows = bundle.items.rows(req.recent_item_ids)
+    if ctx is None:
+        exclude = np.concatenate([paths.seen_rows(bundle, row), request_rows])
+        ranked = paths.popular(bundle, req.k, exclude, req.rules, catalog)
+        ranked.reason = unavailable_reason
+        _explain(bundle, req, ranked, row, request_rows)
+        return ranked, {}
+    recent = list(dict.fromkeys([*req.recent_item_ids, *ctx.recent_item_ids]))
+    recent_rows = bundle.items.rows(recent)
+    rules = req.rules.with_excluded(recent_rows[recent_rows >= 0])
+    fresh = bool(ctx.list_item_ids) and ctx.list_ts is not None and now - ctx.list_ts <= list_ttl
+    newer_events = bool(ctx.recent_ts and ctx.list_ts and ctx.recent_ts > ctx.list_ts)
+    if row is not None and fresh and not newer_events and not req.recent_item_ids:
+        stored = {
+            "item_ids": ctx.list_item_ids,
+            "scores": ctx.list_scores,
+            "model_version": ctx.list_model_version,
+            "run_id": ctx.list_run_id,
+            "generated_at": ctx.list_ts,
+        }
+        ranked = paths.from_precomputed(bundle, stored, req.k, rules, catalog, user_row=row)
+        _explain(bundle, req, ranked, row, recent_rows)
+        return ranked, _freshness(ctx, now, used_list=True)
+    if row is not None:
+        if req.recent_item_ids:
+            reason = "request context"
+        elif newer_events:
+            reason = "events newer than the stored list"
+        elif ctx.list_item_ids and not fresh:
+            reason = f"stored list older than the list TTL ({int(list_ttl.total_seconds())} s)"
+        else:
+            reason = "no stored list"
+    else:
+        reason = "user unknown to the model"
+    # Known users fold in recent items only when they are newer than the list (or sent now);
+    # older recent items are already in the training data, and are excluded by the rules.
+    fold = recent if (row is None or newer_events or req.recent_item_ids) else []
+    ranked = paths.realtime(
+        bundle, req.k, fold, req.profile or ctx.profile, user_row=row, rules=rules, catalog=catalog
+    )
+    ranked.reason = reason
+    _explain(bundle, req, ranked, row, recent_rows)
+    return ranked, _freshness(ctx, now, used_list=False)
+
+
+def _explain(
+    bundle: ModelBundle, req: Request, ranked: Ranked, row: int | None, recent_rows: np.ndarray
+) -> None:
+    """Reasons from the user's history: training items plus recent (known) items."""
+    if req.explain:
+        history = np.concatenate([paths.seen_rows(bundle, row), recent_rows])
+        paths.explain(bundle, ranked, history)

@@ -1,0 +1,63 @@
+"""The hybrid's pure decisions on a bundle fitted from two taste groups (no Feast, no Redis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.batch.scoring import top_n_lists
+from recommender.data.tables import build_tables
+from recommender.serving import paths
+from recommender.training.artifacts import ModelBundle
+from recommender.training.fit import fit_bundle
+from tests.support.synthetic import synthetic_tables
+
+ALS = {"factors": 2, "regularization": 0.1, "alpha": 2.0, "iterations": 15, "random_state": 1}
+B_PROFILE = {"age": 47, "gender": "F", "occupation": "artist"}
+
+
+@pytest.fixture(scope="module")
+def bundle() -> ModelBundle:
+    tables = build_tables(*synthetic_tables(np.random.default_rng(11)))
+    return fit_bundle(
+        tables["interactions"],
+        tables["items"].set_index("item_id")["title"],
+        tables["users"].set_index("user_id"),
+        ALS,
+        version="test",
+    )
+
+
+def test_fold_in_follows_the_items(bundle: ModelBundle) -> None:
+    ranked = paths.realtime(bundle, 5, recent_item_ids=["a1", "a2"])
+    assert (ranked.source, ranked.strategy) == ("realtime", "fold_in")
+    assert all(i.startswith("a") for i in ranked.item_ids) and "a1" not in ranked.item_ids
+    assert ranked.used == {"items": ["a1", "a2"]}
+
+
+def test_the_profile_prior_is_added_for_new_users(bundle: ModelBundle) -> None:
+    plain = paths.realtime(bundle, 5, ["a1"], profile=B_PROFILE, prior_weight=0.0)
+    assert all(i.startswith("a") for i in plain.item_ids)
+    # an overwhelming prior from a group-b profile drags the list to group b: it is applied
+    dragged = paths.realtime(bundle, 5, ["a1"], profile=B_PROFILE, prior_weight=100.0)
+    assert all(i.startswith("b") for i in dragged.item_ids)
+    assert dragged.used["profile"] == ["age=45-49", "gender=f", "occupation=artist"]
+    # the default prior is a nudge: one item still decides
+    default = paths.realtime(bundle, 5, ["a1"], profile=B_PROFILE)
+    assert all(i.startswith("a") for i in default.item_ids)
+
+
+def test_profile_only_and_nothing_known(bundle: ModelBundle) -> None:
+    ranked = paths.realtime(bundle, 5, profile=B_PROFILE)
+    assert ranked.strategy == "profile" and all(i.startswith("b") for i in ranked.item_ids)
+    assert paths.realtime(bundle, 5).source == "popular"
+
+
+def test_nightly_lists_exclude_seen_items_and_stay_in_group(bundle: ModelBundle) -> None:
+    lists = top_n_lists(bundle, n=5, batch_size=7)
+    assert len(lists) == len(bundle.users)
+    for user_id, items in zip(lists["user_id"], lists["rec_item_ids"], strict=True):
+        row = bundle.users.row(user_id)
+        seen = set(bundle.items.ids[bundle.user_items[row].indices])
+        assert items and not seen & set(items)
+        assert all(i.startswith(user_id[0]) for i in items)
