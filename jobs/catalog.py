@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from recommender.config import Settings
 from recommender.data.tables import read_table, write_tables
 from recommender.errors import InvalidDataset
+from recommender.featurestore.names import ITEM_METADATA
 from recommender.featurestore.repo import bump_catalog_version, open_store
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def set_availability(settings: Settings, item_ids: Sequence[str], available: boo
     items.loc[chosen, "event_timestamp"] = datetime.now(timezone.utc)
     store = open_store(settings)  # fail before writing if the repo is not usable
     write_tables({"items": items}, settings.data_dir)
-    store.write_to_online_store("item_metadata", items.loc[chosen, ONLINE_COLUMNS])
+    store.write_to_online_store(ITEM_METADATA, items.loc[chosen, ONLINE_COLUMNS])
     bump_catalog_version(settings)
     log.info("marked %d item(s) available=%s", int(chosen.sum()), available)
     return int(chosen.sum())

@@ -1,7 +1,6 @@
-"""Recommender library: data tables, features, models, index, cold start, metrics.
-
-Pure functions over DataFrames and CSR matrices; file, Redis and Feast I/O lives in
-``recommender.featurestore.repo``, ``recommender.training.artifacts`` and the ``jobs``/``api`` packages.
+"""The recommender library, one stage package per step of the data's life: data -> featurestore
+-> models -> training -> batch -> serving, with events, lifecycle and evaluation beside them.
+``jobs/`` (the CLI) and ``api/`` (HTTP) are thin shells over it and import nothing of each other.
 """
 
 __version__ = "0.1.0"

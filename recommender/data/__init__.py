@@ -1,1 +1,2 @@
-"""Canonical data tables: interactions, users, items (plus derived feature tables)."""
+"""Raw files -> canonical tables (interactions, users, items), point-in-time snapshots, id
+vocabularies, synthetic data. Pure, except ``tables``/``lists``/``movielens`` (parquet, wheels)."""

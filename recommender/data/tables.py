@@ -23,6 +23,7 @@ from recommender.data.schema import (
 )
 from recommender.data.snapshots import activity_snapshots, recent_items_snapshots
 from recommender.errors import InvalidDataset
+from recommender.featurestore import names
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ def build_tables(
         "interactions": inter,
         "users": user_table,
         "items": item_table,
-        "user_activity": activity_snapshots(inter, "user_id"),
-        "item_stats": activity_snapshots(inter, "item_id"),
-        "user_recent_items": recent_items_snapshots(inter, n=recent_n),
+        names.USER_ACTIVITY: activity_snapshots(inter, "user_id"),
+        names.ITEM_STATS: activity_snapshots(inter, "item_id"),
+        names.USER_RECENT_ITEMS: recent_items_snapshots(inter, n=recent_n),
     }
 
 

@@ -1,1 +1,2 @@
-"""Offline evaluation: protocols, the model runner, tuning and the served-hybrid replay."""
+"""Offline evaluation: split protocols, ranking metrics, the model runner, tuning, the served-hybrid
+replay and the report files. Pure, except ``report`` (writes files)."""

@@ -1,7 +1,7 @@
 """Thin I/O layer over Feast: open the repository, materialize, read and write features.
 
 Serving and jobs talk to Feast only through these functions, so the rest of the library stays
-pure. Feature views and services are referred to by the names in ``feature_repo/definitions.py``.
+pure. Feature views and services are referred to by the constants in ``names.py``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ _VAR = re.compile(r"\$\{(\w+)\}")
 
 def config_dict(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``feature_store.yaml`` as a dict with the settings applied: ``${VAR}``s (the
-    ``deploy/feast`` templates) expanded from ``env``, Settings, then the environment, the project set to
-    ``RECO_FEAST_PROJECT``, and a plain Redis online store pointed at ``RECO_REDIS_URL``."""
+    ``deploy/feast`` templates) expanded from ``env``, Settings, then the environment; the
+    project set to ``RECO_FEAST_PROJECT``; a plain Redis online store at ``RECO_REDIS_URL``."""
     path = settings.feature_repo / "feature_store.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; is RECO_FEATURE_REPO set correctly?")

@@ -1,6 +1,6 @@
 """Drift monitoring (I/O edge of :mod:`recommender.lifecycle.drift`): feature samples from
-Feast, lists from the offline table of published runs, the report on disk, the summary in Redis (APIs
-export it as Prometheus gauges).
+Feast, lists from the offline table of published runs, the report on disk, the summary in
+Redis (APIs export it as Prometheus gauges).
 
 ``reco monitor`` compares the live model's training snapshot of user features with Feast's
 features of the same users now (:func:`recent_features`), and the live run's lists with the

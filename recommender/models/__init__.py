@@ -1,7 +1,5 @@
-"""Models behind one small contract (see ``base.Recommender``).
-
-``build_model(name, params)`` is how jobs and the evaluation create them by name.
-"""
+"""The model contract (``base.Recommender``) and the models: ALS, EASE, item-kNN, BPR, popularity,
+profile cold start. Pure (fit/recommend on CSR matrices) but save/load; ``build_model`` by name."""
 
 from __future__ import annotations
 
