@@ -43,6 +43,7 @@ from recommender.config import Settings
 from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
+from recommender.events.log import quarantined_count
 from recommender.featurestore.repo import materialize, open_store, redis_client
 from recommender.lifecycle.gate import gate, record_promotion
 from recommender.lifecycle.monitor import monitor
@@ -262,6 +263,7 @@ def run_nightly(
         with _sigterm_as_exit():
             t0 = time.perf_counter()
             manifest["events_ingested"] = ingest_event_log(settings)
+            manifest["events_quarantined"] = quarantined_count(settings.event_log_dir)
             step("events", t0)
 
             t0 = time.perf_counter()
@@ -281,7 +283,7 @@ def run_nightly(
             events = read_table(settings.data_dir, "interactions", ["event_timestamp"])
             earliest = (events["event_timestamp"].min() - timedelta(days=1)).to_pydatetime()
             manifest["materialized"] = materialize(
-                open_store(settings), datetime.now(timezone.utc), earliest
+                open_store(settings), client, datetime.now(timezone.utc), earliest
             )
             step("materialize", t0)
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,12 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from recommender.events.records import EARLIEST_EVENT, EVENT_TYPES, FUTURE_SLACK
 from recommender.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 WATERMARK = "ingested.json"
+QUARANTINE = "quarantine"
 COLUMNS = [
     "event_id",
     "user_id",
@@ -105,24 +109,112 @@ def read_records(directory: Path, prefix: str) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for path in _segments(directory, prefix):
         records += _read_from(path, 0)[0]
-    return records
+    return records  # any kind of log: no event rules applied
 
 
-def _read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """Complete lines after ``offset``; returns the records and the new offset."""
+def _read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], list[Rejected], int]:
+    """Complete lines after ``offset``: the records, the lines that are not JSON objects, and
+    the new offset."""
     with path.open("rb") as fh:
         fh.seek(offset)
         data = fh.read()
     end = data.rfind(b"\n") + 1  # a torn last line is not complete yet (or never will be)
-    records = []
+    records, bad = [], []
     for line in data[:end].splitlines():
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
+            record = orjson.loads(line)
         except orjson.JSONDecodeError:
-            log.warning("%s: skipping a malformed event line", path.name)
-    return records, offset + end
+            bad.append(Rejected(line.decode("utf-8", "replace"), "not a JSON line"))
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(Rejected(line.decode("utf-8", "replace"), "not a JSON object"))
+    return records, bad, offset + end
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A log line that cannot be ingested, and why."""
+
+    line: str
+    reason: str
+
+
+def _problem(record: Mapping[str, Any]) -> str | None:
+    """Why ``record`` cannot become an interaction, or None. The API checks the same at the
+    door; this guards the nightly job against lines written before that, or by hand."""
+    for key in ("event_id", "user_id", "item_id"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            return f"{key} missing or not a string"
+    if record.get("event_type") not in EVENT_TYPES:
+        return f"event_type {record.get('event_type')!r} is not one of {', '.join(EVENT_TYPES)}"
+    for key in ("event_timestamp", "received_at"):
+        if key == "received_at" and record.get(key) is None:
+            continue  # optional
+        try:
+            ts = pd.Timestamp(record.get(key))
+        except (ValueError, TypeError, OverflowError):
+            return f"{key} {record.get(key)!r} is not an ISO 8601 time"
+        if ts is pd.NaT or ts.tzinfo is None:
+            return f"{key} {record.get(key)!r} is not an ISO 8601 time with a zone"
+        if not EARLIEST_EVENT <= ts.to_pydatetime() <= datetime.now(timezone.utc) + FUTURE_SLACK:
+            return f"{key} {record.get(key)!r} is outside {EARLIEST_EVENT:%Y-%m-%d} .. now + 1 day"
+    value = record.get("value")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
+        return f"value {value!r} is not a finite number"
+    return None
+
+
+def _split(
+    records: list[dict[str, Any]], bad: list[Rejected]
+) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    good = []
+    for record in records:
+        reason = _problem(record)
+        if reason is None:
+            good.append(record)
+        else:
+            bad.append(Rejected(orjson.dumps(record).decode(), reason))
+    return good, bad
+
+
+def _quarantine(directory: Path, segment: str, start: int, end: int, bad: list[Rejected]) -> None:
+    """Keep rejected lines, with their reason, in ``quarantine/`` beside the log: one file per
+    read range, so reading the same range again (before the watermark commits) rewrites the
+    same file rather than counting twice."""
+    if not bad:
+        return
+    path = directory / QUARANTINE / f"{Path(segment).stem}@{start}-{end}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = b"".join(
+        orjson.dumps({"segment": segment, "line": r.line, "reason": r.reason}) + b"\n" for r in bad
+    )
+    write_text_atomic(path, body.decode())
+    log.warning(
+        "%s: %d event line(s) quarantined in %s (first: %s)",
+        segment,
+        len(bad),
+        path,
+        bad[0].reason,
+    )
+
+
+def read_quarantine(directory: Path) -> list[dict[str, Any]]:
+    """Every quarantined line with its segment and reason."""
+    out: list[dict[str, Any]] = []
+    folder = directory / QUARANTINE
+    for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
+        out += [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    return out
+
+
+def quarantined_count(directory: Path) -> int:
+    return len(read_quarantine(directory))
 
 
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -134,23 +226,29 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def read_events(directory: Path) -> pd.DataFrame:
-    """Every complete event in the log (deduplicated by ``event_id``)."""
+    """Every complete, valid event in the log (deduplicated by ``event_id``); invalid lines
+    are skipped (:func:`read_new_events` quarantines them)."""
     records: list[dict[str, Any]] = []
     for path in _segments(directory):
-        records += _read_from(path, 0)[0]
+        got, bad, _ = _read_from(path, 0)
+        records += _split(got, bad)[0]
     return _frame(records)
 
 
 def read_new_events(directory: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Events after the ingestion watermark, and the watermark to commit once they are stored
     (:func:`commit_watermark`). Committing only after the write makes ingestion at-least-once;
-    the consumer deduplicates by ``event_id``."""
+    the consumer deduplicates by ``event_id``. Lines that cannot be ingested (not JSON, a
+    time out of range, an unknown type) are quarantined with their reason, never block."""
     mark = load_watermark(directory)
     records: list[dict[str, Any]] = []
     new_mark = dict(mark)
     for path in _segments(directory):
-        got, offset = _read_from(path, mark.get(path.name, 0))
-        records += got
+        start = mark.get(path.name, 0)
+        got, bad, offset = _read_from(path, start)
+        good, bad = _split(got, bad)
+        _quarantine(directory, path.name, start, offset, bad)
+        records += good
         new_mark[path.name] = offset
     return _frame(records), new_mark
 

@@ -19,6 +19,15 @@ from recommender.errors import InvalidRequest
 
 EVENT_TYPES = ("view", "click", "like", "purchase", "rating", "dislike")
 NEGATIVE = frozenset({"dislike"})
+# The plausible time range of an event: never before the Unix epoch, at most a day ahead of
+# the receiving clock. POST /events refuses others (422); the nightly job quarantines them.
+EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FUTURE_SLACK = timedelta(days=1)
+_DAYS = FUTURE_SLACK / timedelta(days=1)
+TIME_RANGE = (  # for documentation (the OpenAPI schema)
+    f"not before {EARLIEST_EVENT:%Y-%m-%dT%H:%M:%SZ}, not more than {_DAYS:g} "
+    f"day{'' if _DAYS == 1 else 's'} after the server's clock"
+)
 
 
 @dataclass(frozen=True)
@@ -32,23 +41,46 @@ class Event:
     recommendation_id: str | None = None  # the response the event answers (attribution)
 
 
+def check_event_time(
+    ts: datetime, now: datetime, max_future: timedelta = FUTURE_SLACK
+) -> datetime:
+    """``ts`` in UTC (naive means UTC) if it lies in the plausible range: not before
+    :data:`EARLIEST_EVENT`, not more than ``max_future`` (at most :data:`FUTURE_SLACK`) after
+    ``now``; else :class:`ValueError` saying which bound it crosses.
+
+    Example: ``check_event_time(datetime(1600, 1, 1), now)`` raises ("... before 1970-01-01").
+    """
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    max_future = min(max_future, FUTURE_SLACK)
+    # compared before any conversion: converting year 1 or 9999 across zones would overflow
+    if ts < EARLIEST_EVENT:
+        raise ValueError(
+            f"timestamp {ts.isoformat()} is before {EARLIEST_EVENT:%Y-%m-%dT%H:%M:%SZ}, "
+            "the earliest accepted"
+        )
+    if ts - now > max_future:
+        raise ValueError(
+            f"timestamp {ts.isoformat()} is more than {int(max_future.total_seconds())} s "
+            "in the future"
+        )
+    return ts.astimezone(timezone.utc)
+
+
 def check_events(
     events: Sequence[Event], now: datetime, max_future: timedelta
 ) -> list[dict[str, Any]]:
-    """Log records for valid events; raise :class:`InvalidRequest` naming the first bad one."""
+    """Log records for valid events; raise :class:`InvalidRequest` naming the first bad one.
+    Timestamps must be plausible (:func:`check_event_time`; ``max_future`` is the tolerance)."""
     records = []
     for pos, ev in enumerate(events):
         where = f"event {pos}"
         if ev.event_type not in EVENT_TYPES:
             raise InvalidRequest(f"{where}: event_type must be one of {', '.join(EVENT_TYPES)}")
-        ts = ev.timestamp or now
-        if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
-        if ts - now > max_future:
-            raise InvalidRequest(
-                f"{where}: timestamp {ts.isoformat()} is more than "
-                f"{int(max_future.total_seconds())} s in the future"
-            )
+        try:
+            ts = check_event_time(ev.timestamp or now, now, max_future)
+        except ValueError as exc:
+            raise InvalidRequest(f"{where}: {exc}") from None
         if ev.event_type == "rating" and ev.value is None:
             raise InvalidRequest(f"{where}: a rating event needs a value")
         records.append(
@@ -58,7 +90,7 @@ def check_events(
                 "item_id": ev.item_id,
                 "event_type": ev.event_type,
                 "value": ev.value,
-                "event_timestamp": ts.astimezone(timezone.utc),
+                "event_timestamp": ts,
                 "received_at": now,
                 "recommendation_id": ev.recommendation_id,
             }

@@ -109,26 +109,47 @@ def check_serving_ready(store: FeatureStore) -> None:
         )
 
 
-def materialize(store: FeatureStore, end: datetime, earliest: datetime) -> dict[str, str]:
+MATERIALIZED_KEY = "reco:{project}:materialized"  # hash: view -> end of its last load
+
+
+def materialize(
+    store: FeatureStore, client: redis.Redis, end: datetime, earliest: datetime
+) -> dict[str, str]:
     """Load offline features into Redis up to ``end``.
 
     Views never materialized before get the full range from ``earliest`` (Feast's incremental
-    mode would start at ``now - ttl`` and silently skip older data); the others continue
-    incrementally. The list views are written directly by the nightly job instead.
+    mode would start at ``now - ttl`` and silently skip older data); so do views whose online
+    rows are gone: every load is recorded in Redis itself (``MATERIALIZED_KEY``), and a view
+    the registry calls materialized but whose record is missing lost its data (a Redis restart
+    without persistence, a flush) and is backfilled. The others continue incrementally. The
+    list views are written directly by the nightly job instead.
     """
+    key = MATERIALIZED_KEY.format(project=store.project)
+    try:
+        recorded = {k.decode() for k in client.hkeys(key)}  # type: ignore[union-attr]
+    except RedisError as exc:
+        raise FeatureStoreUnavailable(f"online store did not answer: {exc}") from exc
     done: dict[str, str] = {}
     first: list[str] = []
     incremental: list[str] = []
     for view in store.list_feature_views():
         if view.name.startswith(LIST_VIEW_PREFIX):
             continue
-        (incremental if view.most_recent_end_time else first).append(view.name)
+        if view.most_recent_end_time is None:
+            first.append(view.name)
+        elif view.name not in recorded:
+            log.warning("online rows of %s are missing: backfilling it in full", view.name)
+            first.append(view.name)
+        else:
+            incremental.append(view.name)
     if first:
         store.materialize(start_date=earliest, end_date=end, feature_views=first)
         done.update(dict.fromkeys(first, "full"))
     if incremental:
         store.materialize_incremental(end_date=end, feature_views=incremental)
         done.update(dict.fromkeys(incremental, "incremental"))
+    if done:
+        client.hset(key, mapping=dict.fromkeys(done, end.isoformat()))
     return done
 
 

@@ -109,10 +109,26 @@ def recommend(
     """The served list and the age (seconds) of each online feature it used."""
     row = bundle.users.row(req.user_id) if req.user_id is not None else None
     request_rows = bundle.items.rows(req.recent_item_ids)
-    if ctx is None:
-        exclude = np.concatenate([paths.seen_rows(bundle, row), request_rows])
-        ranked = paths.popular(bundle, req.k, exclude, req.rules, catalog)
-        ranked.reason = unavailable_reason
+    if ctx is None:  # the online store did not answer: the best path the rest allows
+        known = request_rows[request_rows >= 0]
+        if row is not None or known.size or req.profile:
+            ranked = paths.realtime(
+                bundle,
+                req.k,
+                list(req.recent_item_ids),
+                req.profile,
+                user_row=row,
+                rules=req.rules.with_excluded(known),
+                catalog=catalog,
+            )
+            inputs = "the request's items" if known.size else "the request's profile"
+            if row is not None and not known.size:
+                inputs = "the user's model vector"
+            ranked.reason = f"{unavailable_reason}; ranked in real time from {inputs}"
+        else:
+            exclude = np.concatenate([paths.seen_rows(bundle, row), request_rows])
+            ranked = paths.popular(bundle, req.k, exclude, req.rules, catalog)
+            ranked.reason = unavailable_reason
         _explain(bundle, req, ranked, row, request_rows)
         return ranked, {}
     recent = list(dict.fromkeys([*req.recent_item_ids, *ctx.recent_item_ids]))

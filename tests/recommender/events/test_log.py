@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from recommender.errors import InvalidRequest
-from recommender.events.log import EventLog, commit_watermark, read_events, read_new_events
+from recommender.events.log import (
+    EventLog,
+    commit_watermark,
+    quarantined_count,
+    read_events,
+    read_new_events,
+    read_quarantine,
+)
 from recommender.events.records import Event, check_events, events_to_interactions, merge_recent
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
@@ -98,3 +106,29 @@ def test_a_failed_append_leaves_nothing_behind(
         log.append(records(3, "refused"))
     monkeypatch.undo()
     assert list(read_events(tmp_path)["user_id"]) == ["kept"]  # refused events never ingested
+
+
+def test_bad_lines_are_quarantined_with_a_count_never_block_ingestion(tmp_path: Path) -> None:
+    """Issue 17.2: one event stamped 1600-01-01 in the log made every later night fail with
+    OutOfBoundsDatetime. Bad lines go to quarantine/ with their reason; the rest is read."""
+    log = EventLog(tmp_path)
+    good = records(2)
+    log.append(good)
+    old = {**good[0], "event_id": "ancient", "event_timestamp": "1600-01-01T00:00:00Z"}
+    odd_type = {**good[0], "event_id": "odd", "event_type": "teleport"}
+    no_user = {**good[0], "event_id": "nouser", "user_id": None}
+    log.append([old, odd_type, no_user])
+    segment = next(tmp_path.glob("events-*.jsonl"))
+    with segment.open("ab") as fh:
+        fh.write(b"this is not json\n")
+    events, mark = read_new_events(tmp_path)
+    assert list(events["event_id"]) == [r["event_id"] for r in good]
+    assert events["event_timestamp"].min() > pd.Timestamp("2000-01-01", tz="UTC")
+    assert len(events_to_interactions(events)) == 2
+    assert quarantined_count(tmp_path) == 4
+    reasons = [r["reason"] for r in read_quarantine(tmp_path)]
+    assert any("event_timestamp" in r for r in reasons) and any("JSON" in r for r in reasons)
+    read_new_events(tmp_path)  # read again before the commit: quarantine stays exact
+    assert quarantined_count(tmp_path) == 4
+    commit_watermark(tmp_path, mark)
+    assert len(read_events(tmp_path)) == 2  # the full read skips them too
