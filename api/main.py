@@ -17,23 +17,16 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
-from api.eventsink import EventSink
-from api.exposures import ExposureSink, ShadowRunner
+from api.error_handlers import install_error_handlers
 from api.middleware import Gateway
 from api.routes import admin, events, health, items, recommendations
 from api.runtime import Runtime
-from api.security import ApiKeys, RateLimiter
+from api.security import ApiKeys, RateLimiter, TrustedProxies
 from api.telemetry import Metrics
 from recommender import __version__
 from recommender.config import Settings, get_settings
-from recommender.events.log import EventLog
 
 log = logging.getLogger(__name__)
-
-
-def _no_store(*_: object) -> None:
-    raise OSError("the feature store is not loaded")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,14 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        events = EventLog(settings.event_log_dir)
-        runtime = Runtime(settings, metrics, events)
-        runtime.sink = EventSink(events, metrics, settings.recent_items_max, _no_store)
-        exposure_log = EventLog(settings.exposure_log_dir, prefix="exposures")
-        runtime.exposures = ExposureSink(exposure_log, metrics, settings.exposure_flush_seconds)
-        runtime.shadow = ShadowRunner(
-            metrics, EventLog(settings.exposure_log_dir, fsync=False, prefix="shadow")
-        )
+        runtime = Runtime.create(settings, metrics)
         app.state.runtime = runtime
         if await anyio.to_thread.run_sync(runtime.load) and runtime.online is not None:
             polled = await runtime.online.poll()  # experiments apply from the first request
@@ -69,8 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runtime.close()
-            exposure_log.close()
 
+    TrustedProxies(settings.trusted_proxies)  # a bad RECO_TRUSTED_PROXIES fails here, at once
     app = FastAPI(title="Recommender API", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     for module in (health, recommendations, items, events, admin):
@@ -78,8 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         Gateway,
         keys=ApiKeys(settings.api_key_names()),
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        limiter=RateLimiter(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            max_buckets=settings.rate_limit_max_buckets,
+        ),
         metrics=metrics,
         max_body=settings.max_body_bytes,
+        settings=settings,
     )
     return app

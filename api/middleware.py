@@ -1,19 +1,26 @@
-"""One pure-ASGI gateway in front of every route: body-size limit, API-key authentication,
-per-key rate limiting, and the request metrics (pure ASGI: no per-request task or copy)."""
+"""One pure-ASGI gateway in front of every route: body-size limit, API-key authentication
+(failed attempts throttled per address), per-key (else per-address) rate limiting, the full
+``Allow`` header of a 405, and the request metrics (pure ASGI: no per-request task or copy).
+
+The address of a request is the socket peer's, unless that peer is one of
+``RECO_TRUSTED_PROXIES``: then it is read from ``X-Forwarded-For`` (:class:`TrustedProxies`)."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import orjson
+from fastapi import routing as fastapi_routing
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.security import ApiKeys, RateLimiter
+from api.security import ApiKeys, RateLimiter, TrustedProxies
 from api.telemetry import Metrics
+from recommender.config import Settings
 
 OPEN_PATHS = frozenset(
     {
@@ -28,6 +35,10 @@ OPEN_PATHS = frozenset(
     }
 )
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Every route of an app, included routers flattened (FastAPI >= 0.16x keeps them nested).
+_route_list: Callable[[Any], Iterable[Any]] = getattr(
+    fastapi_routing, "iter_route_contexts", lambda routes: routes
+)
 Message = MutableMapping[str, Any]
 
 
@@ -42,15 +53,61 @@ async def _reply(
 
 
 class Gateway:
+    """``settings`` gives the trusted proxies, the limiters' size and the failed-key limit;
+    without it they are read from the app's runtime (``app.state.runtime.settings``) when the
+    lifespan has started it (the defaults until then)."""
+
     def __init__(
-        self, app: ASGIApp, keys: ApiKeys, limiter: RateLimiter, metrics: Metrics, max_body: int
+        self,
+        app: ASGIApp,
+        keys: ApiKeys,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        max_body: int,
+        settings: Settings | None = None,
     ) -> None:
         self.app, self.keys, self.limiter = app, keys, limiter
         self.metrics, self.max_body = metrics, max_body
+        self._from_runtime = settings is None
+        self._configure(settings or Settings.model_construct())  # model_construct: defaults
+
+    def _configure(self, settings: Settings) -> None:
+        self.trusted = TrustedProxies(settings.trusted_proxies)
+        self.limiter.max_buckets = settings.rate_limit_max_buckets
+        per_minute = settings.auth_failures_per_minute
+        self.auth_failures = RateLimiter(
+            per_minute / 60, per_minute, max_buckets=settings.rate_limit_max_buckets
+        )
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Take the runtime's settings once the app has started. On a bad one (an address
+        that is not one) stop the app again (its shutdown runs) and report a failed start,
+        rather than fail every request."""
+        failure: list[str] = []
+
+        async def receive_or_stop() -> Message:
+            return {"type": "lifespan.shutdown"} if failure else await receive()
+
+        async def send_configured(message: Message) -> None:
+            runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+            if message["type"] == "lifespan.startup.complete" and runtime is not None:
+                try:
+                    self._configure(runtime.settings)
+                except ValueError as exc:
+                    failure.append(str(exc))
+                    return
+            if failure and message["type"].startswith("lifespan.shutdown."):
+                message = {"type": "lifespan.startup.failed", "message": failure[0]}
+            await send(message)
+
+        await self.app(scope, receive_or_stop, send_configured)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan" and self._from_runtime:
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = [500]
@@ -58,6 +115,8 @@ class Gateway:
         async def send_and_record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if status[0] == 405:
+                    message = _allow_every_method(scope, message)
             await send(message)
 
         try:
@@ -70,14 +129,35 @@ class Gateway:
             if status[0] >= 500:
                 self.metrics.errors.labels("http_5xx").inc()
 
+    def address(self, scope: Scope) -> str:
+        """Where the request comes from (the rate limits' key when there are no API keys)."""
+        peer = (scope.get("client") or (None,))[0]
+        forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        return self.trusted.client(peer, forwarded)
+
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path not in OPEN_PATHS and (self.keys.enabled or self.limiter.enabled):
             headers = dict(scope["headers"])
+            address = self.address(scope)
             who = None
             if self.keys.enabled:
+                # the key is not even looked at while its address is throttled: else guessing
+                # would go on at full speed, watching for the one answer that is not a 429
+                wait = self.auth_failures.wait(address) if self.auth_failures.enabled else 0.0
+                if wait > 0:
+                    self.metrics.rate_limited.labels("auth_failures").inc()
+                    await _reply(
+                        send,
+                        429,
+                        "too many failed authentication attempts from this address",
+                        {"Retry-After": str(max(1, math.ceil(wait)))},
+                    )
+                    return
                 who = self.keys.name(headers.get(b"x-api-key", b"").decode("latin-1"))
                 if who is None:
+                    if self.auth_failures.enabled:
+                        self.auth_failures.take(address)
                     await _reply(
                         send,
                         401,
@@ -86,7 +166,7 @@ class Gateway:
                     )
                     return
             if self.limiter.enabled:
-                who = who or (scope.get("client") or ("unknown",))[0]
+                who = who or address
                 wait = self.limiter.take(who)
                 if wait > 0:
                     self.metrics.rate_limited.labels(who if self.keys.enabled else "ip").inc()
@@ -118,3 +198,18 @@ class Gateway:
             return message
 
         return wrapped
+
+
+def _allow_every_method(scope: Scope, start: Message) -> Message:
+    """A 405 names the methods of the first route whose path matched (GET /recommendations for
+    a POST-able path): list those of every route of the path instead."""
+    methods: set[str] = set()
+    for route in _route_list(getattr(scope.get("app"), "routes", [])):
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route_methods
+    if not methods:
+        return start
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"allow"]
+    headers.append((b"allow", ", ".join(sorted(methods)).encode()))
+    return {**start, "headers": headers}

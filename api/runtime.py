@@ -51,11 +51,23 @@ class Served:
         return cls(bundle, Catalog.everything_available(len(bundle.items)), titles)
 
 
+def _no_store(*_: object) -> None:
+    raise OSError("the feature store is not loaded")
+
+
 @dataclass
 class Runtime:
+    """Build it with :meth:`create`: the logs and sinks exist from the start; the model, the
+    Feast store and the online reader appear when :meth:`load` succeeds (until then requests
+    get :class:`ModelNotLoaded` from :meth:`require_served`)."""
+
     settings: Settings
     metrics: Metrics
     events: EventLog
+    sink: EventSink
+    exposures: ExposureSink
+    shadow: ShadowRunner
+    exposure_log: EventLog
     served: Served | None = None  # production: the model of the live lists
     models: dict[str, Served] = field(default_factory=dict)  # every loaded version
     config: ServingConfig = field(default_factory=ServingConfig)
@@ -63,14 +75,28 @@ class Runtime:
     online: OnlineStore | None = None
     catalog_refreshed: float = 0.0
     not_ready: str | None = "starting"
-    sink: EventSink | None = None
-    exposures: ExposureSink | None = None
-    shadow: ShadowRunner | None = None
     live: LiveLists | None = None  # the list slot and run served (polled)
     monitor: dict | None = None  # the last `reco monitor` summary (polled)
     _config_raw: bytes | None = None
     _monitor_raw: bytes | None = None
     _failed: dict[str, float] = field(default_factory=dict)  # version -> last failed load
+
+    @classmethod
+    def create(cls, settings: Settings, metrics: Metrics) -> Runtime:
+        """Every log and sink of one app instance, ready before the model is."""
+        events = EventLog(settings.event_log_dir)
+        exposure_log = EventLog(settings.exposure_log_dir, prefix="exposures")
+        return cls(
+            settings=settings,
+            metrics=metrics,
+            events=events,
+            sink=EventSink(events, metrics, settings.recent_items_max, _no_store),
+            exposures=ExposureSink(exposure_log, metrics, settings.exposure_flush_seconds),
+            shadow=ShadowRunner(
+                metrics, EventLog(settings.exposure_log_dir, fsync=False, prefix="shadow")
+            ),
+            exposure_log=exposure_log,
+        )
 
     @property
     def bundle(self) -> ModelBundle | None:
@@ -103,9 +129,8 @@ class Runtime:
             )
             return False
         self.store, self.online = store, online
-        if self.sink is not None:
-            self.sink.online = online
-            self.sink.push = partial(push_recent_lists, store)
+        self.sink.online = online
+        self.sink.push = partial(push_recent_lists, store)
         self.served = Served.of(bundle)
         self.models = {bundle.version: self.served}
         self.refresh_catalog()
@@ -315,11 +340,10 @@ class Runtime:
         m.monitor_suspicious.set(1 if summary.get("suspicious") else 0)
 
     async def close(self) -> None:
-        if self.exposures is not None:
-            await self.exposures.flush()
-        if self.shadow is not None:
-            self.shadow.close()
+        await self.exposures.flush()
+        self.shadow.close()
         self.events.close()
+        self.exposure_log.close()
         if self.online is not None:
             await self.online.close()
         if self.store is not None:

@@ -2,17 +2,59 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
-from recommender.events.records import EVENT_TYPES
+from recommender.events.records import EVENT_TYPES, TIME_RANGE, check_event_time
 
-# Printable ids of 1-128 characters (no control characters).
+# Printable tokens (no control characters).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# User and item ids: 1-128 printable characters once surrounding blanks are stripped (so at
+# least one that is not blank), or a JSON integer (many catalogs number their items), which
+# is the same id as its decimal string everywhere: 50 and "50" are one item.
+ID_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
+ID_INT_MIN, ID_INT_MAX = -(2**63), 2**63 - 1
+
+
+def _canonical_id(value: object) -> object:
+    """A JSON integer id as its decimal string; booleans and floats are refused (``true`` or
+    ``50.0`` are a client's mistake, not an id)."""
+    if isinstance(value, bool | float):
+        raise PydanticCustomError("id_type", "an id must be a string or an integer")
+    if isinstance(value, int):
+        if not ID_INT_MIN <= value <= ID_INT_MAX:
+            raise PydanticCustomError(
+                "id_range", "an integer id must fit in 64 bits (send larger ids as strings)"
+            )
+        return str(value)
+    return value
+
+
 Id = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=ID_PATTERN)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=ID_TEXT_PATTERN),
+    BeforeValidator(_canonical_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_TEXT_PATTERN},
+                {"type": "integer", "minimum": ID_INT_MIN, "maximum": ID_INT_MAX},
+            ],
+            "description": "a string, or an integer (the same id as its decimal string)",
+        }
+    ),
 ]
 FeatureValue = Annotated[
     str, StringConstraints(min_length=3, max_length=200, pattern=r"^[^:\x00-\x1f]+:[^\x00-\x1f]+$")
@@ -26,7 +68,7 @@ class Profile(BaseModel):
     """What a signed-out or brand-new user may tell us about themselves."""
 
     model_config = ConfigDict(extra="forbid")
-    age: int | None = Field(None, ge=1, le=120)
+    age: int | None = Field(None, ge=1, le=120, strict=True)
     gender: Annotated[str, StringConstraints(max_length=32)] | None = None
     occupation: Annotated[str, StringConstraints(max_length=64)] | None = None
 
@@ -43,14 +85,14 @@ class Filters(BaseModel):
     cap: (
         Annotated[str, StringConstraints(max_length=100, pattern=r"^[^:]+:[1-9][0-9]{0,2}$")] | None
     ) = Field(None, description="feature:N - at most N items per value, e.g. genres:2")
-    explain: bool = Field(False, description="add 'because you liked <title>' reasons")
+    explain: bool = Field(False, strict=True, description="add 'because you liked <title>' reasons")
 
 
 class RecommendRequest(Filters):
     """Real-time request for a new user, a signed-out visitor, or a changed context."""
 
     user_id: Id | None = None
-    k: int = Field(10, ge=1, le=100)
+    k: int = Field(10, ge=1, le=100, strict=True)
     recent_item_ids: list[Id] = Field(default_factory=list, max_length=200)
     profile: Profile | None = None
 
@@ -94,13 +136,40 @@ class SimilarResponse(BaseModel):
     items: list[Item]
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$")
+
+
+def _date_time_text(value: object) -> object:
+    """Timestamps are RFC 3339 strings: a number (or a string of one) would be read as Unix
+    time, seconds or milliseconds by its size, which a client rarely means."""
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.match(value)):
+        return value
+    raise PydanticCustomError(
+        "datetime_type", "Input should be an RFC 3339 date-time string, e.g. 2024-05-01T12:00:00Z"
+    )
+
+
+def _plausible_time(value: datetime) -> datetime:
+    return check_event_time(value, datetime.now(timezone.utc))
+
+
+EventTime = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(_plausible_time)]
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: Id
     item_id: Id
     event_type: EventType
-    timestamp: datetime | None = Field(None, description="default: when received; UTC if naive")
-    value: float | None = Field(None, ge=-1e6, le=1e6, description="rating value")
+    timestamp: EventTime | None = Field(
+        None,
+        description="RFC 3339 date-time; default: when received; UTC if naive. Accepted: "
+        f"{TIME_RANGE} (RECO_MAX_EVENT_FUTURE_SECONDS, 300 s by default, may allow less); "
+        "422 otherwise.",
+    )
+    value: float | None = Field(
+        None, ge=-1e6, le=1e6, strict=True, allow_inf_nan=False, description="rating value"
+    )
     event_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)] | None
     ) = Field(None, description="idempotency key; generated when absent")
@@ -138,10 +207,40 @@ class ErrorDetail(BaseModel):
     detail: str
 
 
+class ValidationIssue(BaseModel):
+    """One reason a request was refused (the shape of FastAPI's own validation errors)."""
+
+    loc: list[str | int] = Field(description='where, e.g. ["body", "k"]; ["request"] if global')
+    msg: str
+    type: str = Field(description="e.g. int_type, json_invalid, value_error")
+    input: Any = Field(None, description="the offending value (NaN and Infinity as strings)")
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrors(BaseModel):
+    detail: list[ValidationIssue]
+    unknown_item_ids: list[str] | None = Field(
+        None, description="the request's item ids the served model does not know"
+    )
+
+
 # Answers every protected route can give besides its own (documented in the OpenAPI schema).
 COMMON_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorDetail, "description": "missing or invalid X-API-Key (keys configured)"},
     413: {"model": ErrorDetail, "description": "request body over RECO_MAX_BODY_BYTES"},
-    429: {"model": ErrorDetail, "description": "rate limit; see the Retry-After header"},
+    422: {
+        "model": ValidationErrors,
+        "description": "The request cannot be served. Either a value breaks this schema "
+        "(wrong type, out of range, a non-finite number, an implausible timestamp), or the body "
+        "is not JSON (not UTF-8, nested too deeply: type json_invalid), or it is well-formed but "
+        "names what the served model does not have: unknown item ids (listed in "
+        "unknown_item_ids), an unknown item feature in include, exclude or cap, or more events "
+        "than RECO_MAX_BATCH_EVENTS in one batch.",
+    },
+    429: {
+        "model": ErrorDetail,
+        "description": "rate limit, or too many failed X-API-Key attempts from this address; "
+        "see the Retry-After header",
+    },
     503: {"model": ErrorDetail, "description": "no model loaded yet, or the event log failed"},
 }

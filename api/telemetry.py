@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from recommender.serving.paths import Ranked
 
 # Sub-millisecond resolution: the warm path's target is p99 <= 1 ms.
 LATENCY_BUCKETS = (
@@ -106,6 +110,20 @@ class Metrics:
         self.rate_limited = Counter(
             "reco_rate_limited", "Requests answered 429", ["key"], registry=r
         )
+
+    def record_served(
+        self, ranked: Ranked, ages: Mapping[str, float], seconds: float, store_down: bool
+    ) -> None:
+        """One served recommendation: its path's latency and count, the fallback reason, and
+        the age of each online feature it used."""
+        self.path_latency.labels(ranked.source).observe(seconds)
+        self.served.labels(ranked.source, ranked.strategy).inc()
+        if store_down:
+            self.fallbacks.labels("online_store_unavailable").inc()
+        elif ranked.source == "popular":
+            self.fallbacks.labels("nothing_known").inc()
+        for name, age in ages.items():
+            (self.list_age if name == "list" else self.feature_age.labels(name)).observe(age)
 
     def _lifecycle(self, r: CollectorRegistry) -> None:
         """Model swaps, experiments, shadow runs and drift (issue: model lifecycle)."""

@@ -37,7 +37,7 @@ from recommender.batch.publication import (
     publish,
     read_live,
 )
-from recommender.batch.runs import resumable, write_manifest
+from recommender.batch.runs import RunManifest, resumable, write_manifest
 from recommender.batch.scoring import Chunk, plan_chunks
 from recommender.config import Settings
 from recommender.data.lists import prune_runs, publish_parts
@@ -79,26 +79,30 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 def _model(
     settings: Settings,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     retrain: bool,
     pinned: str | None,
     live: LiveLists | None,
 ) -> ModelBundle:
-    if manifest.get("model_version"):  # resuming: the model the run started with
-        return load_bundle(settings.artifacts_dir, manifest["model_version"])
+    if manifest.model_version:  # resuming: the model the run started with
+        return load_bundle(settings.artifacts_dir, manifest.model_version)
     if pinned is not None:  # `reco models promote | rollback`
-        manifest["model_source"] = "pinned"
+        manifest.model_source = "pinned"
         return load_bundle(settings.artifacts_dir, pinned)
     if not retrain:
         try:
             bundle = load_bundle(settings.artifacts_dir)
-            manifest["model_source"] = "loaded"
+            manifest.model_source = "loaded"
             return bundle
         except ArtifactNotFound:
             pass
     candidate = train(settings, publish=False)
     decision, drift = gate(settings, candidate, live)
-    manifest["promotion"] = {"candidate": candidate.version, **decision.to_dict(), "drift": drift}
+    manifest.promotion = {
+        "candidate": candidate.version,
+        **decision.to_dict(),
+        "drift": drift,
+    }
     log.info(
         "promotion gate for %s: %s (%s)",
         candidate.version,
@@ -106,48 +110,48 @@ def _model(
         "; ".join(decision.reasons),
     )
     if decision.promote:
-        manifest["model_source"] = "trained"
+        manifest.model_source = "trained"
         return candidate
     registry.record(
         settings.artifacts_dir,
         "refuse",
         candidate.version,
         reason="; ".join(decision.reasons),
-        run_id=manifest["run_id"],
+        run_id=manifest.run_id,
     )
-    manifest["model_source"] = "loaded"
+    manifest.model_source = "loaded"
     return load_bundle(settings.artifacts_dir)
 
 
 def _score_and_write(
     settings: Settings,
     bundle: ModelBundle,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     lock: RunLock,
     engine_name: str | None,
 ) -> dict[str, float]:
-    chunks = plan_chunks(len(bundle.users), manifest["chunk_users"])
-    done = set(manifest["chunks_done"])
+    chunks = plan_chunks(len(bundle.users), manifest.chunk_users)
+    done = set(manifest.chunks_done)
     todo = [c for c in chunks if c.index not in done]
-    manifest["chunks_total"] = len(chunks)
+    manifest.chunks_total = len(chunks)
     log.info(
         "nightly %s: %d of %d chunks to score (%d users each)",
-        manifest["run_id"],
+        manifest.run_id,
         len(todo),
         len(chunks),
-        manifest["chunk_users"],
+        manifest.chunk_users,
     )
     engine = make_engine(settings, engine_name)
-    mark_slot(lock.client, settings.feast_project, manifest["slot"], manifest["run_id"])
+    mark_slot(lock.client, settings.feast_project, manifest.slot, manifest.run_id)
     writer = ChunkWriter(settings, bundle, manifest)
-    shorts = manifest.setdefault("lists_shorter_than_top_n", 0)
+    shorts = manifest.lists_shorter_than_top_n
     score_seconds = 0.0
     pending: deque[Future[Chunk]] = deque()
 
     def finish(future: Future[Chunk]) -> None:
         chunk = future.result()
-        manifest["chunks_done"].append(chunk.index)
-        manifest["users_written"] = manifest.get("users_written", 0) + chunk.size
+        manifest.chunks_done.append(chunk.index)
+        manifest.users_written += chunk.size
         write_manifest(settings, manifest)
         progress.update(1)
 
@@ -179,7 +183,7 @@ def _score_and_write(
         progress.close()
         engine.close()
         writer.close()
-    manifest["lists_shorter_than_top_n"] = shorts
+    manifest.lists_shorter_than_top_n = shorts
     return {"score": score_seconds, **writer.seconds}
 
 
@@ -198,27 +202,25 @@ def _monitor(settings: Settings, lists: LiveLists) -> dict[str, Any]:
 
 def _start_or_resume(
     settings: Settings, live: LiveLists | None, run_id: str, resume: bool
-) -> dict[str, Any]:
+) -> RunManifest:
     previous = resumable(settings, live, settings.top_n, settings.chunk_users) if resume else None
     if previous is not None:
-        previous["resumed"] = previous.get("resumed", 0) + 1
+        previous.resumed = previous.resumed + 1
         log.info(
             "nightly: resuming run %s (%d chunks done)",
-            previous["run_id"],
-            len(previous["chunks_done"]),
+            previous.run_id,
+            len(previous.chunks_done),
         )
         return previous
     now = datetime.now(timezone.utc).isoformat()
-    return {
-        "run_id": run_id,
-        "started_at": now,
-        "lists_timestamp": now,
-        "slot": next_slot(live),
-        "top_n": settings.top_n,
-        "chunk_users": settings.chunk_users,
-        "chunks_done": [],
-        "durations_s": {},
-    }
+    return RunManifest(
+        run_id=run_id,
+        started_at=now,
+        lists_timestamp=now,
+        slot=next_slot(live),
+        top_n=settings.top_n,
+        chunk_users=settings.chunk_users,
+    )
 
 
 def run_nightly(
@@ -229,7 +231,7 @@ def run_nightly(
     model_version: str | None = None,
     action: str = "promote",
     reason: str = "",
-) -> dict[str, Any]:
+) -> RunManifest:
     """Run every step under the project's run lock; the manifest says what happened, also
     when a step fails or the run is interrupted. ``model_version`` pins the model (promotion
     and rollback); ``action`` and ``reason`` are what the registry journal records."""
@@ -248,10 +250,11 @@ def run_nightly(
         lock.release()
         client.close()
         raise
-    run_id = manifest["run_id"]
-    manifest.update(status="running", engine=engine or settings.engine, error=None)
+    run_id = manifest.run_id
+    manifest.status, manifest.error = "running", None
+    manifest.engine = engine or settings.engine
     lock.rename(run_id)
-    durations = manifest["durations_s"]
+    durations = manifest.durations_s
 
     def step(name: str, t0: float) -> None:
         durations[name] = round(durations.get(name, 0.0) + time.perf_counter() - t0, 3)
@@ -262,15 +265,15 @@ def run_nightly(
     try:
         with _sigterm_as_exit():
             t0 = time.perf_counter()
-            manifest["events_ingested"] = ingest_event_log(settings)
-            manifest["events_quarantined"] = quarantined_count(settings.event_log_dir)
+            manifest.events_ingested = ingest_event_log(settings)
+            manifest.events_quarantined = quarantined_count(settings.event_log_dir)
             step("events", t0)
 
             t0 = time.perf_counter()
             bundle = _model(settings, manifest, retrain, model_version, live)
             gc.freeze()  # the model's millions of objects never need the cyclic GC again
-            manifest["model_version"] = bundle.version
-            manifest["users"] = len(bundle.users)
+            manifest.model_version = bundle.version
+            manifest.users = len(bundle.users)
             step("load", t0)
 
             t0 = time.perf_counter()
@@ -282,7 +285,7 @@ def run_nightly(
             t0 = time.perf_counter()
             events = read_table(settings.data_dir, "interactions", ["event_timestamp"])
             earliest = (events["event_timestamp"].min() - timedelta(days=1)).to_pydatetime()
-            manifest["materialized"] = materialize(
+            manifest.materialized = materialize(
                 open_store(settings), client, datetime.now(timezone.utc), earliest
             )
             step("materialize", t0)
@@ -291,42 +294,42 @@ def run_nightly(
             lock.check()
             publish_parts(settings.data_dir, run_id)
             lists = LiveLists(
-                slot=manifest["slot"],
+                slot=manifest.slot,
                 run_id=run_id,
                 model_version=bundle.version,
                 published_at=datetime.now(timezone.utc).isoformat(),
-                users=manifest["users"],
+                users=manifest.users,
             )
             publish(client, settings.feast_project, lock.token, lists)
-            if manifest.get("model_source") in ("trained", "pinned"):
-                why = reason or "; ".join(manifest.get("promotion", {}).get("reasons", []))
+            if manifest.model_source in ("trained", "pinned"):
+                why = reason or "; ".join((manifest.promotion or {}).get("reasons", []))
                 record_promotion(settings, bundle.version, action, why, run_id)
-            manifest["published_at"] = lists.published_at
-            manifest["pruned_runs"] = prune_runs(
+            manifest.published_at = lists.published_at
+            manifest.pruned_runs = prune_runs(
                 settings.data_dir, settings.keep_list_runs, protect={run_id}
             )
             step("publish", t0)
             t0 = time.perf_counter()
-            manifest["monitor"] = _monitor(settings, lists)
+            manifest.monitor = _monitor(settings, lists)
             step("monitor", t0)
-            manifest["status"] = "succeeded"
+            manifest.status = "succeeded"
     except KeyboardInterrupt as exc:
-        manifest.update(status="interrupted", error=f"interrupted ({exc or 'Ctrl-C'})")
+        manifest.status, manifest.error = "interrupted", f"interrupted ({exc or 'Ctrl-C'})"
         raise
     except BaseException as exc:
-        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        manifest.status, manifest.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
-        manifest["peak_rss_mb"] = _peak_rss_mb()
+        manifest.finished_at = datetime.now(timezone.utc).isoformat()
+        manifest.peak_rss_mb = _peak_rss_mb()
         write_manifest(settings, manifest)
         lock.release()
         client.close()
     log.info(
         "nightly %s succeeded: %d users in slot %s, model %s",
         run_id,
-        manifest["users"],
-        manifest["slot"],
-        manifest["model_version"],
+        manifest.users,
+        manifest.slot,
+        manifest.model_version,
     )
     return manifest

@@ -62,7 +62,7 @@ def promote(
         "version": version,
         "decision": decision.to_dict(),
         "drift": drift,
-        "run_id": manifest["run_id"],
+        "run_id": manifest.run_id,
         "reason": why,
     }
 
@@ -111,7 +111,7 @@ def rollback(settings: Settings, to: str | None = None, reason: str = "") -> dic
     return {
         "version": target,
         "previous": current,
-        "run_id": manifest["run_id"],
+        "run_id": manifest.run_id,
         "how": "rescored",
         "reason": why,
     }

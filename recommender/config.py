@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     recent_items_max: int = Field(50, ge=1, le=1000)
     events_dir: Path | None = Field(None, description="default: <feature_repo>/data/events")
 
+    # The gateway (api/middleware.py): which peers may say who the client is (X-Forwarded-For),
+    # how many buckets a limiter keeps (least recently used dropped), failed-key throttling.
+    trusted_proxies: str = Field(
+        "",
+        pattern=r"^[0-9A-Fa-f:.,/\s]*$",
+        description="comma-separated IPs or CIDRs of reverse proxies; empty = trust none",
+    )
+    rate_limit_max_buckets: int = Field(10_000, ge=1, description="per limiter (memory bound)")
+    auth_failures_per_minute: int = Field(
+        10, ge=0, description="failed X-API-Key attempts per address, then 429; 0 = off"
+    )
+
     # Model lifecycle: promotion gate, experiments, shadow runs, drift (`reco models`,
     # `reco experiments`, `reco monitor`).
     promotion_metrics: str = Field("ndcg@10,recall@10", description="compared by the gate")

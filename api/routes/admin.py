@@ -47,7 +47,7 @@ def _overview(rt: Runtime) -> dict[str, Any]:
 
     s = rt.settings
     versions = [v.summary() for v in registry.list_versions(s.artifacts_dir)[:20]]
-    runs = sorted(read_manifests(s), key=lambda m: m.get("started_at", ""), reverse=True)[:10]
+    runs = sorted(read_manifests(s), key=lambda m: m.started_at, reverse=True)[:10]
     config = rt.config
     return {
         "project": s.feast_project,
@@ -57,7 +57,7 @@ def _overview(rt: Runtime) -> dict[str, Any]:
         "loaded_models": sorted(rt.models),
         "versions": versions,
         "journal": registry.read_journal(s.artifacts_dir)[-20:][::-1],
-        "runs": [{k: m.get(k) for k in RUN_KEYS} for m in runs],
+        "runs": [m.model_dump(include=set(RUN_KEYS)) for m in runs],
         "experiment": config.experiment.to_dict() if config.experiment else None,
         "shadow": vars(config.shadow) if config.shadow else None,
         "experiments": [e.name for e in list_experiments(s)][::-1],
@@ -81,6 +81,5 @@ async def experiment_report(
 ) -> dict[str, Any]:
     """An experiment's per-variant table (`reco experiments report` without the files)."""
 
-    if rt.exposures is not None:
-        await rt.exposures.flush()  # include this process's latest exposures
+    await rt.exposures.flush()  # include this process's latest exposures
     return await anyio.to_thread.run_sync(report, rt.settings, name)

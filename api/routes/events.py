@@ -37,7 +37,6 @@ async def _accept(rt: Runtime, events: list[EventIn]) -> EventAck:
     except UnknownItems:
         rt.metrics.events_rejected.labels("unknown_item").inc()
         raise
-    assert rt.sink is not None
     online_ok, detail = await rt.sink.submit(records)  # durable first, then online
     for r in records:
         rt.metrics.events.labels(r["event_type"]).inc()

@@ -49,6 +49,7 @@ def serve(
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        proxy_headers=False,  # the gateway trusts forwarded headers from RECO_TRUSTED_PROXIES only
     )
 
 

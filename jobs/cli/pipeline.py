@@ -68,7 +68,7 @@ def nightly(
         typer.echo(f"error: nightly run interrupted ({exc or 'Ctrl-C'}); rerun to resume", err=True)
         raise typer.Exit(130) from exc
     keys = ("run_id", "status", "slot", "model_version", "users", "durations_s", "peak_rss_mb")
-    typer.echo(json.dumps({k: manifest.get(k) for k in keys}, default=str))
+    typer.echo(manifest.model_dump_json(include=set(keys)))
 
 
 @clean_errors

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
+from recommender.batch.runs import RunManifest
 from recommender.batch.scoring import Chunk
 from recommender.config import Settings
 from recommender.data.lists import lists_table, write_part
@@ -22,10 +22,10 @@ class ChunkWriter:
     """Writes scored chunks online (the slot's Feast view) and offline (staged parquet) in a
     background thread, so scoring the next chunk overlaps writing this one."""
 
-    def __init__(self, settings: Settings, bundle: ModelBundle, manifest: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, bundle: ModelBundle, manifest: RunManifest) -> None:
         self.settings, self.bundle, self.manifest = settings, bundle, manifest
-        self.view = list_view(manifest["slot"])
-        self.timestamp = datetime.fromisoformat(manifest["lists_timestamp"])
+        self.view = list_view(manifest.slot)
+        self.timestamp = datetime.fromisoformat(manifest.lists_timestamp)
         self.store = open_store(settings)
         online = self.store.config.online_store
         redis_type = getattr(online, "redis_type", None)
@@ -41,7 +41,7 @@ class ChunkWriter:
                 view=self.view,
                 item_ids=[str(i) for i in bundle.items.ids],
                 model_version=bundle.version,
-                run_id=manifest["run_id"],
+                run_id=manifest.run_id,
                 timestamp=self.timestamp,
                 serialization_version=self.store.config.entity_key_serialization_version,
             )
@@ -56,7 +56,7 @@ class ChunkWriter:
             scores,
             self.bundle.items.ids,
             self.bundle.version,
-            self.manifest["run_id"],
+            self.manifest.run_id,
             self.timestamp,
         )
         if self.pool is not None:
@@ -64,7 +64,7 @@ class ChunkWriter:
         else:
             write_lists_feast(self.store, self.view, table.to_pandas())
         t1 = time.perf_counter()
-        write_part(table, self.settings.data_dir, self.manifest["run_id"], chunk.index)
+        write_part(table, self.settings.data_dir, self.manifest.run_id, chunk.index)
         self.seconds["encode_write_online"] += t1 - t0
         self.seconds["write_offline"] += time.perf_counter() - t1
         return chunk

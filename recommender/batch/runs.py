@@ -1,17 +1,18 @@
 """Nightly run manifests: ``<artifacts>/runs/<run_id>.json``, rewritten atomically after every
 step and every finished chunk, so a killed run leaves an exact record of what it finished.
 
-A manifest holds: ``status`` (running, succeeded, failed, interrupted, abandoned), the model
-version, the slot it writes, ``top_n`` and ``chunk_users`` (a resume must cut the same
-chunks), ``chunks_done``, counts, per-phase durations and peak memory.
+One typed record, :class:`RunManifest`: ``status`` (running, succeeded, failed, interrupted,
+abandoned), the model version, the slot it writes, ``top_n`` and ``chunk_users`` (a resume
+must cut the same chunks), ``chunks_done``, counts, per-phase durations and peak memory.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.batch.publication import LiveLists
 from recommender.config import Settings
@@ -19,33 +20,69 @@ from recommender.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "abandoned")
+Status = Literal["running", "succeeded", "failed", "interrupted", "abandoned"]
+
+
+class RunManifest(BaseModel):
+    """What one nightly run did, rewritten after every step and finished chunk."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    run_id: str
+    started_at: str
+    lists_timestamp: str
+    slot: str
+    top_n: int
+    chunk_users: int
+    chunks_done: list[int] = Field(default_factory=list)
+    durations_s: dict[str, float] = Field(default_factory=dict)
+    status: Status = "running"
+    engine: str | None = None
+    error: str | None = None
+    note: str | None = None
+    resumed: int = 0
+    model_version: str | None = None
+    model_source: Literal["loaded", "trained", "pinned"] | None = None
+    promotion: dict[str, Any] | None = None  # the gate's decision and drift checks
+    users: int = 0
+    users_written: int = 0
+    chunks_total: int = 0
+    lists_shorter_than_top_n: int = 0
+    events_ingested: int = 0
+    events_quarantined: int = 0
+    materialized: dict[str, str] = Field(default_factory=dict)  # view -> full | incremental
+    published_at: str | None = None
+    pruned_runs: list[str] = Field(default_factory=list)
+    monitor: dict[str, Any] | None = None  # the drift monitor's summary of this run
+    finished_at: str | None = None
+    peak_rss_mb: dict[str, float] = Field(default_factory=dict)
 
 
 def runs_dir(settings: Settings) -> Path:
     return settings.artifacts_dir / "runs"
 
 
-def write_manifest(settings: Settings, manifest: dict[str, Any]) -> None:
-    path = runs_dir(settings) / f"{manifest['run_id']}.json"
-    write_text_atomic(path, json.dumps(manifest, indent=2, default=str))
+def write_manifest(settings: Settings, manifest: RunManifest) -> None:
+    path = runs_dir(settings) / f"{manifest.run_id}.json"
+    write_text_atomic(path, manifest.model_dump_json(indent=2))
 
 
-def read_manifests(settings: Settings) -> list[dict[str, Any]]:
+def read_manifests(settings: Settings) -> list[RunManifest]:
     """Every run's manifest, oldest first (run ids sort by start time); unreadable files are
     skipped with a warning."""
     out = []
     folder = runs_dir(settings)
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         try:
-            out.append(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:
+            out.append(RunManifest.model_validate_json(path.read_text()))
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             log.warning("skipping unreadable run manifest %s: %s", path, exc)
     return out
 
 
 def resumable(
     settings: Settings, live: LiveLists | None, top_n: int, chunk_users: int
-) -> dict[str, Any] | None:
+) -> RunManifest | None:
     """The latest run if it stopped before publishing and can be continued as it was: the
     same list length and chunking, its model recorded, and its slot still not live."""
     runs = read_manifests(settings)
@@ -53,21 +90,21 @@ def resumable(
         return None
     last = runs[-1]
     reason = None
-    if last.get("status") in FINISHED:
+    if last.status in FINISHED:
         return None
-    if live is not None and live.run_id == last["run_id"]:
+    if live is not None and live.run_id == last.run_id:
         reason = "it had already published"
-    elif not last.get("model_version") or not last.get("slot"):
+    elif not last.model_version or not last.slot:
         reason = "it stopped before choosing its model"
-    elif live is not None and live.slot == last["slot"]:
+    elif live is not None and live.slot == last.slot:
         reason = "its slot has since been published by another run"
-    elif (last.get("top_n"), last.get("chunk_users")) != (top_n, chunk_users):
+    elif (last.top_n, last.chunk_users) != (top_n, chunk_users):
         reason = "top_n or chunk_users changed"
     if reason:
-        log.info("not resuming run %s: %s", last["run_id"], reason)
-        published = live is not None and live.run_id == last["run_id"]
-        last["status"] = "succeeded" if published else "abandoned"
-        last["note"] = f"not resumed: {reason}"
+        log.info("not resuming run %s: %s", last.run_id, reason)
+        published = live is not None and live.run_id == last.run_id
+        last.status = "succeeded" if published else "abandoned"
+        last.note = f"not resumed: {reason}"
         write_manifest(settings, last)
         return None
     return last

@@ -41,9 +41,7 @@ class Event:
     recommendation_id: str | None = None  # the response the event answers (attribution)
 
 
-def check_event_time(
-    ts: datetime, now: datetime, max_future: timedelta = FUTURE_SLACK
-) -> datetime:
+def check_event_time(ts: datetime, now: datetime, max_future: timedelta = FUTURE_SLACK) -> datetime:
     """``ts`` in UTC (naive means UTC) if it lies in the plausible range: not before
     :data:`EARLIEST_EVENT`, not more than ``max_future`` (at most :data:`FUTURE_SLACK`) after
     ``now``; else :class:`ValueError` saying which bound it crosses.

@@ -56,7 +56,7 @@ def served(
     )
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     feast_apply(settings)
-    v1 = run_nightly(settings, retrain=True)["model_version"]
+    v1 = run_nightly(settings, retrain=True).model_version
     v2 = train(settings, publish=False).version
     try:
         with serve_api(_env(settings), free_port()) as base:

@@ -1,13 +1,19 @@
-"""API keys, per-key rate limits and body-size limits, through the real app."""
+"""API keys, rate limits (per key, per address, on failed authentication), trusted proxies
+and body-size limits, through the real app."""
 
 from __future__ import annotations
 
+import anyio
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.main import create_app
-from api.security import RateLimiter
+from api.middleware import Gateway
+from api.security import REWRITTEN_PEER, ApiKeys, RateLimiter, TrustedProxies
+from api.telemetry import Metrics
 from recommender.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -72,3 +78,165 @@ def test_bodies_over_the_limit_are_refused(trained_repo: Settings) -> None:
 
         r = c.post("/events", content=chunks(), headers={"Content-Type": "application/json"})
         assert r.status_code == 413
+
+
+def _gateway(app: FastAPI) -> Gateway:
+    layer = app.middleware_stack
+    while not isinstance(layer, Gateway):
+        layer = layer.app  # type: ignore[union-attr]
+    return layer
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
+    trained_repo: Settings,
+) -> None:
+    """Issue: with no API keys, random X-Forwarded-For values each got a fresh bucket."""
+    limited = trained_repo.model_copy(update={"rate_limit_per_second": 0.01, "rate_limit_burst": 3})
+    params = {"user_id": "a_user0"}
+
+    def spoofed(c: TestClient, n: int) -> list[int]:
+        return [
+            c.get(
+                "/recommendations", params=params, headers={"X-Forwarded-For": f"198.51.100.{i}"}
+            ).status_code
+            for i in range(n)
+        ]
+
+    # uvicorn's own proxy-header rewriting (on by default for 127.0.0.1) in front of the app:
+    # the header still never picks the bucket, when no proxy is trusted
+    app = ProxyHeadersMiddleware(create_app(limited), trusted_hosts="127.0.0.1")
+    with TestClient(app, client=("127.0.0.1", 40000)) as c:  # type: ignore[arg-type]
+        codes = spoofed(c, 12)
+    assert codes[:3] == [200] * 3 and set(codes[3:]) == {429}, codes
+    # an untrusted peer's header is ignored: its own address is the key
+    with TestClient(create_app(limited), client=("192.0.2.7", 40000)) as c:
+        codes = spoofed(c, 6)
+    assert codes[:3] == [200] * 3 and set(codes[3:]) == {429}, codes
+
+    # behind a trusted proxy: the right-most address it did not add itself is the client
+    proxied = limited.model_copy(update={"trusted_proxies": "10.0.0.0/8, 192.0.2.1"})
+    with TestClient(create_app(proxied), client=("192.0.2.1", 40000)) as c:
+        codes = spoofed(c, 6)
+        assert codes == [200] * 6, codes  # six clients, a bucket each
+        forged = {"X-Forwarded-For": "203.0.113.9, 198.51.100.0, 10.1.2.3"}  # spoof, client, proxy
+        assert [
+            c.get("/recommendations", params=params, headers=forged).status_code for _ in range(3)
+        ] == [200, 200, 429]  # 198.51.100.0 had used one token above; the forged part is ignored
+
+
+def test_limiter_memory_is_bounded(trained_repo: Settings) -> None:
+    limiter = RateLimiter(rate=1.0, burst=1, max_buckets=100)
+    for n in range(1000):
+        limiter.take(f"client{n}")
+    assert len(limiter) == 100
+    assert limiter.take("client999") > 0  # the most recent buckets are the ones kept
+    assert limiter.take("client0") == 0  # the oldest were dropped (a fresh bucket)
+
+    settings = trained_repo.model_copy(
+        update={
+            "rate_limit_per_second": 1.0,
+            "trusted_proxies": "127.0.0.1",
+            "rate_limit_max_buckets": 20,
+        }
+    )
+    app = create_app(settings)
+    with TestClient(app, client=("127.0.0.1", 40000)) as c:
+        for n in range(60):
+            headers = {"X-Forwarded-For": f"198.51.{n // 250}.{n % 250}"}
+            assert c.get("/recommendations", params={"user_id": "u"}, headers=headers).is_success
+        assert len(_gateway(app).limiter) == 20
+
+
+def test_failed_authentication_is_throttled_per_address(trained_repo: Settings) -> None:
+    """Issue: 2,000 requests with a wrong X-API-Key all got 401, none 429."""
+    settings = trained_repo.model_copy(
+        update={"api_keys": SecretStr("web:right-key"), "auth_failures_per_minute": 5}
+    )
+    params = {"user_id": "a_user0"}
+    app = create_app(settings)
+    with TestClient(app, client=("192.0.2.50", 40000)) as c:
+        codes = [
+            c.get("/recommendations", params=params, headers={"X-API-Key": f"guess{n}"})
+            for n in range(40)
+        ]
+        assert [r.status_code for r in codes[:5]] == [401] * 5
+        assert {r.status_code for r in codes[5:]} == {429}
+        assert int(codes[-1].headers["Retry-After"]) >= 1
+        assert "authentication" in codes[-1].json()["detail"]
+        # while throttled, even the right key is not looked at from this address
+        right = {"X-API-Key": "right-key"}
+        assert c.get("/recommendations", params=params, headers=right).status_code == 429
+        assert 'reco_rate_limited_total{key="auth_failures"}' in c.get("/metrics").text
+    # other addresses are not affected
+    with TestClient(app, client=("192.0.2.51", 40000)) as other:
+        right = {"X-API-Key": "right-key"}
+        assert other.get("/recommendations", params=params, headers=right).status_code == 200
+    assert len(_gateway(app).auth_failures) <= settings.rate_limit_max_buckets
+
+
+def test_the_client_address_behind_proxies() -> None:
+    none, some = TrustedProxies(""), TrustedProxies("10.0.0.0/8, 192.0.2.1")
+    assert none.client("192.0.2.9", ["198.51.100.1"]) == "192.0.2.9"  # header ignored
+    assert none.client("198.51.100.1", ["198.51.100.1"]) == REWRITTEN_PEER  # uvicorn rewrote
+    assert none.client("foo:bar", ["foo:bar"]) == REWRITTEN_PEER  # read as uvicorn reads it
+    assert none.client(None, []) == "unknown"
+    # an untrusted peer cannot reach the header walk by naming itself in the header
+    assert some.client("192.0.2.7", ["192.0.2.7, 203.0.113.1"]) == "192.0.2.7"
+    # a trusted peer: the right-most hop no trusted proxy added (ports and brackets removed)
+    assert some.client("192.0.2.1", ["203.0.113.9, 198.51.100.4:5000, 10.1.1.1"]) == (
+        "198.51.100.4"
+    )
+    assert some.client("10.0.0.2", ["[2001:db8::1]:443"]) == "2001:db8::1"
+    assert some.client("10.0.0.2", ["10.0.0.9", "10.0.0.8"]) == "10.0.0.9"  # all trusted
+    assert some.client("10.0.0.2", []) == "10.0.0.2"
+    with pytest.raises(ValueError, match="10.0.0.999"):
+        TrustedProxies("10.0.0.999")
+
+
+def test_the_gateway_takes_its_settings_when_given() -> None:
+    limiter = RateLimiter(1.0)
+    settings = Settings.model_construct(
+        trusted_proxies="10.0.0.0/8", rate_limit_max_buckets=7, auth_failures_per_minute=3
+    )
+    gateway = Gateway(FastAPI(), ApiKeys({}), limiter, Metrics(), 4096, settings=settings)
+    assert "10.1.2.3" in gateway.trusted and limiter.max_buckets == 7
+    assert gateway.auth_failures.burst == 3 and gateway.auth_failures.max_buckets == 7
+    with pytest.raises(ValueError, match="not an IP"):
+        Gateway(
+            FastAPI(),
+            ApiKeys({}),
+            limiter,
+            Metrics(),
+            4096,
+            settings=Settings.model_construct(trusted_proxies="10.0.0.999"),
+        )
+
+
+def test_a_bad_trusted_proxy_stops_the_start(trained_repo: Settings) -> None:
+    """Not served with a setting the gateway cannot read (uvicorn exits on a failed start)."""
+    bad = trained_repo.model_copy(update={"trusted_proxies": "10.0.0.999"})
+    try:
+        app = create_app(bad)
+    except ValueError as exc:  # the gateway given the settings: refused at once
+        assert "'10.0.0.999' is not an IP address" in str(exc)
+        return
+    sent: list[dict[str, object]] = []
+
+    async def start() -> None:
+        inbox = [{"type": "lifespan.startup"}]
+
+        async def receive() -> dict[str, object]:
+            if inbox:
+                return inbox.pop()
+            await anyio.sleep_forever()  # a server asks for shutdown only after a good start
+            raise AssertionError
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        with anyio.fail_after(60):
+            await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+
+    anyio.run(start)
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert "'10.0.0.999' is not an IP address" in str(sent[0]["message"])

@@ -41,45 +41,45 @@ def _served(settings: Settings, user: str = "a_user0") -> dict:
 def test_gate_promotion_and_rollback(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     root = repo.artifacts_dir
     first = run_nightly(repo, retrain=True)
-    v1 = first["model_version"]
-    assert first["promotion"]["reasons"] == ["no production model yet"]
+    v1 = first.model_version
+    assert first.promotion["reasons"] == ["no production model yet"]
     assert registry.production(root) == v1
 
     # A worse candidate (one ALS iteration, heavy regularisation) is refused, with reasons;
     # the run still publishes fresh lists, scored by production.
     worse = repo.model_copy(update={"als_regularization": 500.0, "als_iterations": 1})
     refused = run_nightly(worse, retrain=True)
-    bad = refused["promotion"]["candidate"]
-    assert not refused["promotion"]["promote"], refused["promotion"]
-    assert "worse than production" in refused["promotion"]["reasons"][0]
-    assert refused["model_version"] == v1 and registry.production(root) == v1
+    bad = refused.promotion["candidate"]
+    assert not refused.promotion["promote"], refused.promotion
+    assert "worse than production" in refused.promotion["reasons"][0]
+    assert refused.model_version == v1 and registry.production(root) == v1
     assert registry.get(root, bad).status == "candidate"
     assert registry.read_journal(root)[-1]["action"] == "refuse"
 
     # An equally good candidate passes and goes live together with its lists.
     better = run_nightly(repo, retrain=True)
-    v3 = better["model_version"]
-    assert better["promotion"]["promote"] and v3 not in (v1, bad)
+    v3 = better.model_version
+    assert better.promotion["promote"] and v3 not in (v1, bad)
     assert registry.production(root) == v3 and registry.get(root, v1).status == "archived"
     body = _served(repo)
-    assert (body["model_version"], body["run_id"]) == (v3, better["run_id"])
+    assert (body["model_version"], body["run_id"]) == (v3, better.run_id)
 
     # Rollback: v1's last lists (the refused night's run) still sit in the other slot.
     back = rollback(repo, reason="test")
     assert back == {
         "version": v1,
         "previous": v3,
-        "run_id": refused["run_id"],
+        "run_id": refused.run_id,
         "how": "pointer switch",
         "reason": "test",
     }
     live = live_lists(repo)
-    assert live is not None and (live.run_id, live.model_version) == (refused["run_id"], v1)
+    assert live is not None and (live.run_id, live.model_version) == (refused.run_id, v1)
     assert registry.production(root) == v1 and registry.get(root, v3).status == "archived"
     body = _served(repo)
     assert (body["model_version"], body["run_id"], body["source"]) == (
         v1,
-        refused["run_id"],
+        refused.run_id,
         "precomputed",
     )
     with pytest.raises(InvalidRequest, match="already the production"):

@@ -10,6 +10,7 @@ import pytest
 
 from jobs.nightly import run_nightly
 from recommender.batch.publication import live_lists, read_precomputed
+from recommender.batch.runs import RunManifest
 from recommender.config import Settings
 from recommender.featurestore.repo import open_store
 from recommender.training.artifacts import load_bundle
@@ -36,11 +37,11 @@ def test_every_known_user_gets_an_online_list_from_their_group(trained_repo: Set
 
 def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
     runs = sorted((trained_repo.artifacts_dir / "runs").glob("*.json"))
-    manifest = json.loads(runs[-1].read_text())
-    assert manifest["status"] == "succeeded" and manifest["users"] == 60
-    assert manifest["users_written"] == 60 and manifest["chunks_done"] == [0]
-    assert manifest["peak_rss_mb"]["self"] > 0
-    assert set(manifest["durations_s"]) == {
+    manifest = RunManifest.model_validate_json(runs[-1].read_text())
+    assert manifest.status == "succeeded" and manifest.users == 60
+    assert manifest.users_written == 60 and manifest.chunks_done == [0]
+    assert manifest.peak_rss_mb["self"] > 0
+    assert set(manifest.durations_s) == {
         "events",
         "load",
         "score_and_write",
@@ -51,15 +52,15 @@ def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
         "publish",
         "monitor",
     }
-    assert manifest["monitor"]["suspicious"] is False, manifest["monitor"]
-    assert manifest["promotion"]["promote"] and manifest["model_source"] == "trained"
+    assert manifest.monitor["suspicious"] is False, manifest.monitor
+    assert manifest.promotion["promote"] and manifest.model_source == "trained"
     live = live_lists(trained_repo)
-    assert live is not None and live.run_id == manifest["run_id"] and live.slot == manifest["slot"]
+    assert live is not None and live.run_id == manifest.run_id and live.slot == manifest.slot
     model_manifest = load_bundle(trained_repo.artifacts_dir).manifest
     assert model_manifest["data"]["interactions"] == 720
     assert model_manifest["metrics"]["als"]["ndcg@10"] > 0
     offline = pd.read_parquet(trained_repo.data_dir / "user_recommendations")
-    assert len(offline) >= 60 and manifest["run_id"] in set(offline["run_id"])
+    assert len(offline) >= 60 and manifest.run_id in set(offline["run_id"])
     assert not (trained_repo.data_dir / "staging" / "user_recommendations").exists() or not any(
         (trained_repo.data_dir / "staging" / "user_recommendations").iterdir()
     )
@@ -69,15 +70,15 @@ def test_rerun_loads_the_live_model_and_switches_slot(trained_repo: Settings) ->
     before_live = live_lists(trained_repo)
     before = len(pd.read_parquet(trained_repo.data_dir / "user_recommendations"))
     manifest = run_nightly(trained_repo)
-    assert manifest["model_source"] == "loaded"
-    assert manifest["materialized"]["user_profile"] == "incremental"
+    assert manifest.model_source == "loaded"
+    assert manifest.materialized["user_profile"] == "incremental"
     after = pd.read_parquet(trained_repo.data_dir / "user_recommendations")
     assert len(after) == before + 60
     live = live_lists(trained_repo)
     assert live is not None and before_live is not None
-    assert live.slot != before_live.slot and live.run_id == manifest["run_id"]
+    assert live.slot != before_live.slot and live.run_id == manifest.run_id
     stored = read_precomputed(open_store(trained_repo), "a_user1", live)
-    assert stored is not None and stored["run_id"] == manifest["run_id"]
+    assert stored is not None and stored["run_id"] == manifest.run_id
 
 
 def test_offline_lists_are_point_in_time_features(trained_repo: Settings) -> None:
@@ -131,7 +132,7 @@ def test_logged_events_are_trained_on_once(tmp_path, redis_url: str) -> None:  #
     EventLog(settings.event_log_dir).append(check_events(events, now, timedelta(0)))
     try:
         first = run_nightly(settings, retrain=True)
-        assert first["events_ingested"] == 7
+        assert first.events_ingested == 7
         bundle = load_bundle(settings.artifacts_dir)
         row = bundle.users.row("ev_user")
         assert row is not None  # the logged user is now a known user with a nightly list
@@ -139,7 +140,7 @@ def test_logged_events_are_trained_on_once(tmp_path, redis_url: str) -> None:  #
         stored = read_precomputed(open_store(settings), "ev_user", live_lists(settings))
         assert stored and all(i.startswith("b") for i in stored["item_ids"][:5])
         count = len(read_table(settings.data_dir, "interactions"))
-        assert run_nightly(settings)["events_ingested"] == 0
+        assert run_nightly(settings).events_ingested == 0
         assert len(read_table(settings.data_dir, "interactions")) == count
     finally:
         open_store(settings).teardown()

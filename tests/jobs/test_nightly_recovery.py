@@ -43,18 +43,18 @@ def test_nightly_after_redis_lost_its_data_backfills_every_view(tmp_path: Path) 
         items = tables["items"]["item_id"].astype(str).tolist()[:5]
         feast_apply(settings)
         first = run_nightly(settings, retrain=True)
-        assert set(first["materialized"].values()) == {"full"}
+        assert set(first.materialized.values()) == {"full"}
         assert all(_genres(settings, items))
 
         own.lose_data()
         assert not any(_genres(settings, items))  # the online store is empty now
         second = run_nightly(settings)
-        assert second["status"] == "succeeded"
+        assert second.status == "succeeded"
         for view in (names.ITEM_METADATA, names.ITEM_STATS, names.USER_PROFILE):
-            assert second["materialized"][view] == "full", second["materialized"]
+            assert second.materialized[view] == "full", second.materialized
         assert all(_genres(settings, items))
 
         third = run_nightly(settings)  # nothing lost since: incremental again
-        assert set(third["materialized"].values()) == {"incremental"}
+        assert set(third.materialized.values()) == {"incremental"}
     finally:
         own.stop()

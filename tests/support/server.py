@@ -31,6 +31,7 @@ def serve_api(env: Mapping[str, str], port: int, ready_seconds: float = 30.0) ->
             str(port),
             "--log-level",
             "warning",
+            "--no-proxy-headers",
         ],
         cwd=ROOT,
         env={**os.environ, **env},

@@ -60,12 +60,12 @@ def test_nightly_on_ray_publishes_the_same_lists(own_repo: Settings, ray_engine:
     settings = own_repo
     local = run_nightly(settings, retrain=True, engine="local", resume=False)
     on_ray = run_nightly(settings, engine="ray", resume=False)
-    assert on_ray["engine"] == "ray" and on_ray["chunks_total"] == 9
+    assert on_ray.engine == "ray" and on_ray.chunks_total == 9
 
     def lists(run_id: str) -> pd.DataFrame:
         table = pd.read_parquet(settings.data_dir / "user_recommendations" / run_id)
         return table.set_index("user_id").sort_index()
 
-    a, b = lists(local["run_id"]), lists(on_ray["run_id"])
+    a, b = lists(local.run_id), lists(on_ray.run_id)
     assert len(a) == 60
     assert a["rec_item_ids"].map(list).tolist() == b["rec_item_ids"].map(list).tolist()
