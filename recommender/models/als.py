@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from threadpoolctl import threadpool_limits
 from recommender.models.base import binary, implicit_recommend
 
 WEIGHTINGS = ("binary", "rating")
+
+_SOLVE_LOCK = threading.Lock()  # num_threads is swapped for one call at a time
 
 
 class ALSModel:
@@ -75,7 +78,15 @@ class ALSModel:
         """User vectors for rows of unseen users, solved against the fixed item factors."""
         rows = np.arange(user_items.shape[0])
         confidence = self._confidence(user_items)
-        return np.asarray(self.model.recalculate_user(rows, confidence), dtype=np.float32)
+        # One small solve per request: an OpenMP team of every core (num_threads=0) would wait
+        # for cores another process holds; solve on the calling thread instead.
+        with _SOLVE_LOCK:
+            threads, self.model.num_threads = self.model.num_threads, 1
+            try:
+                vectors = self.model.recalculate_user(rows, confidence)
+            finally:
+                self.model.num_threads = threads
+        return np.asarray(vectors, dtype=np.float32)
 
     def _confidence(self, user_items: csr_matrix) -> csr_matrix:
         if self.weighting == "binary":
