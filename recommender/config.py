@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(1024, ge=1, description="users scored at once (memory)")
     seed: int = 42
     eval_max_users: int = Field(20_000, ge=100, description="hold-out users ranked in training")
+    holdout_fit_users: int = Field(
+        100_000, ge=100, description="users the hold-out ALS is fitted on (a seeded sample)"
+    )
 
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")

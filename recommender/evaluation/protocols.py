@@ -171,6 +171,18 @@ def leave_last_n(interactions: pd.DataFrame, n: int = 1, valid: bool = True) -> 
     return _parts("leave-last-n", df, part, {"n": n})
 
 
+def sample_users(
+    interactions: pd.DataFrame, max_users: int, seed: int
+) -> tuple[pd.DataFrame, int | None]:
+    """At most ``max_users`` users' interactions (a seeded sample), and the sample size (None
+    when everyone was kept)."""
+    users = interactions["user_id"].unique()
+    if len(users) <= max_users:
+        return interactions, None
+    keep = np.random.default_rng(seed).choice(users, max_users, replace=False)
+    return interactions[interactions["user_id"].isin(keep)], max_users
+
+
 def user_temporal(
     interactions: pd.DataFrame, test_fraction: float = 0.2, valid_fraction: float = 0.0
 ) -> Split:

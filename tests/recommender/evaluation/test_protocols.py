@@ -13,6 +13,7 @@ from recommender.evaluation.protocols import (
     make_split,
     random_split,
     recbole_counts,
+    sample_users,
     temporal_split,
     user_temporal,
 )
@@ -142,3 +143,15 @@ def test_rating_threshold_and_unknown_protocol(rng: np.random.Generator) -> None
     assert filter_min_rating(df, None) is df
     with pytest.raises(ValueError, match="unknown protocol"):
         make_split("kfold", df)
+
+
+def test_sample_users_keeps_whole_users_and_is_seeded() -> None:
+    inter = pd.DataFrame(
+        {"user_id": [f"u{i // 3}" for i in range(300)], "item_id": [f"i{i}" for i in range(300)]}
+    )
+    same, n = sample_users(inter, 1000, seed=1)
+    assert n is None and same is inter
+    a, n = sample_users(inter, 10, seed=1)
+    b, _ = sample_users(inter, 10, seed=1)
+    assert n == 10 and a["user_id"].nunique() == 10 and a.equals(b)
+    assert a.groupby("user_id").size().eq(3).all()  # a sampled user keeps all their rows
