@@ -9,8 +9,14 @@ import pandas as pd
 
 from recommender.config import Settings
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
-from recommender.data.synthetic import synthetic_catalog
-from recommender.data.tables import build_tables, read_input, read_table, write_tables
+from recommender.data.synthetic import synthetic_items, synthetic_user_chunks
+from recommender.data.tables import (
+    build_tables,
+    read_input,
+    read_table,
+    write_tables,
+    write_tables_chunked,
+)
 from recommender.events.log import commit_watermark, read_new_events
 from recommender.events.records import events_to_interactions
 
@@ -47,13 +53,13 @@ def synthetic_data(
     days: int = 60,
     seed: int = 0,
 ) -> dict[str, int]:
-    """Generate a synthetic catalog of the chosen size and write it as the canonical tables."""
-
-    inter, users, items = synthetic_catalog(
-        n_users, n_items, n_interactions, n_genres=n_genres, days=days, seed=seed
+    """Generate a synthetic catalog of the chosen size and write it as the canonical tables,
+    one block of ``settings.chunk_users`` users at a time (memory bounded by the block)."""
+    catalog = synthetic_items(n_items, n_genres=n_genres, seed=seed)
+    chunks = synthetic_user_chunks(
+        catalog, n_users, n_interactions, days=days, seed=seed, chunk_users=settings.chunk_users
     )
-    log.info("generated %d interactions; building the feature tables", len(inter))
-    return write_tables(build_tables(inter, users, items), settings.data_dir)
+    return write_tables_chunked(catalog.items, chunks, settings.data_dir)
 
 
 def ingest_event_log(settings: Settings) -> int:

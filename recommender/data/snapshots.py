@@ -41,12 +41,41 @@ def activity_snapshots(
     ]
     if interactions.empty:
         return pd.DataFrame(columns=[key, "event_timestamp", *cols])
-    daily = (
+    return snapshots_from_daily(daily_counts(interactions, key), key, window_days, prefix)
+
+
+def daily_counts(interactions: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Events per ``key`` and day boundary: ``key, day, n, s`` (count and rating sum). Partial
+    results of disjoint parts of the interactions add up (:func:`add_daily`), so a table too
+    big for memory is counted one chunk at a time."""
+    return (
         interactions.assign(day=_day_boundary_after(interactions["event_timestamp"]))
-        .groupby([key, "day"], sort=True)["rating"]
+        .groupby([key, "day"], sort=True, observed=True)["rating"]
         .agg(n="size", s="sum")
         .reset_index()
     )
+
+
+def add_daily(parts: list[pd.DataFrame], key: str) -> pd.DataFrame:
+    """The daily counts of the union of the parts' interactions."""
+    both = pd.concat(parts, ignore_index=True)
+    return both.groupby([key, "day"], sort=True, observed=True)[["n", "s"]].sum().reset_index()
+
+
+def snapshots_from_daily(
+    daily: pd.DataFrame, key: str, window_days: int = 30, prefix: str = ""
+) -> pd.DataFrame:
+    """:func:`activity_snapshots` from the daily counts (:func:`daily_counts`)."""
+    w = f"{window_days}d"
+    cols = [
+        f"{prefix}interactions_{w}",
+        f"{prefix}mean_rating_{w}",
+        f"{prefix}interactions_total",
+        f"{prefix}mean_rating_total",
+    ]
+    if daily.empty:
+        return pd.DataFrame(columns=[key, "event_timestamp", *cols])
+    daily = daily.sort_values([key, "day"]).reset_index(drop=True)
     daily["cum_n"] = daily.groupby(key)["n"].cumsum()
     daily["cum_s"] = daily.groupby(key)["s"].cumsum()
     cum = daily[[key, "day", "cum_n", "cum_s"]].sort_values("day")

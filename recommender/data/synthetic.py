@@ -8,6 +8,9 @@ from the whole catalog; timestamps spread over ``days``. Reproducible from ``see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -81,3 +84,93 @@ def synthetic_catalog(
         }
     )
     return inter, users, items
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The item side of a synthetic catalog, shared by every chunk of users."""
+
+    items: pd.DataFrame
+    by_genre: list[np.ndarray]
+    cum_genre: list[np.ndarray]
+    cum_all: np.ndarray
+
+
+def synthetic_items(n_items: int, n_genres: int = 20, seed: int = 0) -> Catalog:
+    rng = np.random.default_rng([seed, 0])
+    genre = rng.integers(0, n_genres, n_items)
+    second = np.where(rng.random(n_items) < 0.3, rng.integers(0, n_genres, n_items), -1)
+    popularity = 1.0 / (rng.permutation(n_items) + 10.0) ** 0.7
+    by_genre = [np.flatnonzero((genre == g) | (second == g)) for g in range(n_genres)]
+    cum_genre = [np.cumsum(popularity[ix]) / max(popularity[ix].sum(), 1e-12) for ix in by_genre]
+    names = [f"g{g}" for g in range(n_genres)]
+    items = pd.DataFrame(
+        {
+            "item_id": "i" + pd.Series(np.arange(n_items)).astype(str),
+            "title": "Item " + pd.Series(np.arange(n_items)).astype(str),
+            "year": 1950 + rng.integers(0, 75, n_items),
+            "genres": [
+                names[g] + (f"|{names[s]}" if s >= 0 and s != g else "")
+                for g, s in zip(genre, second, strict=True)
+            ],
+        }
+    )
+    return Catalog(items, by_genre, cum_genre, np.cumsum(popularity) / popularity.sum())
+
+
+def synthetic_user_chunks(
+    catalog: Catalog,
+    n_users: int,
+    n_interactions: int,
+    days: int = 60,
+    seed: int = 0,
+    chunk_users: int = 100_000,
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Raw ``(interactions, users)`` of consecutive blocks of ``chunk_users`` users, each from
+    its own seeded generator: memory is bounded by the chunk, the same seed gives the same
+    tables, and the total is close to ``n_interactions`` (the mean per user is fixed up
+    front rather than normalised over everyone)."""
+    n_genres = len(catalog.by_genre)
+    lognormal_mean = float(np.exp(0.8**2 / 2))
+    per_user = n_interactions / n_users / lognormal_mean
+    start_ts = pd.Timestamp("2026-01-01", tz="UTC").timestamp()
+    has_items = np.array([len(ix) > 0 for ix in catalog.by_genre])
+    for c, first in enumerate(range(0, n_users, chunk_users)):
+        rng = np.random.default_rng([seed, 1, c])
+        n = min(chunk_users, n_users - first)
+        counts = np.maximum(3, np.round(rng.lognormal(0, 0.8, n) * per_user)).astype(np.int64)
+        local = np.repeat(np.arange(n), counts)
+        tastes = rng.integers(0, n_genres, (n, 2))
+        chosen = tastes[local, rng.integers(0, 2, len(local))]
+        from_taste = (rng.random(len(local)) < 0.8) & has_items[chosen]
+        draws = rng.random(len(local))
+        item_rows = np.searchsorted(catalog.cum_all, draws).clip(0, len(catalog.cum_all) - 1)
+        order = np.argsort(chosen, kind="stable")
+        bounds = np.searchsorted(chosen[order], np.arange(n_genres + 1))
+        for g in range(n_genres):
+            idx = order[bounds[g] : bounds[g + 1]]
+            idx = idx[from_taste[idx]]
+            if idx.size:
+                ix = catalog.by_genre[g]
+                item_rows[idx] = ix[
+                    np.searchsorted(catalog.cum_genre[g], draws[idx]).clip(0, len(ix) - 1)
+                ]
+        user_ids = "u" + pd.Series(first + np.arange(n)).astype(str)
+        inter = pd.DataFrame(
+            {
+                "user_id": user_ids.to_numpy()[local],
+                "item_id": "i" + pd.Series(item_rows).astype(str),
+                "rating": rng.integers(1, 6, len(local)),
+                "timestamp": (start_ts + rng.uniform(0, days * 86400, len(local))).astype(np.int64),
+            }
+        ).drop_duplicates(["user_id", "item_id"])
+        users = pd.DataFrame(
+            {
+                "user_id": user_ids,
+                "age": rng.integers(16, 70, n),
+                "gender": rng.choice(["F", "M"], n),
+                "occupation": np.array(OCCUPATIONS)[tastes[:, 0] % len(OCCUPATIONS)],
+                "zip_code": "00000",
+            }
+        )
+        yield inter, users

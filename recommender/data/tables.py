@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,13 @@ from recommender.data.schema import (
     canonical_users,
     check_references,
 )
-from recommender.data.snapshots import activity_snapshots, recent_items_snapshots
+from recommender.data.snapshots import (
+    activity_snapshots,
+    add_daily,
+    daily_counts,
+    recent_items_snapshots,
+    snapshots_from_daily,
+)
 from recommender.errors import InvalidDataset
 from recommender.featurestore import names
 
@@ -90,6 +97,70 @@ def write_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> dict[str, i
     _write_atomic(arrow, data_dir)
     ensure_table(data_dir)
     counts = {name: t.num_rows for name, t in arrow.items()}
+    log.info("wrote tables to %s: %s", data_dir, counts)
+    return counts
+
+
+def write_tables_chunked(
+    items: pd.DataFrame,
+    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+    data_dir: Path,
+    recent_n: int = 20,
+) -> dict[str, int]:
+    """:func:`build_tables` + :func:`write_tables` for data that arrives in disjoint blocks of
+    users (raw ``(interactions, users)`` per block), in memory bounded by one block: the
+    per-user tables are appended block by block as parquet row groups; the per-item ones
+    (``items``, ``item_stats``) are built at the end from per-day counts that add up exactly.
+    All tables replace the old ones only once every one is complete."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    per_user = ("interactions", "users", names.USER_ACTIVITY, names.USER_RECENT_ITEMS)
+    tmp = {n: data_dir / f".{n}.parquet.tmp-{os.getpid()}" for n in per_user}
+    writers: dict[str, pq.ParquetWriter] = {}
+    counts = dict.fromkeys(per_user, 0)
+    known_items = pd.DataFrame({"item_id": items["item_id"].astype(str)})
+    daily: list[pd.DataFrame] = []
+    first_seen: list[pd.Series] = []
+    try:
+        for raw_inter, raw_users in chunks:
+            inter = canonical_interactions(raw_inter)
+            check_references(inter, known_items)
+            parts = {
+                "interactions": inter,
+                "users": canonical_users(raw_users, inter),
+                names.USER_ACTIVITY: activity_snapshots(inter, "user_id"),
+                names.USER_RECENT_ITEMS: recent_items_snapshots(inter, n=recent_n),
+            }
+            for name, frame in parts.items():
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(tmp[name], table.schema)
+                writers[name].write_table(table.cast(writers[name].schema))
+                counts[name] += table.num_rows
+            daily = [add_daily([*daily, daily_counts(inter, "item_id")], "item_id")]
+            first_seen.append(inter.groupby("item_id")["event_timestamp"].min())
+            log.info("wrote a block of %d users (%d interactions)", len(parts["users"]), len(inter))
+        if not writers:
+            raise InvalidDataset("interactions: the table has no rows")
+        for writer in writers.values():
+            writer.close()
+        seen = pd.concat(first_seen).groupby(level=0).min()
+        item_tables = {
+            "items": canonical_items(
+                items, pd.DataFrame({"item_id": seen.index, "event_timestamp": seen.to_numpy()})
+            ),
+            names.ITEM_STATS: snapshots_from_daily(add_daily(daily, "item_id"), "item_id"),
+        }
+        arrow = {n: pa.Table.from_pandas(df, preserve_index=False) for n, df in item_tables.items()}
+        _write_atomic(arrow, data_dir)
+        counts.update({n: t.num_rows for n, t in arrow.items()})
+        for name, path in tmp.items():
+            os.replace(path, data_dir / f"{name}.parquet")
+    finally:
+        for writer in writers.values():
+            writer.close()
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+    ensure_table(data_dir)
     log.info("wrote tables to %s: %s", data_dir, counts)
     return counts
 
