@@ -14,8 +14,8 @@ throw-away Feast project (``wb_<random>``, torn down at the end) and measures ro
   ``ListWriterPool``, ``RECO_WRITE_WORKERS``);
 * ``raw_pipelined_hset``: the already-encoded commands of the fast writer sent pipelined on
   one connection (the ceiling for a single Python writer);
-* ``redis_benchmark_set``: ``redis-benchmark -t set -P 64`` (50 clients) with the same value
-  size, the issue's reference.
+* ``redis_benchmark_set``: ``redis-benchmark -P 64`` (50 clients) running ``SET`` with the same
+  value size, the issue's reference (on keys of its own prefix, deleted afterwards).
 
 Results: ``bench/results/write_bench.json`` and the write-bench section of docs/benchmarks.md.
 """
@@ -64,11 +64,18 @@ def make_store(work: Path, project: str, redis_url: str):  # type: ignore[no-unt
 
 
 def redis_benchmark(url: str, value_bytes: int, n: int) -> float | None:
+    """SET/s of ``redis-benchmark -P 64`` (50 clients) with ``value_bytes`` values, on the
+    server and database of ``url``.
+
+    Its keys carry a prefix unique to this call (``wbench:<random>:<12 digits>``, not
+    redis-benchmark's shared ``key:<n>``), and exactly those keys are deleted afterwards (SCAN
+    MATCH on the prefix), also when it fails: every other key, in every database, stays."""
     exe = shutil.which("redis-benchmark")
     if exe is None:
         log.info("redis-benchmark not found (apt-get install redis-tools); skipping the reference")
         return None
     parsed = redis.connection.parse_url(url)
+    prefix = f"wbench:{uuid.uuid4().hex}:"
     cmd = [
         exe,
         "-h",
@@ -76,11 +83,7 @@ def redis_benchmark(url: str, value_bytes: int, n: int) -> float | None:
         "-p",
         str(parsed.get("port", 6379)),
         "--dbnum",
-        "15",
-        "-t",
-        "set",
-        "-d",
-        str(value_bytes),
+        str(parsed.get("db", 0)),
         "-P",
         "64",
         "-n",
@@ -89,10 +92,38 @@ def redis_benchmark(url: str, value_bytes: int, n: int) -> float | None:
         str(n),
         "-q",
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    redis.Redis.from_url(url, db=15).flushdb()
-    found = re.findall(r"SET: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    if parsed.get("password"):
+        cmd += ["-a", str(parsed["password"])]
+        if parsed.get("username"):
+            cmd += ["--user", str(parsed["username"])]
+    # a custom command: `-t set` would write redis-benchmark's generic `key:__rand_int__`
+    cmd += ["SET", f"{prefix}__rand_int__", "x" * value_bytes]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    finally:
+        delete_prefixed(url, prefix)
+    found = re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))
     return float(found[-1]) if found else None
+
+
+def delete_prefixed(url: str, prefix: str) -> int:
+    """Delete the keys of ``url``'s database that start with ``prefix`` (a unique one, without
+    glob characters); returns how many."""
+    if any(c in prefix for c in "*?[]\\"):
+        raise ValueError(f"not a literal key prefix: {prefix!r}")
+    client = redis.Redis.from_url(url)
+    deleted, batch = 0, []
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=10_000):
+            batch.append(key)
+            if len(batch) >= 10_000:
+                deleted += client.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += client.unlink(*batch)
+    finally:
+        client.close()
+    return deleted
 
 
 def main() -> None:
@@ -249,7 +280,7 @@ def write_markdown(out: dict, path: Path) -> None:  # type: ignore[type-arg]
 
 Command: `{m["command"]}`, {m["date"]}, {m["machine"]} (shared, noisy). Top-{m["top_n"]}
 lists, {m["payload_bytes"]} bytes per row (one HSET of 5 fields). Ratios are to
-`redis-benchmark -t set -P 64` (50 clients) with values of the same size, in the same run.
+`redis-benchmark -P 64` (50 clients) running `SET` with values of the same size, in the same run.
 
 | path | rows/s | x redis-benchmark |
 |---|---|---|

@@ -10,8 +10,9 @@ in one Lua script that first checks the run still holds the lock. So:
   (a run whose lock expired while it was stalled is refused at the switch);
 * a rerun may rewrite the unpublished slot as often as it likes.
 
-The lock is redis-py's ``Lock`` (a token with an expiry), kept alive by a heartbeat thread; a
-killed holder's lock expires ``lock_seconds`` later.
+The lock is redis-py's ``Lock`` (a token with an expiry), kept alive by a heartbeat process
+that the GIL of the run cannot starve (:mod:`recommender.batch.lockkeeper`) and that dies with
+the run; a killed holder's lock expires ``lock_seconds`` later.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from typing import Any
 
 import redis
 from feast import FeatureStore
+from redis.exceptions import LockError
 from redis.lock import Lock
 
+from recommender.batch.lockkeeper import LockKeeper, spec_for
 from recommender.config import Settings
 from recommender.errors import LockLost, RunLocked
 from recommender.featurestore.names import SLOTS, list_view, precomputed_service
@@ -77,7 +80,9 @@ def mark_slot(client: redis.Redis, project: str, slot: str, run_id: str) -> None
 
 def slot_owner(client: redis.Redis, project: str, slot: str) -> str | None:
     raw = client.get(slot_key(project, slot))
-    return raw.decode() if isinstance(raw, bytes) else raw
+    if isinstance(raw, bytes):
+        return raw.decode()
+    return raw if isinstance(raw, str) else None
 
 
 @dataclass(frozen=True)
@@ -143,19 +148,23 @@ def publish(client: redis.Redis, project: str, token: bytes, lists: LiveLists) -
 
 
 class RunLock:
-    """The nightly run lock of one project, with a heartbeat that keeps it alive.
+    """The nightly run lock of one project, kept alive by a heartbeat process of its own
+    (:mod:`recommender.batch.lockkeeper`): a main thread that holds the GIL for longer than
+    the lock's expiry cannot starve it, and it dies with the run.
 
-    ``lost`` is set when the heartbeat could not extend it; the run then stops before
-    publishing (and :func:`publish` refuses anyway)."""
+    ``lost`` is set when the lock is found lost (the keeper could not extend it, or its key
+    holds another token); :meth:`check` raises then, and the run stops before publishing
+    (:func:`publish` refuses anyway)."""
 
     def __init__(self, client: redis.Redis, project: str, run_id: str, seconds: float) -> None:
         self.client, self.project, self.run_id, self.seconds = client, project, run_id, seconds
         self.lock = Lock(client, lock_key(project), timeout=seconds, thread_local=False)
         self.holder_key = lock_key(project) + ":holder"
         self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stop = _HeartbeatSwitch(self)
+        self._keeper: LockKeeper | None = None
         self._since = ""
+        self._why = ""
 
     @property
     def token(self) -> bytes:
@@ -164,14 +173,45 @@ class RunLock:
             raise LockLost("the run lock is not held")
         return token  # type: ignore[no-any-return]
 
+    @property
+    def heartbeat_pid(self) -> int | None:
+        """The keeper process's pid while it renews the lock."""
+        return self._keeper.pid if self._keeper is not None else None
+
     def acquire(self, wait_seconds: float = 0.0) -> None:
-        got = self.lock.acquire(blocking=wait_seconds > 0, blocking_timeout=wait_seconds or None)
+        keeper = LockKeeper(
+            spec_for(self.client, lock_key(self.project), self.holder_key, self.seconds)
+        )
+        try:
+            got = self.lock.acquire(
+                blocking=wait_seconds > 0, blocking_timeout=wait_seconds or None
+            )
+        except BaseException:
+            keeper.kill()
+            raise
         if not got:
+            keeper.kill()
             raise RunLocked(self._describe_holder())
-        self._since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.rename(self.run_id)
-        self._thread = threading.Thread(target=self._heartbeat, name="run-lock", daemon=True)
-        self._thread.start()
+        try:
+            self._since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.rename(self.run_id)
+            keeper.start(self.token, renew=self._renew_here)
+        except BaseException as exc:
+            keeper.kill()
+            self._release_lock()
+            if isinstance(exc, (RuntimeError, LockError)):
+                raise LockLost(
+                    f"the nightly lock of {self.project!r} cannot be kept: {exc}"
+                ) from exc
+            raise
+        self._keeper = keeper
+        self.lost.clear()
+        self._stop.reset()
+
+    def _renew_here(self) -> None:
+        """Renew from this process (only while the keeper starts)."""
+        self.lock.extend(self.seconds, replace_ttl=True)
+        self.client.pexpire(self.holder_key, int(self.seconds * 1000))
 
     def rename(self, run_id: str) -> None:
         """Record who holds the lock (shown to a run that finds it taken)."""
@@ -182,7 +222,7 @@ class RunLock:
 
     def _describe_holder(self) -> str:
         raw = self.client.get(self.holder_key)
-        ttl = self.client.pttl(lock_key(self.project))
+        ttl: int = self.client.pttl(lock_key(self.project))  # type: ignore[assignment]
         who = "another run"
         if raw:
             h: dict[str, Any] = json.loads(raw)  # type: ignore[arg-type]
@@ -190,30 +230,70 @@ class RunLock:
         expires = f"; its lock expires in {ttl / 1000:.0f}s unless renewed" if ttl > 0 else ""
         return f"{who} holds the nightly lock of project {self.project!r}{expires}"
 
-    def _heartbeat(self) -> None:
-        interval = self.seconds / 3
-        while not self._stop.wait(interval):
-            try:
-                self.lock.extend(self.seconds, replace_ttl=True)
-                self.client.pexpire(self.holder_key, int(self.seconds * 1000))
-            except Exception as exc:  # noqa: BLE001 - any failure means the lock may be gone
-                log.error("nightly lock of %s lost: %s", self.project, exc)
-                self.lost.set()
-                return
+    def _lose(self, why: str) -> None:
+        if not self.lost.is_set():
+            log.error("nightly lock of %s lost: %s", self.project, why)
+            self._why = why
+            self.lost.set()
+        self.stop_heartbeat()
 
     def check(self) -> None:
+        """Raise ``LockLost`` unless the lock is still this run's: what the keeper reported,
+        and the lock key itself (one GET; a Redis error here leaves the decision to the
+        keeper and to :func:`publish`'s fence)."""
+        if not self.lost.is_set() and self._keeper is not None:
+            why = self._keeper.lost()
+            if why is not None:
+                self._lose(why)
+        token = self.lock.local.token
+        if not self.lost.is_set() and token is not None:
+            try:
+                current = self.client.get(lock_key(self.project))
+            except redis.RedisError:
+                current = token
+            if isinstance(current, str):
+                current = current.encode()
+            if current != token:
+                self._lose("its key holds another run's token or has expired")
         if self.lost.is_set():
-            raise LockLost(f"run {self.run_id} lost the nightly lock of {self.project!r}")
+            raise LockLost(
+                f"run {self.run_id} lost the nightly lock of {self.project!r}: {self._why}"
+            )
+
+    def stop_heartbeat(self) -> None:
+        """Stop renewing the lock (it then expires ``seconds`` later); idempotent."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.stop()
 
     def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.stop_heartbeat()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         try:
             self.lock.release()
             self.client.delete(self.holder_key)
         except Exception as exc:  # noqa: BLE001 - expired or taken over: nothing to release
             log.warning("nightly lock of %s was not released: %s", self.project, exc)
+
+
+class _HeartbeatSwitch:
+    """``RunLock._stop``: ``set()`` stops the heartbeat, as in a holder frozen by the OS
+    (tests use it to let a held lock expire)."""
+
+    def __init__(self, lock: RunLock) -> None:
+        self._lock, self._set = lock, False
+
+    def set(self) -> None:
+        self._set = True
+        self._lock.stop_heartbeat()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def reset(self) -> None:
+        self._set = False
 
 
 def live_lists(settings: Settings) -> LiveLists | None:

@@ -20,15 +20,19 @@ safe: a slot has one writer, the holder of the run lock.
 
 from __future__ import annotations
 
-import multiprocessing
+import pickle
 import struct
+import threading
+import traceback
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 import hiredis
 import numpy as np
+import redis
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
@@ -36,6 +40,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
 from recommender.errors import FeatureStoreUnavailable
+from recommender.lifeline import Child, start_child
 
 LIST_FEATURES = ("rec_item_ids", "rec_scores", "model_version", "run_id")
 _STRING_LIST_TAG = b"\x62"  # Value.string_list_val: field 12, length-delimited
@@ -120,7 +125,7 @@ class ListEncoder:
         row only where it must: about 30 us per 100-item row."""
         rows = np.asarray(rows)
         scores = np.ascontiguousarray(scores, dtype="<f4")
-        full = (rows >= 0).all(axis=1)
+        full: np.ndarray = np.asarray((rows >= 0).all(axis=1))
         pieces = self.pieces[rows].tolist()  # row -1 maps to b"" (the last piece)
         f_items, f_scores = self.fields[0], self.fields[1]
         head = (self.ts_field, self.ts_value)
@@ -150,38 +155,124 @@ def _float_list(packed: bytes) -> bytes:
 class ListWriterPool:
     """Encode and send in ``workers`` processes: a Python writer is bound by its CPU time
     (encoding and command packing), and one process is one core. Each worker builds its own
-    encoder and Redis connection once; a chunk is split between them."""
+    encoder and Redis connection once; a chunk is split between them.
+
+    The workers are helper processes of :mod:`recommender.lifeline`, all started here, by the
+    constructing thread: they die with the job even when it is SIGKILLed (no orphans of a few
+    hundred MB each), and they import only this module, not the job's ``__main__``."""
 
     def __init__(
         self, workers: int, redis_url: str, password: str | None, batch: int, **encoder: Any
     ) -> None:
         self.workers = workers
-        self.pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(redis_url, password, batch, encoder),
-        )
+        self._children: list[Child] = []
+        self._lock = threading.Lock()
+        self._broken = ""
+        self._set_up = False  # their set-up replies are read by the first write, so that
+        # their start (imports, encoder) overlaps the job's scoring of the first chunk
+        try:
+            for _ in range(workers):
+                child = start_child(__name__, "serve_worker")
+                self._children.append(child)
+                child.send((redis_url, password, batch, encoder))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self._children]
 
     def write(self, user_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> int:
         bounds = np.linspace(0, len(user_ids), self.workers + 1).astype(int)
-        futures = [
-            self.pool.submit(_write_rows, user_ids[a:b].tolist(), rows[a:b], scores[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-            if b > a
-        ]
-        return sum(f.result() for f in futures)
+        with self._lock:
+            if self._broken:
+                raise BrokenProcessPool(self._broken)
+            if not self._set_up:
+                try:
+                    for child in self._children:
+                        self._reply(child)
+                except Exception as exc:
+                    self._broken = self._broken or f"a list writer could not start: {exc}"
+                    raise
+                self._set_up = True
+            busy = []
+            for child, a, b in zip(self._children, bounds[:-1], bounds[1:], strict=True):
+                if b > a:
+                    try:
+                        child.send((user_ids[a:b].tolist(), rows[a:b], scores[a:b]))
+                    except OSError as exc:  # it died; replies of the others stay unread
+                        status = child.proc.wait()
+                        self._broken = f"list writer process {child.pid} exited (status {status})"
+                        raise BrokenProcessPool(self._broken) from exc
+                    busy.append(child)
+            replies, error = [], None
+            for child in busy:  # every reply is read, so no worker is left out of step
+                try:
+                    replies.append(self._reply(child))
+                except Exception as exc:  # noqa: BLE001 - re-raised below, after the others
+                    error = error or exc
+            if error is not None:
+                raise error
+            return sum(replies)
+
+    def _reply(self, child: Child) -> int:
+        try:
+            kind, value, remote = child.recv()
+        except (EOFError, OSError) as exc:
+            status = child.proc.wait()
+            self._broken = f"list writer process {child.pid} exited (status {status})"
+            raise BrokenProcessPool(self._broken) from exc
+        if kind == "error":
+            value.__cause__ = _RemoteTraceback(remote)
+            raise value
+        return int(value)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        children, self._children = self._children, []
+        self._broken = self._broken or "the writer pool is closed"
+        for child in children:  # all at once: each ends as soon as it reads end-of-file
+            child.close_input()
+        for child in children:
+            child.close(timeout=10)
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an error raised in a writer process (as ``__cause__``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(redis_url: str, password: str | None, batch: int, encoder: dict[str, Any]) -> None:
-    import redis
+def serve_worker(inbox: Connection, outbox: Connection) -> None:
+    """A writer process: set up from the first message, then one reply per chunk, until the
+    pool closes the pipe."""
+    message = inbox.recv()
+    while True:
+        try:
+            if "client" in _worker:
+                result = _write_rows(*message)
+            else:
+                _init_worker(*message)
+                result = 0
+            reply: tuple[str, Any, str] = ("ok", result, "")
+        except Exception as exc:  # noqa: BLE001 - the pool re-raises it in the parent
+            reply = ("error", exc, traceback.format_exc())
+        try:
+            outbox.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            error = RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")
+            outbox.send(("error", error, reply[2]))
+        try:
+            message = inbox.recv()
+        except EOFError:
+            return
 
+
+def _init_worker(redis_url: str, password: str | None, batch: int, encoder: dict[str, Any]) -> None:
     _worker["encoder"] = ListEncoder(**encoder)
     extra = {"password": password} if password else {}
     _worker["client"] = redis.Redis.from_url(redis_url, socket_timeout=60, **extra)
