@@ -5,31 +5,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import numpy as np
 import pytest
 
-from recommender.data.tables import build_tables
 from recommender.serving import hybrid
 from recommender.serving.rules import Catalog
 from recommender.training.artifacts import ModelBundle
-from recommender.training.fit import fit_bundle
-from tests.support.synthetic import synthetic_tables
+from tests.support.bundles import two_group_bundle
 
-ALS = {"factors": 2, "regularization": 0.1, "alpha": 2.0, "iterations": 15, "random_state": 1}
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 DOWN = "online store unavailable: connection refused"
 
 
 @pytest.fixture(scope="module")
 def bundle() -> ModelBundle:
-    tables = build_tables(*synthetic_tables(np.random.default_rng(11)))
-    return fit_bundle(
-        tables["interactions"],
-        tables["items"].set_index("item_id")["title"],
-        tables["users"].set_index("user_id"),
-        ALS,
-        version="test",
-    )
+    return two_group_bundle()
 
 
 def _serve(bundle: ModelBundle, req: hybrid.Request) -> hybrid.Ranked:

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from recommender.batch.scoring import top_n_lists
-from recommender.data.tables import build_tables
 from recommender.serving import paths
 from recommender.training.artifacts import ModelBundle
-from recommender.training.fit import fit_bundle
-from tests.support.synthetic import synthetic_tables
+from tests.support.bundles import two_group_bundle
 
-ALS = {"factors": 2, "regularization": 0.1, "alpha": 2.0, "iterations": 15, "random_state": 1}
 B_PROFILE = {"age": 47, "gender": "F", "occupation": "artist"}
 
 
 @pytest.fixture(scope="module")
 def bundle() -> ModelBundle:
-    tables = build_tables(*synthetic_tables(np.random.default_rng(11)))
-    return fit_bundle(
-        tables["interactions"],
-        tables["items"].set_index("item_id")["title"],
-        tables["users"].set_index("user_id"),
-        ALS,
-        version="test",
-    )
+    return two_group_bundle()
 
 
 def test_fold_in_follows_the_items(bundle: ModelBundle) -> None:
