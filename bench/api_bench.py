@@ -118,7 +118,7 @@ def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[n
     t0 = time.perf_counter()
     manifest = run_nightly(settings, retrain=True)
     timings["train_and_nightly_s"] = time.perf_counter() - t0
-    timings["nightly_phases_s"] = manifest["durations_s"]
+    timings["nightly_phases_s"] = manifest.durations_s
     return settings, timings
 
 

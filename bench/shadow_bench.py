@@ -101,7 +101,7 @@ def main() -> None:
         k: round(summary["on"][k] / summary["off"][k], 3) for k in ("p50_ms", "p99_ms", "mean_ms")
     }
     summary["shadow"] = {"scored": scored, "dropped_busy": dropped, "mean_ms": round(shadow_ms, 3)}
-    summary["production"] = manifest["model_version"]
+    summary["production"] = manifest.model_version
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "shadow.json").write_text(json.dumps(summary, indent=1))

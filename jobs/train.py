@@ -144,9 +144,9 @@ def train(
             "metrics": metrics,
         },
     )
-    bundle.manifest["profile_model"]["tokens"] = len(bundle.profile.tokens)
+    bundle.manifest.profile_model["tokens"] = len(bundle.profile.tokens)
     bundle.features = profiles.reset_index()  # the drift baseline (`reco monitor`)
-    bundle.manifest["train_seconds"] = round(time.perf_counter() - t0, 3)
+    bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)
     log.info("trained model %s in %.1fs -> %s", bundle.version, time.perf_counter() - t0, path)
     return bundle

@@ -33,7 +33,7 @@ def models_show(
     """A version's manifest, status and journal entries."""
     root = load_settings().artifacts_dir
     v = get(root, resolve(root, version))
-    manifest = {k: val for k, val in v.manifest.items() if k != "files"}
+    manifest = v.manifest.model_dump(exclude={"files"})
     echo_json(
         {"version": v.version, "status": v.status, "history": v.history, "manifest": manifest}
     )

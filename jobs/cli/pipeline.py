@@ -32,7 +32,7 @@ def train(
     Parameters: RECO_ALS_* if set, else the file `reco evaluate --tune` wrote, else defaults."""
     settings = load_settings()
     bundle = run_train(settings, cutoff=parse_time(cutoff), publish=not no_publish)
-    metrics = bundle.manifest["metrics"]
+    metrics = bundle.manifest.metrics
     typer.echo(
         json.dumps(
             {

@@ -7,9 +7,11 @@ marked it suspicious. The decision always carries its reasons, both ways.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from recommender.training.manifest import ModelManifest
 
 # What defines a protocol; counts (train/test sizes) differ between data snapshots.
 PROTOCOL_KEYS = ("protocol", "test_fraction", "refit_on_train_and_valid")
@@ -25,14 +27,14 @@ class Decision:
         return {"promote": self.promote, "reasons": self.reasons, "comparison": self.comparison}
 
 
-def _protocol(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    proto = manifest.get("metrics", {}).get("protocol", {})
+def _protocol(manifest: ModelManifest) -> dict[str, Any]:
+    proto = manifest.protocol
     return {k: proto.get(k) for k in PROTOCOL_KEYS}
 
 
 def decide(
-    candidate: Mapping[str, Any],
-    production: Mapping[str, Any] | None,
+    candidate: ModelManifest,
+    production: ModelManifest | None,
     metrics: Sequence[str] = ("ndcg@10", "recall@10"),
     tolerance: float = 0.02,
     drift_reasons: Sequence[str] = (),
@@ -41,7 +43,7 @@ def decide(
     """Compare manifests. ``tolerance`` is relative: 0.02 lets a metric be up to 2% lower."""
     if production is None:
         return Decision(True, ["no production model yet"])
-    if candidate.get("version") == production.get("version"):
+    if candidate.version == production.version:
         return Decision(False, ["the candidate is the production version"])
     reasons: list[str] = []
     ok = True
@@ -53,8 +55,8 @@ def decide(
         )
     comparison: dict[str, dict[str, float | None]] = {}
     for name in metrics:
-        c = candidate.get("metrics", {}).get(model, {}).get(name)
-        p = production.get("metrics", {}).get(model, {}).get(name)
+        c = candidate.metric(name, model)
+        p = production.metric(name, model)
         comparison[name] = {"candidate": c, "production": p}
         if c is None or p is None:
             ok = False

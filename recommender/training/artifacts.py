@@ -7,7 +7,6 @@ atomic rename, so readers see either the old or the new version, never a half-wr
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -15,7 +14,6 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +26,7 @@ from recommender.fileio import sha256_file, write_text_atomic
 from recommender.models import ALSModel, PopularityModel
 from recommender.models.coldstart import ProfileModel
 from recommender.training.index import ItemIndex
+from recommender.training.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -48,7 +47,7 @@ class ModelBundle:
     items: Vocab
     titles: pd.Series  # item_id -> title
     user_items: csr_matrix  # training interactions, for excluding seen items
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     # the training snapshot of user features (drift baseline); saved, not loaded for serving
     features: pd.DataFrame | None = field(default=None, repr=False)
     item_unit: np.ndarray = field(init=False, repr=False)  # unit item vectors (cosine)
@@ -92,13 +91,14 @@ def save_bundle(bundle: ModelBundle, root: Path, publish: bool = True) -> Path:
         if bundle.features is not None:
             bundle.features.to_parquet(tmp / FEATURES, index=False)
             files.append(FEATURES)
-        manifest = dict(bundle.manifest)
-        manifest.update(
-            version=bundle.version,
-            code_version=__version__,
-            files={name: sha256_file(tmp / name) for name in sorted(files)},
+        manifest = bundle.manifest.model_copy(
+            update={
+                "version": bundle.version,
+                "code_version": __version__,
+                "files": {name: sha256_file(tmp / name) for name in sorted(files)},
+            }
         )
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2))
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -140,10 +140,10 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
     if not manifest_path.exists():
         raise ArtifactNotFound(f"model version {version} has no {MANIFEST} in {directory}")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
+        manifest = ModelManifest.model_validate_json(manifest_path.read_text())
+    except ValueError as exc:  # pydantic's ValidationError (invalid JSON or fields)
         raise CorruptArtifact(f"{manifest_path} is not valid JSON: {exc}") from exc
-    for name, expected in manifest.get("files", {}).items():
+    for name, expected in manifest.files.items():
         path = directory / name
         if not path.exists():
             raise CorruptArtifact(f"{path} is listed in the manifest but missing")
@@ -156,7 +156,7 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
             als=ALSModel.load(directory),
             popularity=PopularityModel.load(directory),
             profile=ProfileModel.load(directory),
-            index=ItemIndex.load(directory / "items.faiss", manifest.get("index")),
+            index=ItemIndex.load(directory / "items.faiss", manifest.index or None),
             users=Vocab.from_ids(pd.read_parquet(directory / "users.parquet")["user_id"]),
             items=Vocab.from_ids(items["item_id"]),
             titles=items.set_index("item_id")["title"],

@@ -16,6 +16,7 @@ from recommender.models import ALSModel, PopularityModel
 from recommender.models.coldstart import PROFILE_FIELDS, ProfileModel
 from recommender.training.artifacts import ModelBundle
 from recommender.training.index import ItemIndex
+from recommender.training.manifest import ModelManifest
 
 
 def fit_bundle(
@@ -49,5 +50,5 @@ def fit_bundle(
         items=items,
         titles=titles,
         user_items=matrix,
-        manifest=dict(manifest or {}),
+        manifest=ModelManifest.model_validate(manifest or {}),
     )

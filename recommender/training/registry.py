@@ -31,6 +31,7 @@ from typing import Any
 
 from recommender.errors import ArtifactNotFound, InvalidRequest
 from recommender.training.artifacts import MANIFEST, POINTER, models_dir
+from recommender.training.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
 JOURNAL = "registry.jsonl"
@@ -42,27 +43,30 @@ _lock = threading.Lock()
 class Version:
     version: str
     status: str
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def metric(self, name: str, model: str = "als") -> float | None:
-        value = self.manifest.get("metrics", {}).get(model, {}).get(name)
-        return None if value is None else float(value)
+        return self.manifest.metric(name, model)
 
     def summary(self) -> dict[str, Any]:
-        data = self.manifest.get("data", {})
+        m = self.manifest
         return {
             "version": self.version,
             "status": self.status,
-            "created_at": self.manifest.get("created_at"),
-            "model": self.manifest.get("model"),
-            "first_event": data.get("first_event"),
-            "last_event": data.get("last_event"),
-            "interactions": data.get("interactions"),
+            "created_at": m.created_at,
+            "model": m.model,
+            "first_event": m.data.first_event,
+            "last_event": m.data.last_event,
+            "interactions": m.data.interactions,
             "ndcg@10": self.metric("ndcg@10"),
             "recall@10": self.metric("recall@10"),
-            "factors": self.manifest.get("params", {}).get("factors"),
+            "factors": m.params.get("factors"),
         }
+
+
+def _read_manifest(path: Path) -> ModelManifest:
+    return ModelManifest.model_validate_json(path.read_text())
 
 
 def journal_path(root: Path) -> Path:
@@ -148,7 +152,7 @@ def get(root: Path, version: str) -> Version:
     return Version(
         version,
         statuses(root, journal)[version],
-        json.loads(path.read_text()),
+        _read_manifest(path),
         [e for e in journal if version in (e["version"], e.get("previous"))],
     )
 
@@ -158,7 +162,9 @@ def list_versions(root: Path) -> list[Version]:
     journal = read_journal(root)
     status = statuses(root, journal)
     out = [
-        Version(p.name, status[p.name], json.loads((p / MANIFEST).read_text()))
+        Version(
+            p.name, status[p.name], ModelManifest.model_validate_json((p / MANIFEST).read_text())
+        )
         for p in _version_dirs(root)
     ]
     return sorted(out, key=lambda v: v.version, reverse=True)

@@ -57,8 +57,8 @@ def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
     live = live_lists(trained_repo)
     assert live is not None and live.run_id == manifest.run_id and live.slot == manifest.slot
     model_manifest = load_bundle(trained_repo.artifacts_dir).manifest
-    assert model_manifest["data"]["interactions"] == 720
-    assert model_manifest["metrics"]["als"]["ndcg@10"] > 0
+    assert model_manifest.data.interactions == 720
+    assert model_manifest.metrics["als"]["ndcg@10"] > 0
     offline = pd.read_parquet(trained_repo.data_dir / "user_recommendations")
     assert len(offline) >= 60 and manifest.run_id in set(offline["run_id"])
     assert not (trained_repo.data_dir / "staging" / "user_recommendations").exists() or not any(

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from recommender.lifecycle.promotion import decide
+from recommender.training.manifest import ModelManifest
 
 PROTOCOL = {"protocol": "user-temporal", "test_fraction": 0.2, "refit_on_train_and_valid": True}
 
 
-def _manifest(version: str, ndcg: float, recall: float, **proto: Any) -> dict[str, Any]:
-    return {
-        "version": version,
-        "metrics": {
+def _manifest(version: str, ndcg: float, recall: float, **proto: Any) -> ModelManifest:
+    return ModelManifest(
+        version=version,
+        metrics={
             "protocol": {**PROTOCOL, "test_interactions": 123, **proto},
             "als": {"ndcg@10": ndcg, "recall@10": recall},
         },
-    }
+    )
 
 
 def test_first_model_is_promoted() -> None:

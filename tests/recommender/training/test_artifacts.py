@@ -21,6 +21,7 @@ from recommender.training.artifacts import (
     save_bundle,
 )
 from recommender.training.index import ItemIndex
+from recommender.training.manifest import ModelManifest
 from tests.support.matrices import checkerboard
 
 
@@ -40,7 +41,7 @@ def make_bundle(version: str) -> ModelBundle:
         items=items,
         titles=pd.Series({i: f"title {i}" for i in items.ids}),
         user_items=x,
-        manifest={"params": als.params()},
+        manifest=ModelManifest(params=als.params()),
     )
 
 
@@ -54,7 +55,7 @@ def test_round_trip_and_pointer(tmp_path: Path) -> None:
     b = loaded.als.recommend(rows, loaded.user_items[rows], 5)
     assert (a[0] == b[0]).all()
     assert loaded.titles["i3"] == "title i3" and loaded.index.size == 40
-    assert set(loaded.manifest["files"]) >= {"als.npz", "items.faiss", "user_items.npz"}
+    assert set(loaded.manifest.files) >= {"als.npz", "items.faiss", "user_items.npz"}
     assert not list(models_dir(tmp_path).glob(".*tmp*"))
 
 
