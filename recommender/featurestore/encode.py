@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TypeAlias
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from feast.infra.key_encoding_utils import serialize_entity_key
@@ -33,7 +36,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from recommender.featurestore.writer import varint
 
 BIN = pa.large_binary()
-Part = bytes | pa.Array
+Part: TypeAlias = "bytes | pa.Array"  # a constant, or one value per row
 _EMPTY = pa.scalar(b"", BIN)
 _SHIFTS = np.arange(0, 64, 7, dtype=np.uint64)  # the ten 7-bit groups of a 64-bit varint
 _LIMITS = np.left_shift(np.uint64(1), _SHIFTS[1:])  # a value >= 2**(7k) needs > k bytes
@@ -69,9 +72,10 @@ def join(*parts: Part) -> pa.Array:
     """Row-wise concatenation of binary columns and constants (at least one column)."""
     merged: list[Part] = []
     for part in parts:
-        if isinstance(part, bytes) and merged and isinstance(merged[-1], bytes):
-            merged[-1] += part
-        elif not (isinstance(part, bytes) and not part):
+        last = merged[-1] if merged else None
+        if isinstance(part, bytes) and isinstance(last, bytes):
+            merged[-1] = last + part
+        elif not isinstance(part, bytes) or part:
             merged.append(part)
     args = [pa.scalar(p, BIN) if isinstance(p, bytes) else _plain(p).cast(BIN) for p in merged]
     return pc.binary_join_element_wise(*args, _EMPTY)
@@ -145,7 +149,9 @@ def _scalar(vt: ValueType, arr: pa.Array) -> pa.Array | None:
             return None
         tag = _tag("string_val" if vt == ValueType.STRING else "bytes_val", 2)
         return where(valid, delimited(tag, arr.fill_null("" if _is_text(t) else b"")))
-    if vt in (ValueType.INT64, ValueType.INT32) and _int_type(t, 64 if vt == ValueType.INT64 else 32):
+    if vt in (ValueType.INT64, ValueType.INT32) and _int_type(
+        t, 64 if vt == ValueType.INT64 else 32
+    ):
         ints = arr.fill_null(0).to_numpy().astype(np.int64)
         tag = _tag("int64_val" if vt == ValueType.INT64 else "int32_val", 0)
         return where(valid, join(tag, varints(ints)))
@@ -232,7 +238,7 @@ def entity_keys(
         if column.null_count:
             raise ValueError(f"join key {name!r} has null values")
     supported = version == 3 and all(
-        vt in _KEY_TYPES and _KEY_TYPES[vt][0](c.type) for c, vt in zip(columns, types)
+        vt in _KEY_TYPES and _KEY_TYPES[vt][0](c.type) for c, vt in zip(columns, types, strict=True)
     )
     if not supported:
         protos = [
@@ -244,7 +250,7 @@ def entity_keys(
             [
                 serialize_entity_key(EntityKey(join_keys=list(names), entity_values=row), version)
                 + tail
-                for row in zip(*protos)
+                for row in zip(*protos, strict=True)
             ],
             BIN,
         )
@@ -282,6 +288,19 @@ def timestamps(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     if len(parts) == 1:
         parts.append(binary(np.zeros(len(micros) + 1), b""))
     return seconds * 10**9 + nanos, join(*parts)
+
+
+def epoch_nanos(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Nanoseconds since the epoch of a timestamp column (naive is UTC, as in Feast), and
+    which rows are not null."""
+    factor = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[arr.type.unit]
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return arr.view(pa.int64()).fill_null(0).to_numpy().astype(np.int64) * factor, valid
+
+
+def instant_nanos(when: datetime) -> int:
+    """Nanoseconds since the epoch of a datetime (naive is UTC, as Feast's ``make_tzaware``)."""
+    return int(pd.Timestamp(when if when.tzinfo else when.replace(tzinfo=timezone.utc)).value)
 
 
 def stored_nanos(replies: Sequence[bytes | None]) -> np.ndarray:

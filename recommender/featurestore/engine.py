@@ -1,32 +1,26 @@
 """A Feast compute engine that streams a feature view's parquet rows to Redis in bounded batches.
 
-Feast's local engine reads a whole source through dask (sorted, persisted: the 586 s and 4-6 GB
-of the 200k-user nightly, OOM at 1M users), then converts each row to protobuf objects in
-Python. This engine, named in ``feature_store.yaml``, serves ``feast materialize``,
-``feast materialize-incremental`` and the nightly job alike::
+Feast's local engine reads a whole source through dask and converts each row to protobuf objects
+in Python (586 s and 4-6 GB for the 200k-user nightly, OOM at 1M users). Named in
+``feature_store.yaml``, this one serves ``feast materialize[-incremental]`` and the nightly job::
 
     batch_engine:
       type: recommender.featurestore.engine.StreamingEngine
       batch_rows: 50000     # rows read, encoded and written at a time (bounds the memory)
 
-For each view:
+Per view: (1) each entity's latest row with a timestamp in ``[start, end]`` (both included, as
+Feast's file store; ties: the created timestamp, then the last row in file order) is found from
+the key and timestamp columns alone, read in record batches and reduced as they come (memory ~
+2 x entities, not rows); (2) the winning rows are read again, whole now, row group by row group
+(groups without one are skipped), ``batch_rows`` at a time; (3) each batch is encoded a column
+at a time (:mod:`.encode`) and pipelined as ``RedisOnlineStore.online_write_batch`` does: HGET
+of ``_ts:<view>`` first, writing only rows newer than the stored one (a later push stays;
+``skip_dedup`` skips the read), then HSET of the timestamp and features, EXPIRE when
+``key_ttl_seconds`` is set. Feast records the interval in the registry as for any engine.
 
-1. the latest row per entity with a timestamp in ``[start, end]`` (both ends included, as in
-   Feast's file store; ties broken by the created timestamp, then by the last row in file
-   order) is found from the join key and timestamp columns alone, read in record batches and
-   reduced as they come: the memory held is about twice the number of entities, not of rows;
-2. the winning rows are read again, whole columns now, row group by row group (row groups
-   without a winner are skipped), ``batch_rows`` at a time;
-3. each batch is encoded into Feast's Redis layout a column at a time (:mod:`.encode`) and sent
-   pipelined, as ``RedisOnlineStore.online_write_batch`` does: one HGET of ``_ts:<view>`` per
-   entity first, and only rows newer than the stored timestamp are written (a value pushed
-   after the snapshot stays; ``skip_dedup: true`` skips the read), then HSET of the timestamp
-   and the features, and EXPIRE when ``key_ttl_seconds`` is set.
-
-Feast records the materialized interval in the registry, as for any engine. Views this engine
-does not read (transformations, aggregations, offline writes, non-parquet sources, ...) are
-materialized by Feast's local engine, which it extends; an online store other than a single
-Redis (or a Sentinel master) gets the streamed rows through its own ``online_write_batch``.
+Views this engine does not read (transformations, aggregations, offline writes, non-parquet
+sources...) go to Feast's local engine, which it extends; an online store other than one Redis
+(or a Sentinel master), e.g. a cluster, gets the streamed rows through its ``online_write_batch``.
 """
 
 from __future__ import annotations
@@ -40,7 +34,6 @@ from typing import Any
 
 import hiredis
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -91,8 +84,9 @@ class _Plan:
 
 
 class StreamingEngine(LocalComputeEngine):
-    def __init__(self, *, repo_config: RepoConfig, offline_store: Any, online_store: Any,
-                 **config: Any) -> None:  # fmt: skip
+    def __init__(
+        self, *, repo_config: RepoConfig, offline_store: Any, online_store: Any, **config: Any
+    ) -> None:
         super().__init__(
             repo_config=repo_config, offline_store=offline_store, online_store=online_store
         )
@@ -154,14 +148,13 @@ class StreamingEngine(LocalComputeEngine):
 
     def _materialize(self, plan: _Plan, start: datetime, end: datetime) -> None:
         t0 = time.perf_counter()
-        winners = self._latest(plan, _epoch_ns(start), _epoch_ns(end))
+        winners = self._latest(plan, encode.instant_nanos(start), encode.instant_nanos(end))
         write, written = self._writer(plan), 0
         for table in self._rows(plan, winners):
             written += write(table)
-        log.info(
-            "%s: %d entities in [%s, %s], %d written (the others were not newer) in %.1f s",
-            plan.view.name, len(winners), start, end, written, time.perf_counter() - t0,
-        )  # fmt: skip
+        seconds, name = time.perf_counter() - t0, plan.view.name
+        log.info("%s: %d entities in [%s, %s], %d newer ones written in %.1f s",
+                 name, len(winners), start, end, written, seconds)  # fmt: skip
 
     def _batches(
         self, plan: _Plan, names: list[str], pick: np.ndarray | None = None
@@ -169,24 +162,26 @@ class StreamingEngine(LocalComputeEngine):
         """(position of its first row, batch) over the files in order; with ``pick`` (sorted
         positions), only the row groups holding one of them."""
         columns, base = sorted({plan.columns[n] for n in names}), 0
-        size = self.config.batch_rows
         for path in plan.files:
             parquet = pq.ParquetFile(path, filesystem=plan.fs)
-            groups = range(parquet.metadata.num_row_groups)
-            for group in groups if pick is not None else [None]:
-                if group is None:
-                    chosen, rows = list(groups), parquet.metadata.num_rows
-                else:
-                    chosen, rows = [group], parquet.metadata.row_group(group).num_rows
-                    lo, hi = np.searchsorted(pick, [base, base + rows])
-                    if lo == hi:
-                        base += rows
-                        continue
-                first = base
-                for batch in parquet.iter_batches(size, row_groups=chosen, columns=columns):
+            meta = parquet.metadata
+            if pick is None:
+                spans = [(base, list(range(meta.num_row_groups)))]
+            else:
+                spans, first = [], base
+                for group in range(meta.num_row_groups):
+                    rows = meta.row_group(group).num_rows
+                    lo, hi = np.searchsorted(pick, [first, first + rows])
+                    if hi > lo:
+                        spans.append((first, [group]))
+                    first += rows
+            for first, groups in spans:
+                for batch in parquet.iter_batches(
+                    self.config.batch_rows, row_groups=groups, columns=columns
+                ):
                     yield first, batch
                     first += batch.num_rows
-                base += rows
+            base += meta.num_rows
 
     def _latest(self, plan: _Plan, start: int, end: int) -> np.ndarray:
         """Sorted positions of each entity's latest row in ``[start, end]``."""
@@ -197,7 +192,7 @@ class StreamingEngine(LocalComputeEngine):
         count, limit = 0, 4 * self.config.batch_rows
         for first, batch in self._batches(plan, names):
             cols = plan.read(batch, names)
-            ts, valid = _nanos(cols[plan.ts])
+            ts, valid = encode.epoch_nanos(cols[plan.ts])
             inside = valid & (ts >= start) & (ts <= end)
             if not inside.any():
                 continue
@@ -207,7 +202,7 @@ class StreamingEngine(LocalComputeEngine):
                 raise ValueError(f"{plan.view.name}: null join key values in the source")
             part[_TS] = pa.array(ts[inside])
             if plan.created:
-                created, known = _nanos(cols[plan.created])
+                created, known = encode.epoch_nanos(cols[plan.created])
                 part[_CREATED] = pa.array(np.where(known, created, np.iinfo(np.int64).min)[inside])
             part[_POS] = pa.array(np.flatnonzero(inside) + first)
             held.append(pa.table(part))
@@ -242,8 +237,9 @@ class StreamingEngine(LocalComputeEngine):
     def _writer(self, plan: _Plan) -> Callable[[pa.Table], int]:
         store, config = self.online_store, self.repo_config.online_store
         if isinstance(store, RedisOnlineStore) and config.redis_type != RedisType.redis_cluster:
-            return _RedisWriter(store._get_client(config), plan, self.repo_config,
-                                self.config.pipeline_rows)  # fmt: skip
+            return _RedisWriter(
+                store._get_client(config), plan, self.repo_config, self.config.pipeline_rows
+            )
         join_keys = dict(plan.keys)
 
         def write(table: pa.Table) -> int:  # the store's own write path (e.g. a cluster)
@@ -268,8 +264,9 @@ class _RedisWriter:
     def __call__(self, table: pa.Table) -> int:
         plan = self.plan
         names, types = [k for k, _ in plan.keys], [t for _, t in plan.keys]
-        keys = encode.entity_keys([table[k] for k in names], names, types, self.project,
-                                  self.version)  # fmt: skip
+        keys = encode.entity_keys(
+            [table[k] for k in names], names, types, self.project, self.version
+        )
         nanos, stamps = encode.timestamps(table[plan.ts])
         if self.dedup:  # as Feast: write only what is newer than the stored timestamp
             replies = self._send(encode.command(b"HGET", keys, self.ts_field), 1, keep=True)
@@ -320,18 +317,6 @@ class _RedisWriter:
         finally:
             self.pool.release(conn)
         return replies
-
-
-def _epoch_ns(when: datetime) -> int:
-    return int(pd.Timestamp(utils.make_tzaware(when)).value)
-
-
-def _nanos(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Nanoseconds since the epoch (a naive timestamp is UTC, as in Feast) and validity."""
-    factor = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[arr.type.unit]
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    raw = arr.view(pa.int64()).fill_null(0).to_numpy().astype(np.int64)
-    return raw * factor, valid
 
 
 def _last_per_key(tables: list[pa.Table], keys: list[str], order: list[str]) -> pa.Table:

@@ -5,6 +5,7 @@ free ports for the servers a test starts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -80,3 +81,9 @@ def free_ports(n: int) -> list[int]:
 
 def feast_apply(settings: Settings) -> None:
     run_feast(settings, "apply")
+
+
+def without_batch_engine(yaml_text: str) -> str:
+    """``feature_store.yaml`` text without its ``batch_engine`` block (and the comment above
+    it): the repository as Feast's own default (local) engine materializes it."""
+    return re.sub(r"(?m)^(#.*\n)*batch_engine:\n(  .*\n)*", "", yaml_text)

@@ -159,7 +159,7 @@ def test_entity_keys_match_feast(
     ]
     expected = [
         _redis_key("proj_x", EntityKey(join_keys=names, entity_values=row), 3)
-        for row in zip(*protos)
+        for row in zip(*protos, strict=True)
     ]
     assert encode.entity_keys(columns, names, types, "proj_x").to_pylist() == expected
 
