@@ -1,7 +1,8 @@
 """Shared fixtures: seeded randomness, real Redis, and a real Feast repository per test run.
 
 Every Feast repository gets its own project name (``t<run>_<n>``), so runs never clobber
-each other or a running demo; its Redis keys are removed by ``FeatureStore.teardown()``.
+each other or a running demo; its Redis keys are removed by ``teardown_repo`` (Feast's and
+the platform's own ``reco:<project>:*`` keys).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import redis
 
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
-from recommender.featurestore.repo import open_store
-from tests.support.repo import REDIS_URL, feast_apply, make_settings
+from tests.support.repo import REDIS_URL, feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables
 
 
@@ -42,7 +42,7 @@ def synthetic_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> 
     write_tables(build_tables(inter, users, items), settings.data_dir)
     feast_apply(settings)
     yield settings
-    open_store(settings).teardown()
+    teardown_repo(settings)
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,7 @@ import redis
 import yaml
 
 from recommender.config import Settings
-from recommender.featurestore.repo import open_store
-from tests.support.repo import ROOT, free_port, make_settings
+from tests.support.repo import ROOT, free_port, make_settings, teardown_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -67,7 +66,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
     proc = subprocess.run(command("setup"), cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     yield settings
-    open_store(settings).teardown()
+    teardown_repo(settings)
 
 
 def _wait(check, seconds: float = 90.0):  # type: ignore[no-untyped-def]

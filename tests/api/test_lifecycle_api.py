@@ -25,10 +25,9 @@ from jobs.train import train
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.events.log import read_records
-from recommender.featurestore.repo import open_store
 from recommender.lifecycle.experiment_ops import report, set_shadow, start, stop
 from recommender.lifecycle.experiments import Variant
-from tests.support.repo import feast_apply, free_port, make_settings
+from tests.support.repo import feast_apply, free_port, make_settings, teardown_repo
 from tests.support.server import serve_api
 from tests.support.synthetic import synthetic_tables
 
@@ -62,7 +61,7 @@ def served(
         with serve_api(_env(settings), free_port()) as base:
             yield settings, base, v1, v2
     finally:
-        open_store(settings).teardown()
+        teardown_repo(settings)
 
 
 def _wait(predicate: Any, seconds: float = 15.0) -> None:

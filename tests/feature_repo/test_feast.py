@@ -11,7 +11,7 @@ import pytest
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.repo import historical_user_features, open_store, push_recent_items
-from tests.support.repo import feast_apply, make_settings, run_feast
+from tests.support.repo import feast_apply, make_settings, run_feast, teardown_repo
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_feature_stamped_after_the_entity_row_never_leaks(tmp_path: Path, redis_
         ).to_df()
         assert activity["interactions_total"].tolist() == [1]
     finally:
-        open_store(settings).teardown()
+        teardown_repo(settings)
 
 
 def test_hand_run_materialize_incremental_cli(trained_repo: Settings) -> None:

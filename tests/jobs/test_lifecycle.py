@@ -16,9 +16,8 @@ from recommender.batch.publication import live_lists
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidRequest
-from recommender.featurestore.repo import open_store
 from recommender.training import registry
-from tests.support.repo import feast_apply, make_settings
+from tests.support.repo import feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables
 
 pytestmark = pytest.mark.integration
@@ -30,7 +29,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Settings:
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     feast_apply(settings)
     yield settings
-    open_store(settings).teardown()
+    teardown_repo(settings)
 
 
 def _served(settings: Settings, user: str = "a_user0") -> dict:

@@ -14,6 +14,7 @@ from recommender.batch.runs import RunManifest
 from recommender.config import Settings
 from recommender.featurestore.repo import open_store
 from recommender.training.artifacts import load_bundle
+from tests.support.repo import teardown_repo
 
 pytestmark = pytest.mark.integration
 
@@ -143,4 +144,4 @@ def test_logged_events_are_trained_on_once(tmp_path, redis_url: str) -> None:  #
         assert run_nightly(settings).events_ingested == 0
         assert len(read_table(settings.data_dir, "interactions")) == count
     finally:
-        open_store(settings).teardown()
+        teardown_repo(settings)

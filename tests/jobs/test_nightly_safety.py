@@ -20,8 +20,7 @@ from recommender.batch.publication import LiveLists, live_lists
 from recommender.config import Settings
 from recommender.data.synthetic import synthetic_catalog
 from recommender.data.tables import build_tables, write_tables
-from recommender.featurestore.repo import open_store
-from tests.support.repo import feast_apply, make_settings
+from tests.support.repo import feast_apply, make_settings, teardown_repo
 
 pytestmark = pytest.mark.integration
 CHUNK_USERS = 20
@@ -37,7 +36,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Itera
     feast_apply(settings)
     run_nightly(settings, retrain=True)
     yield settings
-    open_store(settings).teardown()
+    teardown_repo(settings)
 
 
 def _env(settings: Settings, **extra: object) -> dict[str, str]:

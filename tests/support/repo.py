@@ -13,8 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import redis
+
 from recommender.config import Settings
-from recommender.featurestore.repo import feast_cli_env
+from recommender.featurestore.repo import feast_cli_env, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("RECO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -87,3 +89,17 @@ def without_batch_engine(yaml_text: str) -> str:
     """``feature_store.yaml`` text without its ``batch_engine`` block (and the comment above
     it): the repository as Feast's own default (local) engine materializes it."""
     return re.sub(r"(?m)^(#.*\n)*batch_engine:\n(  .*\n)*", "", yaml_text)
+
+
+def teardown_repo(settings: Settings) -> None:
+    """Remove exactly this test project's Redis data: Feast's keys (``teardown``) and the
+    platform's own ``reco:<project>:*`` keys (pointers, history, materialization record). The
+    project name is unique to the test run, and the pattern ends at the colon after it."""
+    open_store(settings).teardown()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"reco:{settings.feast_project}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

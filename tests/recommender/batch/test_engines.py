@@ -13,6 +13,7 @@ from jobs.nightly import run_nightly
 from recommender.batch.engines import LocalEngine, RayEngine
 from recommender.batch.scoring import plan_chunks
 from recommender.config import Settings
+from tests.support.repo import teardown_repo
 
 ray = pytest.importorskip("ray", reason="the test extra installs ray")
 
@@ -44,7 +45,6 @@ def test_ray_chunks_equal_local_chunks(ray_engine: RayEngine) -> None:
 def own_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Settings]:
     """Its own repository: the shared one's run history stays as other tests expect it."""
     from recommender.data.tables import build_tables, write_tables
-    from recommender.featurestore.repo import open_store
     from tests.support.repo import feast_apply, make_settings
     from tests.support.synthetic import synthetic_tables
 
@@ -52,7 +52,7 @@ def own_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     feast_apply(settings)
     yield settings
-    open_store(settings).teardown()
+    teardown_repo(settings)
 
 
 @pytest.mark.integration

@@ -36,7 +36,7 @@ from recommender.featurestore.repo import (
     open_store,
     push_recent_items,
 )
-from tests.support.repo import feast_apply, make_settings, without_batch_engine
+from tests.support.repo import feast_apply, make_settings, teardown_repo, without_batch_engine
 from tests.support.synthetic import synthetic_tables
 
 pytestmark = pytest.mark.integration
@@ -102,7 +102,7 @@ def _repos(
 
 def _teardown(*repos: Settings) -> None:
     for settings in repos:
-        open_store(settings).teardown()
+        teardown_repo(settings)
         client = redis.Redis.from_url(settings.redis_url)
         client.delete(MATERIALIZED_KEY.format(project=settings.feast_project))  # ours
 
