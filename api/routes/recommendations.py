@@ -9,24 +9,15 @@ from fastapi.responses import Response
 
 from api import render
 from api.deps import FiltersDep, RuntimeDep
-from api.recommend import recommend
-from api.runtime import Runtime
-from api.schemas import COMMON_ERRORS, Filters, Id, RecommendRequest, RecommendResponse
+from api.recommend import Answer, recommend
+from api.schemas import COMMON_ERRORS, Id, RecommendRequest, RecommendResponse
 from recommender.serving import paths
 
 router = APIRouter(tags=["recommendations"], responses=COMMON_ERRORS)
 DOC: dict[int | str, dict[str, Any]] = {200: {"model": RecommendResponse}}
 
 
-async def _serve(
-    rt: Runtime,
-    user_id: str | None,
-    k: int,
-    filters: Filters,
-    recent: tuple[str, ...] = (),
-    profile: dict[str, object] | None = None,
-) -> Response:
-    answer = await recommend(rt, user_id, k, filters, recent, profile)
+def _render(answer: Answer, user_id: str | None) -> Response:
     return render.recommendation(answer.ranked, user_id, answer.titles, answer.ages, answer.lineage)
 
 
@@ -38,8 +29,9 @@ async def get_recommendations(
     k: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
 ) -> Response:
     """Recommendations for a user: the nightly list if there is a fresh one and no newer
-    events, else real time; the in-memory popularity list when the online store is down."""
-    return await _serve(rt, user_id, k, filters)
+    events, else real time; when the online store is down, real time from the model's
+    vector of a known user, popularity for anyone else."""
+    return _render(await recommend(rt, user_id, k, filters), user_id)
 
 
 @router.post("/recommendations", response_class=Response, responses=DOC)
@@ -48,4 +40,5 @@ async def post_recommendations(rt: RuntimeDep, body: RecommendRequest) -> Respon
     bundle, _, _ = rt.require()  # validates items against production's catalog
     recent = tuple(paths.check_items(bundle, body.recent_item_ids))
     profile = body.profile.model_dump(exclude_none=True) if body.profile else None
-    return await _serve(rt, body.user_id, body.k, body, recent, profile)
+    answer = await recommend(rt, body.user_id, body.k, body, recent, profile)
+    return _render(answer, body.user_id)

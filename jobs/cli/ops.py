@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shlex
-import urllib.error
-import urllib.request
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from jobs.cli.common import load_settings
+from jobs.healthcheck import default_url, probe
 from recommender.featurestore.repo import feast_cli_env
 
 
@@ -20,16 +19,13 @@ def healthcheck(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds.")] = 3.0,
 ) -> None:
-    """Exit 0 when the API answers /ready with 200, else 1 (the container healthcheck)."""
-    settings = load_settings()
-    target = url or f"http://127.0.0.1:{settings.port}/ready"
-    try:
-        with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310
-            ok = response.status == 200
-    except (urllib.error.URLError, OSError) as exc:
-        typer.echo(f"unhealthy: {target}: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    if not ok:
+    """Exit 0 when the API answers /ready with 200, else 1 (compose probes with the lighter
+    `python -m jobs.healthcheck`, the same check)."""
+    load_settings()  # a bad RECO_* setting is reported like in every command
+    target = url or default_url()
+    problem = probe(target, timeout)
+    if problem is not None:
+        typer.echo(f"unhealthy: {target}: {problem}", err=True)
         raise typer.Exit(1)
     typer.echo("ok")
 

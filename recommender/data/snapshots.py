@@ -21,6 +21,16 @@ def _day_boundary_after(ts: pd.Series) -> pd.Series:
     return ts.dt.floor("D") + DAY
 
 
+def _activity_columns(window_days: int, prefix: str) -> list[str]:
+    w = f"{window_days}d"
+    return [
+        f"{prefix}interactions_{w}",
+        f"{prefix}mean_rating_{w}",
+        f"{prefix}interactions_total",
+        f"{prefix}mean_rating_total",
+    ]
+
+
 def activity_snapshots(
     interactions: pd.DataFrame, key: str, window_days: int = 30, prefix: str = ""
 ) -> pd.DataFrame:
@@ -32,14 +42,8 @@ def activity_snapshots(
     Example: one event on 2020-01-01 12:00 gives a row at 2020-01-02 00:00 with count 1 and a
     row at 2020-01-31 00:00 where the 30-day count is back to 0.
     """
-    w = f"{window_days}d"
-    cols = [
-        f"{prefix}interactions_{w}",
-        f"{prefix}mean_rating_{w}",
-        f"{prefix}interactions_total",
-        f"{prefix}mean_rating_total",
-    ]
     if interactions.empty:
+        cols = _activity_columns(window_days, prefix)
         return pd.DataFrame(columns=[key, "event_timestamp", *cols])
     return snapshots_from_daily(daily_counts(interactions, key), key, window_days, prefix)
 
@@ -65,17 +69,12 @@ def add_daily(parts: list[pd.DataFrame], key: str) -> pd.DataFrame:
 def snapshots_from_daily(
     daily: pd.DataFrame, key: str, window_days: int = 30, prefix: str = ""
 ) -> pd.DataFrame:
-    """:func:`activity_snapshots` from the daily counts (:func:`daily_counts`)."""
-    w = f"{window_days}d"
-    cols = [
-        f"{prefix}interactions_{w}",
-        f"{prefix}mean_rating_{w}",
-        f"{prefix}interactions_total",
-        f"{prefix}mean_rating_total",
-    ]
+    """:func:`activity_snapshots` from the daily counts (:func:`daily_counts` or
+    :func:`add_daily`, sorted by ``key, day``)."""
+    cols = _activity_columns(window_days, prefix)
     if daily.empty:
         return pd.DataFrame(columns=[key, "event_timestamp", *cols])
-    daily = daily.sort_values([key, "day"]).reset_index(drop=True)
+    # daily_counts and add_daily both return it sorted by (key, day), as the cumsums need
     daily["cum_n"] = daily.groupby(key)["n"].cumsum()
     daily["cum_s"] = daily.groupby(key)["s"].cumsum()
     cum = daily[[key, "day", "cum_n", "cum_s"]].sort_values("day")
