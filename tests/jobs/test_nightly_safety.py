@@ -69,7 +69,9 @@ def _start(settings: Settings, *args: str, **extra: object) -> subprocess.Popen[
 
 
 def _manifests(settings: Settings) -> list[dict]:  # type: ignore[type-arg]
-    return [json.loads(p.read_text()) for p in sorted((settings.artifacts_dir / "runs").glob("*"))]
+    # not glob("*"): pathlib matches the writer's hidden temporary files, read half-written
+    runs = sorted((settings.artifacts_dir / "runs").glob("[!.]*.json"))
+    return [json.loads(p.read_text()) for p in runs]
 
 
 def _wait_for_chunks(settings: Settings, proc: subprocess.Popen[str], known: set[str], n: int):  # type: ignore[no-untyped-def]
