@@ -138,10 +138,12 @@ def main() -> None:
 
 def _clear(settings: object) -> None:
     """Delete the project's own keys (pointers, serving configuration) from Redis."""
+    from recommender.featurestore.keys import project_pattern
     from recommender.featurestore.repo import redis_client
 
     client = redis_client(settings)  # type: ignore[arg-type]
-    keys = list(client.scan_iter(match=f"reco:{settings.feast_project}:*"))  # type: ignore[attr-defined]
+    pattern = project_pattern(settings.feast_project)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=pattern))
     if keys:
         client.delete(*keys)
     client.close()

@@ -216,11 +216,13 @@ def bench_size(args: argparse.Namespace, users: int, redis_url: str) -> dict[str
 def _teardown(work: Path, projects: list[str], redis_url: str) -> None:
     import redis
 
+    from recommender.featurestore.repo import materialized_key
+
     client = redis.Redis.from_url(redis_url)
     for project in projects:
         for key in client.scan_iter(match=f"*{project}", count=1000):
             client.delete(key)
-        client.delete(f"reco:{project}:materialized")
+        client.delete(materialized_key(project))
 
 
 def main() -> None:

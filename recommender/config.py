@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
+    redis_cluster: bool = Field(
+        False, description="RECO_REDIS_URL is one seed node of a Redis Cluster (the API's client)"
+    )
     feast_project: str = "reco"
     feature_repo: Path = Path("feature_repo")
     artifacts_dir: Path = Path("artifacts")
@@ -119,6 +122,16 @@ class Settings(BaseSettings):
             raise ValueError("redis_url must look like redis://host:port/db")
         return value
 
+    @model_validator(mode="after")
+    def _cluster_has_one_database(self) -> Settings:
+        db = urlparse(self.redis_url).path.lstrip("/")
+        if self.redis_cluster and db not in ("", "0"):
+            raise ValueError(
+                f"a Redis Cluster has only database 0, but redis_url names /{db} "
+                "(RECO_REDIS_CLUSTER is on)"
+            )
+        return self
+
     @property
     def data_dir(self) -> Path:
         """Offline tables live inside the Feast repo, as in Feast's own templates."""
@@ -175,12 +188,23 @@ class Settings(BaseSettings):
             parts.append("ssl=true")
         return ",".join(parts)
 
+    @cached_property
+    def feast_redis_cluster_connection(self) -> str:
+        """The seed node of ``RECO_REDIS_URL`` in the form Feast's ``redis_cluster`` store
+        reads, ``host:port[,password=..][,ssl=true]`` (no ``db``: a cluster has only db 0)."""
+        return ",".join(
+            p for p in self.feast_redis_connection.split(",") if p.split("=")[0] != "db"
+        )
+
     def feast_env(self) -> dict[str, str]:
         """Variables that ``feature_repo/feature_store.yaml`` expands (``${RECO_FEAST_*}``)."""
-        return {
+        env = {
             "RECO_FEAST_PROJECT": self.feast_project,
             "RECO_FEAST_REDIS": self.feast_redis_connection,
         }
+        if self.redis_cluster:  # deploy/feast/feature_store.redis-cluster.yaml expands it
+            env["RECO_FEAST_REDIS_CLUSTER"] = self.feast_redis_cluster_connection
+        return env
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -2,7 +2,7 @@
 
 Every Feast repository gets its own project name (``t<run>_<n>``), so runs never clobber
 each other or a running demo; its Redis keys are removed by ``teardown_repo`` (Feast's and
-the platform's own ``reco:<project>:*`` keys).
+the platform's own ``reco:{<project>}:*`` keys).
 """
 
 from __future__ import annotations

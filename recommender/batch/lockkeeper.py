@@ -7,6 +7,10 @@ finished night was refused at publication. The keeper is a small separate interp
 imports only redis) with its own connection, so nothing the job does can starve it; it dies
 with the job (:mod:`recommender.lifeline`), after which the lock expires as before.
 
+On a Redis Cluster (``RECO_REDIS_CLUSTER``) the keeper opens a cluster client seeded by the
+nodes the run's client knows; the lock and its holder record share a hash tag, so the renewal
+script runs in their one slot.
+
 Protocol (pickled messages on the :class:`~recommender.lifeline.Child` pipes): the parent sends
 the connection settings and keys, the keeper answers ``("up", None)``; once the lock is acquired
 the parent sends its token, the keeper renews at once and answers ``("ready", None)``, then
@@ -30,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from recommender.lifeline import Child, start_child
 
@@ -43,6 +48,9 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
 _PLAIN = (str, bytes, int, float, bool, type(None))
+# recommender.featurestore.redisclient's RedisClient, spelled here so that the keeper process
+# imports nothing but redis
+RedisClient = redis.Redis | RedisCluster
 
 
 @dataclass(frozen=True)
@@ -52,18 +60,40 @@ class KeeperSpec:
     lock_key: str
     holder_key: str
     seconds: float
+    cluster_nodes: tuple[tuple[str, int], ...] = ()  # a Redis Cluster's nodes (seeds)
 
 
-def spec_for(client: redis.Redis, lock_key: str, holder_key: str, seconds: float) -> KeeperSpec:
+def spec_for(client: RedisClient, lock_key: str, holder_key: str, seconds: float) -> KeeperSpec:
     """What the keeper needs to open its own connection like ``client``'s (host, port, db,
     credentials, TLS files; callables such as credential providers do not cross processes)."""
-    pool = client.connection_pool
-    cls = pool.connection_class
-    kwargs = {k: v for k, v in pool.connection_kwargs.items() if isinstance(v, _PLAIN)}
+    nodes: tuple[tuple[str, int], ...] = ()
+    if isinstance(client, RedisCluster):
+        source = client.nodes_manager.connection_kwargs
+        cls: type = redis.Connection  # unused: the cluster client picks its own
+        nodes = tuple((node.host, int(node.port)) for node in client.get_nodes())
+    else:
+        source = client.connection_pool.connection_kwargs
+        cls = client.connection_pool.connection_class
+    kwargs = {k: v for k, v in source.items() if isinstance(v, _PLAIN)}
     # a renewal must not wait on a dead socket for longer than a renewal period
     period = max(1.0, seconds / 3)
     kwargs.update(socket_timeout=period, socket_connect_timeout=period, decode_responses=False)
-    return KeeperSpec(f"{cls.__module__}:{cls.__qualname__}", kwargs, lock_key, holder_key, seconds)
+    return KeeperSpec(
+        f"{cls.__module__}:{cls.__qualname__}", kwargs, lock_key, holder_key, seconds, nodes
+    )
+
+
+def _connect(spec: KeeperSpec) -> RedisClient:
+    if spec.cluster_nodes:
+        seeds = [ClusterNode(host, port) for host, port in spec.cluster_nodes]
+        return RedisCluster(startup_nodes=seeds, **spec.connection_kwargs)
+    module, _, name = spec.connection_class.partition(":")
+    connection_class = getattr(importlib.import_module(module), name)
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=connection_class, **spec.connection_kwargs
+        )
+    )
 
 
 class LockKeeper:
@@ -135,13 +165,11 @@ class LockKeeper:
 def keep(inbox: Connection, outbox: Connection) -> None:
     """The keeper process (started by :class:`LockKeeper` through :mod:`recommender.lifeline`)."""
     spec: KeeperSpec = inbox.recv()
-    module, _, name = spec.connection_class.partition(":")
-    connection_class = getattr(importlib.import_module(module), name)
-    client = redis.Redis(
-        connection_pool=redis.ConnectionPool(
-            connection_class=connection_class, **spec.connection_kwargs
-        )
-    )
+    try:
+        client = _connect(spec)  # a cluster client asks a seed for the slot map here
+    except redis.RedisError as exc:
+        outbox.send(("down", f"cannot connect: {exc}"))
+        return
     outbox.send(("up", None))
     try:
         token = inbox.recv()

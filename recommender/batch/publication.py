@@ -35,7 +35,9 @@ from redis.lock import Lock
 from recommender.batch.lockkeeper import LockKeeper, spec_for
 from recommender.config import Settings
 from recommender.errors import LockLost, RunLocked
+from recommender.featurestore.keys import project_key
 from recommender.featurestore.names import SLOTS, list_view, precomputed_service
+from recommender.featurestore.redisclient import RedisClient
 from recommender.featurestore.repo import online_row, redis_client
 
 log = logging.getLogger(__name__)
@@ -51,34 +53,44 @@ return 1
 """
 
 
+# Every key below is hash-tagged by the project (recommender/featurestore/keys.py): the
+# scripts above touch several of them at once, which a Redis Cluster allows in one slot only.
+
+
 def live_key(project: str) -> str:
-    return f"reco:{project}:lists:live"
+    """The pointer: which slot APIs serve (``reco:{<project>}:lists:live``)."""
+    return project_key(project, "lists", "live")
 
 
 def history_key(project: str) -> str:
-    return f"reco:{project}:lists:history"
+    return project_key(project, "lists", "history")
 
 
 def lock_key(project: str) -> str:
-    return f"reco:{project}:nightly:lock"
+    return project_key(project, "nightly", "lock")
+
+
+def holder_key(project: str) -> str:
+    """Who holds the run lock (shown to a run that finds it taken); expires with it."""
+    return project_key(project, "nightly", "lock", "holder")
 
 
 def monitor_key(project: str) -> str:
     """The last drift summary of `reco monitor` (APIs export it as gauges)."""
-    return f"reco:{project}:monitor"
+    return project_key(project, "monitor")
 
 
 def slot_key(project: str, slot: str) -> str:
     """The run that last wrote into ``slot`` (set before its first write): a rollback may
     re-point to an old run's slot only while that slot still holds that run's lists."""
-    return f"reco:{project}:lists:slot:{slot}"
+    return project_key(project, "lists", "slot", slot)
 
 
-def mark_slot(client: redis.Redis, project: str, slot: str, run_id: str) -> None:
+def mark_slot(client: RedisClient, project: str, slot: str, run_id: str) -> None:
     client.set(slot_key(project, slot), run_id)
 
 
-def slot_owner(client: redis.Redis, project: str, slot: str) -> str | None:
+def slot_owner(client: RedisClient, project: str, slot: str) -> str | None:
     raw = client.get(slot_key(project, slot))
     if isinstance(raw, bytes):
         return raw.decode()
@@ -114,11 +126,11 @@ class LiveLists:
             return None
 
 
-def read_live(client: redis.Redis, project: str) -> LiveLists | None:
+def read_live(client: RedisClient, project: str) -> LiveLists | None:
     return LiveLists.parse(client.get(live_key(project)))  # type: ignore[arg-type]
 
 
-def history(client: redis.Redis, project: str, n: int = 20) -> list[LiveLists]:
+def history(client: RedisClient, project: str, n: int = 20) -> list[LiveLists]:
     raw = client.lrange(history_key(project), 0, n - 1)
     return [p for p in (LiveLists.parse(r) for r in raw) if p is not None]  # type: ignore[union-attr]
 
@@ -128,7 +140,7 @@ def next_slot(live: LiveLists | None) -> str:
     return SLOTS[1] if live is not None and live.slot == SLOTS[0] else SLOTS[0]
 
 
-def publish(client: redis.Redis, project: str, token: bytes, lists: LiveLists) -> None:
+def publish(client: RedisClient, project: str, token: bytes, lists: LiveLists) -> None:
     """Make ``lists`` live, atomically, if ``token`` still holds the run lock."""
     ok = client.eval(
         _PUBLISH,
@@ -156,10 +168,10 @@ class RunLock:
     holds another token); :meth:`check` raises then, and the run stops before publishing
     (:func:`publish` refuses anyway)."""
 
-    def __init__(self, client: redis.Redis, project: str, run_id: str, seconds: float) -> None:
+    def __init__(self, client: RedisClient, project: str, run_id: str, seconds: float) -> None:
         self.client, self.project, self.run_id, self.seconds = client, project, run_id, seconds
         self.lock = Lock(client, lock_key(project), timeout=seconds, thread_local=False)
-        self.holder_key = lock_key(project) + ":holder"
+        self.holder_key = holder_key(project)
         self.lost = threading.Event()
         self._stop = _HeartbeatSwitch(self)
         self._keeper: LockKeeper | None = None

@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-import redis
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from feast.constants import FEAST_FS_YAML_FILE_PATH_ENV_NAME
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 
 from recommender.config import Settings
 from recommender.errors import FeatureRepoNotApplied, FeatureStoreUnavailable
+from recommender.featurestore.keys import project_key
 from recommender.featurestore.names import (
     EVENTS_PUSH_SOURCE,
     LIST_VIEW_PREFIX,
@@ -33,18 +33,28 @@ from recommender.featurestore.names import (
     USER_PROFILE,
     precomputed_service,
 )
+from recommender.featurestore.redisclient import RedisClient, make_redis
 from recommender.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-CATALOG_VERSION_KEY = "reco:{project}:catalog_version"
+
+def catalog_version_key(project: str) -> str:
+    """Bumped when item metadata changes; APIs poll it (``reco:{<project>}:catalog_version``)."""
+    return project_key(project, "catalog_version")
+
+
+# the ``.format(project=...)`` form of catalog_version_key (braces doubled), for callers that
+# have not moved to the function yet
+CATALOG_VERSION_KEY = "reco:{{{project}}}:catalog_version"
 _VAR = re.compile(r"\$\{(\w+)\}")
 
 
 def config_dict(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``feature_store.yaml`` as a dict with the settings applied: ``${VAR}``s (the
     ``deploy/feast`` templates) expanded from ``env``, Settings, then the environment; the
-    project set to ``RECO_FEAST_PROJECT``; a plain Redis online store at ``RECO_REDIS_URL``."""
+    project set to ``RECO_FEAST_PROJECT``; a plain Redis online store at ``RECO_REDIS_URL``,
+    or, with ``RECO_REDIS_CLUSTER``, Feast's ``redis_cluster`` store seeded by it."""
     path = settings.feature_repo / "feature_store.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; is RECO_FEATURE_REPO set correctly?")
@@ -54,7 +64,10 @@ def config_dict(settings: Settings, env: Mapping[str, str] | None = None) -> dic
     raw["project"] = settings.feast_project
     online = raw.get("online_store")
     if isinstance(online, dict) and online.get("type") == "redis":
-        if online.get("redis_type", "redis") == "redis":  # a cluster/sentinel names its own
+        if settings.redis_cluster and online.get("redis_type", "redis") != "redis_sentinel":
+            online["redis_type"] = "redis_cluster"
+            online["connection_string"] = settings.feast_redis_cluster_connection
+        elif online.get("redis_type", "redis") == "redis":  # a cluster/sentinel names its own
             online["connection_string"] = settings.feast_redis_connection
     return raw
 
@@ -87,14 +100,10 @@ def open_store(settings: Settings) -> FeatureStore:
     )
 
 
-def redis_client(settings: Settings, timeout: float = 30.0) -> redis.Redis:
-    """A plain client for the job side's own keys (pointer, lock, catalog version)."""
-    extra = (
-        {"password": settings.redis_password.get_secret_value()} if settings.redis_password else {}
-    )
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=5, **extra
-    )
+def redis_client(settings: Settings, timeout: float = 30.0) -> RedisClient:
+    """A client for the job side's own keys (pointer, lock, catalog version): one Redis, or
+    a Redis Cluster with ``RECO_REDIS_CLUSTER`` (:func:`~.redisclient.make_redis`)."""
+    return make_redis(settings, timeout=timeout, connect_timeout=5.0)
 
 
 def check_serving_ready(store: FeatureStore) -> None:
@@ -109,22 +118,24 @@ def check_serving_ready(store: FeatureStore) -> None:
         )
 
 
-MATERIALIZED_KEY = "reco:{project}:materialized"  # hash: view -> end of its last load
+def materialized_key(project: str) -> str:
+    """Hash: feature view -> end of its last load into Redis (see :func:`materialize`)."""
+    return project_key(project, "materialized")
 
 
 def materialize(
-    store: FeatureStore, client: redis.Redis, end: datetime, earliest: datetime
+    store: FeatureStore, client: RedisClient, end: datetime, earliest: datetime
 ) -> dict[str, str]:
     """Load offline features into Redis up to ``end``.
 
     Views never materialized before get the full range from ``earliest`` (Feast's incremental
     mode would start at ``now - ttl`` and silently skip older data); so do views whose online
-    rows are gone: every load is recorded in Redis itself (``MATERIALIZED_KEY``), and a view
+    rows are gone: every load is recorded in Redis itself (:func:`materialized_key`), and a view
     the registry calls materialized but whose record is missing lost its data (a Redis restart
     without persistence, a flush) and is backfilled. The others continue incrementally. The
     list views are written directly by the nightly job instead.
     """
-    key = MATERIALIZED_KEY.format(project=store.project)
+    key = materialized_key(store.project)
     try:
         recorded = {k.decode() for k in client.hkeys(key)}  # type: ignore[union-attr]
     except RedisError as exc:
@@ -219,7 +230,7 @@ def bump_catalog_version(settings: Settings) -> int:
     """Tell running APIs that item metadata changed (they re-read it within a second)."""
     client = redis_client(settings, timeout=5)
     try:
-        return int(client.incr(CATALOG_VERSION_KEY.format(project=settings.feast_project)))  # type: ignore[arg-type]
+        return int(client.incr(catalog_version_key(settings.feast_project)))  # type: ignore[arg-type]
     finally:
         client.close()
 

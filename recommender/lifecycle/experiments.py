@@ -1,7 +1,7 @@
 """A/B experiments and shadow runs as data (pure): definitions, sticky assignment, canary ramps.
 
 The serving configuration of a project is one JSON document in Redis
-(``reco:<project>:serving``): at most one running experiment and at most one shadow
+(``reco:{<project>}:serving``): at most one running experiment and at most one shadow
 candidate. APIs poll it together with the live-lists pointer, load the models it names, and
 only then apply it, so no request is ever assigned to a variant whose model is not loaded.
 
@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from recommender.errors import InvalidRequest
+from recommender.featurestore.keys import project_key
 
 BUCKETS = 10_000
 EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # also a file name
@@ -195,4 +196,6 @@ class ServingConfig:
 
 
 def serving_key(project: str) -> str:
-    return f"reco:{project}:serving"
+    """The serving configuration's key, hash-tagged like every project key (APIs read it in
+    one ``MGET`` with the list pointer): ``reco:{<project>}:serving``."""
+    return project_key(project, "serving")

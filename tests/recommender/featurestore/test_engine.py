@@ -30,9 +30,9 @@ from recommender.featurestore.names import (
     USER_RECENT_ITEMS,
 )
 from recommender.featurestore.repo import (
-    MATERIALIZED_KEY,
     feast_cli_env,
     materialize,
+    materialized_key,
     open_store,
     push_recent_items,
 )
@@ -104,7 +104,7 @@ def _teardown(*repos: Settings) -> None:
     for settings in repos:
         teardown_repo(settings)
         client = redis.Redis.from_url(settings.redis_url)
-        client.delete(MATERIALIZED_KEY.format(project=settings.feast_project))  # ours
+        client.delete(materialized_key(settings.feast_project))  # ours
 
 
 def _entities(settings: Settings) -> dict[str, list[str]]:

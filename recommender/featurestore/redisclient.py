@@ -1,0 +1,94 @@
+"""Redis clients for the platform's own keys (list pointer, history, run lock, slot owners,
+serving configuration, monitor summary, catalog version, materialization record). Does I/O.
+
+One Redis at ``RECO_REDIS_URL``, or a Redis Cluster when ``RECO_REDIS_CLUSTER`` is on (the
+URL then names one seed node; the client discovers the others). The keys are hash-tagged by
+project (:mod:`recommender.featurestore.keys`), so every multi-key command and script of the
+platform runs in one slot. :func:`migrate_legacy_keys` renames a deployment's keys from their
+names before the hash tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeAlias
+
+import redis
+import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+from recommender.config import Settings
+from recommender.featurestore.keys import legacy_pattern, project_key
+
+log = logging.getLogger(__name__)
+
+RedisClient: TypeAlias = redis.Redis | RedisCluster
+AsyncRedisClient: TypeAlias = aredis.Redis | AsyncRedisCluster
+
+
+def make_redis(
+    settings: Settings, *, timeout: float = 30.0, connect_timeout: float = 5.0
+) -> RedisClient:
+    """A blocking client with ``timeout`` seconds per reply: ``redis.Redis`` at
+    ``RECO_REDIS_URL``, or a ``RedisCluster`` seeded by it when ``RECO_REDIS_CLUSTER`` is on.
+
+    Example: ``make_redis(Settings()).get(live_key("reco"))``
+    """
+    kwargs = _kwargs(settings, timeout, connect_timeout)
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **kwargs)
+    return redis.Redis.from_url(settings.redis_url, **kwargs)
+
+
+def make_async_redis(
+    settings: Settings, *, timeout: float = 30.0, connect_timeout: float = 5.0
+) -> AsyncRedisClient:
+    """The asyncio twin of :func:`make_redis` (``redis.asyncio.Redis`` / ``RedisCluster``)."""
+    kwargs = _kwargs(settings, timeout, connect_timeout)
+    if settings.redis_cluster:
+        return AsyncRedisCluster.from_url(settings.redis_url, **kwargs)
+    return aredis.Redis.from_url(settings.redis_url, **kwargs)
+
+
+def _kwargs(settings: Settings, timeout: float, connect_timeout: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout}
+    if settings.redis_password:
+        kwargs["password"] = settings.redis_password.get_secret_value()
+    return kwargs
+
+
+def migrate_legacy_keys(client: RedisClient, project: str) -> dict[str, str]:
+    """Move ``project``'s keys from their names before the hash tag (``reco:<project>:x``) to
+    ``reco:{<project>}:x``, keeping value and expiry (``DUMP``/``RESTORE``, which works across
+    cluster slots where ``RENAME`` does not). A key that already exists under its new name
+    wins (a newer run wrote it) and the old one is dropped. Idempotent; returns
+    ``{old: new}`` for what it moved.
+
+    Refuses (``RuntimeError``) while an old-version run holds the legacy run lock: stop or
+    wait for that run first, or its publication would go to the old pointer no API reads.
+    """
+    prefix = legacy_pattern(project)[:-1]  # "reco:<project>:"
+    lock = prefix + "nightly:lock"
+    if client.exists(lock):
+        raise RuntimeError(
+            f"a run of the previous version holds {lock}; wait for it to finish (or for the "
+            "lock to expire) and migrate then"
+        )
+    moved: dict[str, str] = {}
+    for raw in client.scan_iter(match=legacy_pattern(project), count=1000):
+        old = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if old == lock + ":holder":
+            continue  # expires with the lock it described
+        new = project_key(project, old[len(prefix) :])
+        dumped = client.dump(old)
+        if dumped is None:  # expired or deleted meanwhile
+            continue
+        if not client.exists(new):
+            ttl = int(client.pttl(old))  # type: ignore[arg-type]
+            client.restore(new, max(ttl, 0), dumped)  # type: ignore[arg-type]
+            moved[old] = new
+        client.delete(old)
+    if moved:
+        log.info("moved %d Redis key(s) of %s to hash-tagged names", len(moved), project)
+    return moved
