@@ -35,6 +35,7 @@ from typing import Any
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
 from recommender.lifeline import Child, start_child
 
@@ -75,6 +76,8 @@ def spec_for(client: RedisClient, lock_key: str, holder_key: str, seconds: float
         source = client.connection_pool.connection_kwargs
         cls = client.connection_pool.connection_class
     kwargs = {k: v for k, v in source.items() if isinstance(v, _PLAIN)}
+    if nodes:
+        kwargs.pop("db", None)  # a cluster has only database 0, and refuses the argument
     # a renewal must not wait on a dead socket for longer than a renewal period
     period = max(1.0, seconds / 3)
     kwargs.update(socket_timeout=period, socket_connect_timeout=period, decode_responses=False)
@@ -167,7 +170,7 @@ def keep(inbox: Connection, outbox: Connection) -> None:
     spec: KeeperSpec = inbox.recv()
     try:
         client = _connect(spec)  # a cluster client asks a seed for the slot map here
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         outbox.send(("down", f"cannot connect: {exc}"))
         return
     outbox.send(("up", None))
@@ -188,7 +191,7 @@ def keep(inbox: Connection, outbox: Connection) -> None:
             continue
         try:
             ours = client.eval(_RENEW, 2, *keys, token, ms)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:  # e.g. no node for the slot
             if time.monotonic() - renewed >= spec.seconds:
                 outbox.send(("lost", f"could not renew it for {spec.seconds:.0f}s: {exc}"))
                 return
