@@ -19,6 +19,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from recommender.config import Settings
+from recommender.errors import RunLocked
 from recommender.featurestore.keys import legacy_pattern, project_key
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,13 @@ def migrate_legacy_keys(client: RedisClient, project: str) -> dict[str, str]:
     wins (a newer run wrote it) and the old one is dropped. Idempotent; returns
     ``{old: new}`` for what it moved.
 
-    Refuses (``RuntimeError``) while an old-version run holds the legacy run lock: stop or
+    Refuses (``RunLocked``) while an old-version run holds the legacy run lock: stop or
     wait for that run first, or its publication would go to the old pointer no API reads.
     """
     prefix = legacy_pattern(project)[:-1]  # "reco:<project>:"
     lock = prefix + "nightly:lock"
     if client.exists(lock):
-        raise RuntimeError(
+        raise RunLocked(
             f"a run of the previous version holds {lock}; wait for it to finish (or for the "
             "lock to expire) and migrate then"
         )

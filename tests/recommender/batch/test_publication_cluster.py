@@ -235,7 +235,7 @@ def test_legacy_keys_move_to_their_hash_tagged_names(
         client.set(catalog_version_key(project), b"7")  # already under the new name: kept
         client.set(old[catalog_version_key(project)], b"3")
         client.set(old[lock_key(project)], b"old-run", px=60_000)
-        with pytest.raises(RuntimeError, match="previous version holds"):
+        with pytest.raises(RunLocked, match="previous version holds"):
             migrate_legacy_keys(client, project)
         client.delete(old[lock_key(project)])
 
