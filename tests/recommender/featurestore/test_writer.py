@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,8 +24,16 @@ from feast.protos.feast.types.Value_pb2 import FloatList, StringList, Value
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
 from recommender.featurestore.repo import open_store
-from recommender.featurestore.writer import ListEncoder, ListWriterPool, send_pipelined, varint
+from recommender.featurestore.resp import CommandBatch
+from recommender.featurestore.writer import (
+    ListEncoder,
+    ListWriterPool,
+    send_batches,
+    send_pipelined,
+    varint,
+)
 from tests.support.repo import ROOT
+from tests.support.rowwise_lists import RowwiseListEncoder
 
 ITEMS = np.array(["a0", "a1", "é-ü", "x" * 300, "b7"])
 
@@ -52,6 +61,96 @@ def test_keys_and_values_are_feasts_bytes() -> None:
     assert enc.item_list_value(np.array([], int)) == (
         Value(string_list_val=StringList()).SerializeToString()
     )
+
+
+def _ragged_lists(
+    rng: np.random.Generator, n: int, k: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of up to ``k`` item indices padded with -1 (scores -inf), some of them empty."""
+    rows = rng.integers(0, n_items, (n, k))
+    scores = rng.standard_normal((n, k)).astype(np.float32)
+    pad = np.arange(k)[None, :] >= rng.integers(0, k + 1, n)[:, None]
+    pad[::97] = True  # empty lists
+    rows[pad], scores[pad] = -1, -np.inf
+    return rows, scores
+
+
+def test_the_vectorised_encoder_writes_the_rowwise_encoders_bytes(
+    rng: np.random.Generator,
+) -> None:
+    """Ragged and empty lists, non-ASCII and long ids (3-byte varints, 3-digit RESP lengths),
+    across sub-batch boundaries: byte for byte what the per-row encoder wrote."""
+    items = [*ITEMS, "", "ü" * 70, *(f"i{i}" for i in range(300))]
+    users = [f"u{i}" if i % 5 else "ü" * (i % 211) + "x" * (i % 3) for i in range(1003)]
+    rows, scores = _ragged_lists(rng, len(users), 70, len(items))
+    rows[1, :] = 3  # 70 x 302 bytes: a value over 16 KiB
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    new = ListEncoder("proj_é", "view_a", items, "v1", "r" * 200, now)
+    old = RowwiseListEncoder("proj_é", "view_a", items, "v1", "r" * 200, now)
+    expected = old.commands(users, rows, scores)
+    assert new.commands(users, rows, scores) == expected
+    batches = list(new.batches(np.array(users), rows, scores, 64))
+    assert [b.count for b in batches] == [64] * 15 + [43]
+    assert b"".join(b.data.to_pybytes() for b in batches) == b"".join(expected)
+    ints = new.commands([7, 8], rows[:2], scores[:2].astype(np.float64))
+    assert ints == old.commands([7, 8], rows[:2], scores[:2])  # str() of other ids
+    assert new.commands([], rows[:0], scores[:0]) == []
+    with pytest.raises(ValueError, match="differ"):
+        new.encode(users[:2], rows[:3], scores[:3])
+
+
+@pytest.mark.integration
+def test_feast_reads_back_ragged_rows_sent_in_batches(
+    synthetic_repo: Settings, rng: np.random.Generator
+) -> None:
+    store = open_store(synthetic_repo)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    items = np.array(["a0", "a1", "b2", "b3", "é" * 40])
+    enc = ListEncoder(store.project, "user_recommendations_b", items, "v7", "rb", now)
+    users = np.array([f"lwb_{i}" for i in range(2500)])
+    rows, scores = _ragged_lists(rng, len(users), 6, len(items))
+    client = redis.Redis.from_url(synthetic_repo.redis_url)
+    try:
+        assert send_batches(client, enc.batches(users, rows, scores, 333)) == 2500
+        picked = [0, 1, 332, 333, 334, 970, 2499]
+        got = store.get_online_features(
+            features=["user_recommendations_b:rec_item_ids", "user_recommendations_b:rec_scores"],
+            entity_rows=[{"user_id": users[i]} for i in picked],
+        ).to_dict()
+        for n, i in enumerate(picked):
+            keep = rows[i] >= 0
+            assert (got["rec_item_ids"][n] or []) == items[rows[i][keep]].tolist()
+            assert (got["rec_scores"][n] or []) == pytest.approx(scores[i][keep].tolist())
+    finally:
+        client.delete(*[enc.key(u) for u in users])
+
+
+@pytest.mark.integration
+def test_an_error_in_an_earlier_batch_or_in_encoding_drops_the_connection(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    project = f"lwbatch_{uuid.uuid4().hex[:8]}"
+    enc = ListEncoder(project, "v", ITEMS, "v1", "r1", datetime.now(timezone.utc))
+    users = [f"b{i}" for i in range(30)]
+    rows, scores = np.zeros((30, 2), int), np.ones((30, 2), np.float32)
+    client.set(enc.key("b3"), "a string, not a hash")
+
+    def failing() -> Iterator[CommandBatch]:
+        yield enc.encode(users[:10], rows[:10], scores[:10])
+        raise RuntimeError("scoring failed")
+
+    try:
+        with pytest.raises(FeatureStoreUnavailable, match="WRONGTYPE"):
+            send_batches(client, enc.batches(users, rows, scores, 10))  # read after batch 2
+        client.delete(enc.key("b3"))
+        with pytest.raises(RuntimeError, match="scoring failed"):
+            send_batches(client, failing())
+        assert client.ping()
+        assert send_batches(client, enc.batches(users, rows, scores, 7)) == 30
+        assert client.hlen(enc.key("b29")) == 5
+    finally:
+        client.delete(*[enc.key(u) for u in users])
 
 
 @pytest.mark.integration
@@ -146,7 +245,7 @@ def test_a_worker_error_reaches_the_caller_and_a_dead_worker_breaks_the_pool(
     try:
         with pytest.raises(FeatureStoreUnavailable, match="WRONGTYPE") as info:
             pool.write(users, rows, scores)
-        assert "send_pipelined" in str(info.value.__cause__)  # the worker's traceback
+        assert "send_batches" in str(info.value.__cause__)  # the worker's traceback
         client.delete(enc.key("e3"))
         assert pool.write(users, rows, scores) == 4  # both workers still in step
         os.kill(pool.pids[1], signal.SIGKILL)
