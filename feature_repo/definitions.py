@@ -172,3 +172,13 @@ training_user_features_v1 = FeatureService(
     features=[user_profile[["age", "gender", "occupation"]], user_activity],
     description="Point-in-time user features for models that learn from user attributes.",
 )
+ranker_features_v1 = FeatureService(
+    name=n.RANKER_SERVICE,
+    features=[
+        user_activity,
+        user_profile[["age", "gender"]],
+        item_stats,
+        item_metadata[["year"]],
+    ],
+    description="Point-in-time user and item features of the learned ranker (recommender.ranking).",
+)

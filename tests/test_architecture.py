@@ -25,6 +25,7 @@ STAGES = (
     "events",
     "lifecycle",
     "evaluation",
+    "ranking",
 )
 
 

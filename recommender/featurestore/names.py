@@ -31,6 +31,7 @@ PRECOMPUTED_SERVICE_PREFIX = "serving_precomputed_"
 # Feature services and the push source
 REALTIME_SERVICE = "serving_realtime_v1"
 TRAINING_USER_SERVICE = "training_user_features_v1"
+RANKER_SERVICE = "ranker_features_v1"  # the learned ranker's user and item features
 EVENTS_PUSH_SOURCE = "user_events_push"
 
 
@@ -51,3 +52,8 @@ def precomputed_service(slot: str) -> str:
 def source_name(table: str) -> str:
     """The Feast data source of an offline table."""
     return f"{table}_source"
+
+
+def feature_column(view: str, feature: str) -> str:
+    """The column Feast names a feature with ``full_feature_names=True`` (``view__feature``)."""
+    return f"{view}__{feature}"

@@ -1,0 +1,114 @@
+"""Candidate sets: the union of every retriever's top items per user, with each retriever's
+score and rank for every candidate (the ranker's first features) and which retrievers
+proposed it (provenance). Pure.
+
+Every retriever scores every candidate, proposed by it or not (a retriever's opinion of an
+item another retriever found is a feature too); ranks are only defined for the items a
+retriever proposed (``NaN`` otherwise, which LightGBM treats as missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.models.base import top_n_excluding
+from recommender.ranking.retrievers import History, Retriever
+
+
+@dataclass
+class CandidateSet:
+    """Candidates of a block of users, one row per (user, item) pair, grouped by user.
+
+    ``user_pos``: the user's position in the history block; ``item_rows``: catalog rows;
+    ``scores``/``ranks``: (pairs, retrievers), rank 1 = a retriever's best item.
+    """
+
+    retrievers: tuple[str, ...]
+    user_pos: np.ndarray
+    item_rows: np.ndarray
+    scores: np.ndarray
+    ranks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_rows)
+
+    @property
+    def proposed(self) -> np.ndarray:
+        """(pairs, retrievers) bool: which retrievers proposed each pair."""
+        return ~np.isnan(self.ranks)
+
+    def provenance(self, pair: int) -> list[str]:
+        """The retrievers that proposed one pair, best rank first."""
+        ranks = self.ranks[pair]
+        order = np.argsort(np.where(np.isnan(ranks), np.inf, ranks), kind="stable")
+        return [self.retrievers[j] for j in order if not np.isnan(ranks[j])]
+
+    def group_sizes(self) -> np.ndarray:
+        """Pairs per user position, in order (LightGBM's query groups)."""
+        return np.diff(np.flatnonzero(np.r_[True, np.diff(self.user_pos) != 0, True]))
+
+    def take(self, mask: np.ndarray) -> CandidateSet:
+        return CandidateSet(
+            self.retrievers,
+            self.user_pos[mask],
+            self.item_rows[mask],
+            self.scores[mask],
+            self.ranks[mask],
+        )
+
+
+def _block(retrievers: Sequence[Retriever], history: History, depth: int) -> CandidateSet:
+    n_users, n_items = history.matrix.shape
+    dense = [r.scores(history) for r in retrievers]
+    seen = history.matrix
+    proposed = np.zeros((n_users, n_items), dtype=bool)
+    rank_maps = []
+    for block in dense:
+        ids, top = top_n_excluding(block, seen, depth)
+        ok = ids >= 0
+        u = np.repeat(np.arange(n_users), ids.shape[1])[ok.ravel()]
+        i = ids[ok]
+        proposed[u, i] = True
+        rank = np.full((n_users, n_items), np.nan, dtype=np.float32)
+        rank[u, i] = np.tile(np.arange(1, ids.shape[1] + 1), n_users)[ok.ravel()]
+        rank_maps.append(rank)
+    u, i = np.nonzero(proposed)  # row-major: grouped by user, items ascending
+    scores = np.stack([block[u, i] for block in dense], axis=1).astype(np.float32)
+    scores[~np.isfinite(scores)] = np.nan
+    ranks = np.stack([rank[u, i] for rank in rank_maps], axis=1)
+    names = tuple(r.name for r in retrievers)
+    return CandidateSet(names, u.astype(np.int64), i.astype(np.int64), scores, ranks)
+
+
+def candidates(
+    retrievers: Sequence[Retriever], history: History, depth: int = 100, block_users: int = 512
+) -> CandidateSet:
+    """Each retriever's top ``depth`` unseen items per user, as one candidate set.
+
+    Example: two retrievers proposing {a, b} and {b, c} give candidates a, b, c, with b
+    proposed by both.
+    """
+    if not retrievers:
+        raise ValueError("at least one retriever is needed")
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    if not len(history):
+        n = len(retrievers)
+        empty = np.zeros((0, n), dtype=np.float32)
+        names = tuple(r.name for r in retrievers)
+        return CandidateSet(names, np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty)
+    parts = []
+    for start in range(0, len(history), block_users):
+        part = _block(retrievers, history.block(start, start + block_users), depth)
+        part.user_pos += start
+        parts.append(part)
+    return CandidateSet(
+        parts[0].retrievers,
+        np.concatenate([p.user_pos for p in parts]),
+        np.concatenate([p.item_rows for p in parts]),
+        np.concatenate([p.scores for p in parts]),
+        np.concatenate([p.ranks for p in parts]),
+    )

@@ -1,0 +1,139 @@
+"""The ranker's feature vector, computed by one function from Feast rows. Pure.
+
+Training feeds :func:`feature_matrix` the rows of ``get_historical_features`` (the offline
+store, point in time); serving feeds it the same columns read from the online store (user
+features from the request's HMGET, item features held in memory with the catalog). The
+columns are Feast's full feature names (``user_activity__interactions_30d``), listed once in
+:data:`FEAST_FEATURES`; a test checks both paths give identical vectors.
+
+Features, in order: per retriever its score and rank (NaN: not proposed), then the Feast
+user and item features, then cross features (``derived``): how many retrievers proposed the
+item, the item's age at the row's time, its 30-day trend, the user's affinity to its genres,
+and the gap between the item's and the user's mean rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from recommender.featurestore.names import (
+    ITEM_METADATA,
+    ITEM_STATS,
+    USER_ACTIVITY,
+    USER_PROFILE,
+    feature_column,
+)
+from recommender.models.base import binary
+from recommender.ranking.candidates import CandidateSet
+
+_ACTIVITY = ("interactions_30d", "mean_rating_30d", "interactions_total", "mean_rating_total")
+# (view, feature): what the ranker reads from Feast (the ``ranker_features_v1`` service)
+FEAST_FEATURES: tuple[tuple[str, str], ...] = (
+    *((USER_ACTIVITY, f) for f in _ACTIVITY),
+    (USER_PROFILE, "age"),
+    (USER_PROFILE, "gender"),
+    *((ITEM_STATS, f) for f in _ACTIVITY),
+    (ITEM_METADATA, "year"),
+)
+USER_VIEWS = (USER_ACTIVITY, USER_PROFILE)
+FEAST_COLUMNS = tuple(feature_column(v, f) for v, f in FEAST_FEATURES)
+DERIVED = ("n_retrievers", "item_age_years", "item_trend", "genre_affinity", "rating_gap")
+GENDER_CODES = {"M": 1.0, "F": 0.0}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One column of the ranker's input: its name, kind and (for Feast ones) ``view:feature``."""
+
+    name: str
+    kind: str  # "retriever", "feast" or "derived"
+    feast: str | None = None
+
+
+def feature_specs(retrievers: Sequence[str]) -> list[FeatureSpec]:
+    """The ranker's columns for these retrievers, in the order of :func:`feature_matrix`."""
+    specs = [FeatureSpec(f"{r}_{x}", "retriever") for r in retrievers for x in ("score", "rank")]
+    specs += [FeatureSpec(feature_column(v, f), "feast", f"{v}:{f}") for v, f in FEAST_FEATURES]
+    return specs + [FeatureSpec(name, "derived") for name in DERIVED]
+
+
+@dataclass(frozen=True)
+class Genres:
+    """Items x genres (binary), from ``item_metadata.genres``, rows as the model's items."""
+
+    names: tuple[str, ...]
+    matrix: csr_matrix
+
+    @classmethod
+    def from_lists(cls, genre_lists: Sequence[Sequence[str] | None]) -> Genres:
+        lists = [list(g) if g is not None else [] for g in genre_lists]
+        names = tuple(sorted({g for gs in lists for g in gs}))
+        index = {g: j for j, g in enumerate(names)}
+        rows = np.repeat(np.arange(len(lists)), [len(gs) for gs in lists])
+        cols = np.array([index[g] for gs in lists for g in gs], dtype=np.int64)
+        data = np.ones(len(cols), dtype=np.float32)
+        return cls(names, csr_matrix((data, (rows, cols)), shape=(len(lists), len(names))))
+
+
+def user_genre_shares(history: csr_matrix, genres: Genres) -> np.ndarray:
+    """Per user, the share of their items that carry each genre (users x genres)."""
+    counts = np.asarray((binary(history) @ genres.matrix).todense(), dtype=np.float32)
+    n = np.asarray(binary(history).sum(axis=1), dtype=np.float32)
+    return counts / np.maximum(n, 1.0)
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column == feature_column(USER_PROFILE, "gender"):
+        return frame[column].map(GENDER_CODES).to_numpy(dtype=np.float64)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def feature_matrix(
+    cands: CandidateSet,
+    rows: pd.DataFrame,
+    user_genres: np.ndarray,
+    genres: Genres,
+) -> np.ndarray:
+    """The ranker's input, one row per candidate pair (columns as :func:`feature_specs`).
+
+    ``rows``: one row per pair, in the candidate set's order, with :data:`FEAST_COLUMNS` and
+    ``event_timestamp`` (the time the features are as of); ``user_genres``: the
+    :func:`user_genre_shares` of the history block the candidates came from.
+
+    Example: ``feature_matrix(cands, feast_rows, shares, genres).shape == (len(cands), F)``.
+    """
+    if len(rows) != len(cands):
+        raise ValueError(f"{len(rows)} feature rows for {len(cands)} candidates")
+    missing = [c for c in (*FEAST_COLUMNS, "event_timestamp") if c not in rows.columns]
+    if missing:
+        raise ValueError(f"feature rows lack columns {missing}")
+    rets = np.empty((len(cands), 2 * len(cands.retrievers)), dtype=np.float64)
+    rets[:, 0::2], rets[:, 1::2] = cands.scores, cands.ranks
+    feast = np.stack([_numeric(rows, c) for c in FEAST_COLUMNS], axis=1)
+    col = {c: j for j, c in enumerate(FEAST_COLUMNS)}
+    when = pd.to_datetime(rows["event_timestamp"], utc=True)
+    year_now = (when.dt.year + when.dt.dayofyear / 365.25).to_numpy(dtype=np.float64)
+    item_30d = feast[:, col[feature_column(ITEM_STATS, "interactions_30d")]]
+    item_total = feast[:, col[feature_column(ITEM_STATS, "interactions_total")]]
+    item_genres = genres.matrix[cands.item_rows]
+    n_genres = np.asarray(item_genres.sum(axis=1), dtype=np.float64).ravel()
+    shares = np.asarray(
+        item_genres.multiply(user_genres[cands.user_pos]).sum(axis=1), dtype=np.float64
+    ).ravel()
+    derived = np.stack(
+        [
+            cands.proposed.sum(axis=1).astype(np.float64),
+            year_now - feast[:, col[feature_column(ITEM_METADATA, "year")]],
+            np.nan_to_num(item_30d) / np.maximum(np.nan_to_num(item_total), 1.0),
+            np.where(n_genres > 0, shares / np.maximum(n_genres, 1.0), np.nan),
+            feast[:, col[feature_column(ITEM_STATS, "mean_rating_total")]]
+            - feast[:, col[feature_column(USER_ACTIVITY, "mean_rating_total")]],
+        ],
+        axis=1,
+    )
+    return np.concatenate([rets, feast, derived], axis=1)

@@ -1,0 +1,71 @@
+"""The ranker's feature rows from online values, in the shape the online store is read in
+(:class:`recommender.featurestore.layout.FeastLayout` decodes one HMGET into
+``{view: {feature: value, "_ts": time}}``). Pure; the caller reads Redis.
+
+Serving holds every item's ``item_stats`` and ``item_metadata`` in memory (refreshed with the
+catalog) and reads the user's ``user_activity`` and ``user_profile`` with the request's HMGET;
+the nightly job can pass the latest snapshot rows the same way. Both then go through
+:func:`recommender.ranking.features.feature_matrix`, like training rows from Feast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from recommender.featurestore.names import feature_column
+from recommender.ranking.candidates import CandidateSet
+from recommender.ranking.dataset import KEYS, ROW
+from recommender.ranking.features import FEAST_FEATURES, USER_VIEWS
+
+ViewValues = Mapping[str, object]
+EntityViews = Mapping[str, Mapping[str, ViewValues]]  # entity id -> view -> values
+
+
+def _flat(views: Mapping[str, ViewValues], wanted: list[tuple[str, str]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for view, feature in wanted:
+        values = views.get(view) or {}
+        out[feature_column(view, feature)] = values.get(feature)
+    return out
+
+
+def item_frame(items: EntityViews) -> pd.DataFrame:
+    """Item features held in memory: one row per item id, the ranker's item columns."""
+    wanted = [(v, f) for v, f in FEAST_FEATURES if v not in USER_VIEWS]
+    columns = [feature_column(v, f) for v, f in wanted]
+    rows = {item_id: _flat(views, wanted) for item_id, views in items.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def online_rows(
+    cands: CandidateSet,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    users: EntityViews,
+    items: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Feature rows for ``cands`` (as :class:`recommender.ranking.dataset.FeatureReader`
+    returns them) from users' decoded online views and the in-memory :func:`item_frame`."""
+    wanted = [(v, f) for v, f in FEAST_FEATURES if v in USER_VIEWS]
+    uid = np.asarray(user_ids)[cands.user_pos]
+    iid = np.asarray(item_ids)[cands.item_rows]
+    user_frame = pd.DataFrame.from_dict(
+        {u: _flat(users.get(u) or {}, wanted) for u in np.unique(uid).tolist()},
+        orient="index",
+        columns=[feature_column(v, f) for v, f in wanted],
+    )
+    out = pd.DataFrame(
+        {
+            ROW: np.arange(len(cands)),
+            "user_id": uid,
+            "item_id": iid,
+            "event_timestamp": pd.Series(pd.Timestamp(as_of), index=range(len(cands))),
+        }
+    )
+    user_part = user_frame.reindex(uid).reset_index(drop=True)
+    item_part = items.reindex(iid).reset_index(drop=True)
+    return pd.concat([out[list(KEYS)], user_part, item_part], axis=1)

@@ -1,0 +1,154 @@
+"""Retrievers: the first stage. Each scores every item for a block of users from what is
+known about them at one time (their items, and the most recent of those); the candidate set
+(:mod:`recommender.ranking.candidates`) keeps each retriever's top items. Pure.
+
+One contract, :class:`Retriever`: ``scores(history) -> (users, items)`` dense float32 block,
+``-inf`` where a retriever has nothing to say. Dense blocks are what the item-item models
+compute anyway; callers score users in blocks (``block_users``) to bound memory.
+
+* :class:`ALSRetriever` - the ALS user vector (the trained one, fold-in for users the model has
+  not seen or whose history changed) against the item factors: the FAISS index's inner product;
+* :class:`EASERetriever` - EASE's item-item weights where the catalog allows it, else
+  :class:`SimilarityRetriever` over item-kNN similarities;
+* :class:`SimilarityRetriever` on the *recent* matrix - "more like the user's recent items";
+* :class:`ItemScoreRetriever` - the same score for everyone: popularity or 30-day trending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from recommender.data.vocab import Vocab
+from recommender.models import ALSModel, EASEModel
+from recommender.models.base import binary
+
+
+@dataclass(frozen=True)
+class History:
+    """What is known about a block of users at one time.
+
+    ``user_rows``: rows in the ALS model (-1: unknown to it); ``matrix``: users x items, every
+    item they have; ``recent``: the same shape, weights ``decay**k`` on the k-th most recent
+    item (k = 0 newest) for the last few items; ``refold``: fold in instead of using the
+    trained vector (the history changed since training).
+    """
+
+    user_rows: np.ndarray
+    matrix: csr_matrix
+    recent: csr_matrix
+    refold: bool = False
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def block(self, start: int, stop: int) -> History:
+        rows = slice(start, stop)
+        return History(self.user_rows[rows], self.matrix[rows], self.recent[rows], self.refold)
+
+
+class Retriever(Protocol):
+    """Scores every item for every user of a history block."""
+
+    name: str
+
+    def scores(self, history: History) -> np.ndarray: ...
+
+
+class ALSRetriever:
+    """User vector . item factors (what the FAISS inner-product index returns)."""
+
+    name = "als"
+
+    def __init__(self, als: ALSModel) -> None:
+        self.als = als
+        self.item_factors = als.item_factors
+
+    def vectors(self, history: History) -> np.ndarray:
+        rows = history.user_rows
+        out = np.zeros((len(rows), self.item_factors.shape[1]), dtype=np.float32)
+        trained = (rows >= 0) & (not history.refold)
+        if trained.any():
+            out[trained] = self.als.user_factors[rows[trained]]
+        fold = ~trained & (np.diff(history.matrix.indptr) > 0)
+        if fold.any():
+            out[fold] = self.als.fold_in(history.matrix[np.flatnonzero(fold)])
+        return out
+
+    def scores(self, history: History) -> np.ndarray:
+        return np.asarray(self.vectors(history) @ self.item_factors.T, dtype=np.float32)
+
+
+class EASERetriever:
+    """EASE scores from the user's whole history."""
+
+    name = "ease"
+
+    def __init__(self, ease: EASEModel) -> None:
+        self.ease = ease
+
+    def scores(self, history: History) -> np.ndarray:
+        return np.asarray(self.ease.scores(history.matrix), dtype=np.float32)
+
+
+class SimilarityRetriever:
+    """History (or recent items, ``use_recent``) times an items x items similarity."""
+
+    def __init__(self, name: str, similarity: csr_matrix, use_recent: bool = False) -> None:
+        self.name = name
+        self.similarity = csr_matrix(similarity, dtype=np.float32)
+        self.use_recent = use_recent
+
+    def scores(self, history: History) -> np.ndarray:
+        source = history.recent if self.use_recent else binary(history.matrix)
+        return np.asarray((source @ self.similarity).toarray(), dtype=np.float32)
+
+
+class ItemScoreRetriever:
+    """One score per item for everyone (popularity, trending)."""
+
+    def __init__(self, name: str, item_scores: np.ndarray) -> None:
+        self.name = name
+        self.item_scores = np.asarray(item_scores, dtype=np.float32)
+
+    def scores(self, history: History) -> np.ndarray:
+        return np.broadcast_to(self.item_scores, (len(history), len(self.item_scores))).copy()
+
+
+def recent_matrix(
+    interactions: pd.DataFrame,
+    users: Sequence[str],
+    items: Vocab,
+    last_n: int = 10,
+    decay: float = 0.8,
+) -> csr_matrix:
+    """Users x items with ``decay**k`` on each user's k-th most recent item (k < ``last_n``).
+
+    Example: a user whose items were x then y (y newest) gets y: 1.0, x: 0.8.
+    """
+    index = pd.Index(list(users))
+    df = interactions[interactions["user_id"].isin(index)]
+    df = df.sort_values(["user_id", "event_timestamp"], ascending=[True, False], kind="stable")
+    df = df.drop_duplicates(["user_id", "item_id"])
+    k = df.groupby("user_id").cumcount().to_numpy()
+    keep = k < last_n
+    rows = index.get_indexer(df["user_id"])[keep]
+    cols = items.rows(df["item_id"])[keep]
+    ok = cols >= 0
+    weights = (decay ** k[keep][ok]).astype(np.float32)
+    return csr_matrix((weights, (rows[ok], cols[ok])), shape=(len(index), len(items)))
+
+
+def trending_scores(
+    interactions: pd.DataFrame, items: Vocab, as_of: pd.Timestamp, days: int = 30
+) -> np.ndarray:
+    """Interactions per item in the ``days`` before ``as_of`` (``item_stats``' 30-day count)."""
+    ts = interactions["event_timestamp"]
+    recent = interactions[(ts < as_of) & (ts >= as_of - pd.Timedelta(days=days))]
+    rows = items.rows(recent["item_id"])
+    return np.bincount(rows[rows >= 0], minlength=len(items)).astype(np.float32)

@@ -1,0 +1,258 @@
+"""The two stages end to end, without I/O: fit the retrievers on what was known at a time,
+build candidate sets and their point-in-time features, make training rows over several
+cut-offs (labels: the window after each), and rank a block of users.
+
+The feature reader is the only door to features (:mod:`recommender.ranking.dataset`): Feast's
+offline store for training, in-memory tables for offline evaluation, the online values for
+serving (:func:`recommender.ranking.online.online_rows`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from recommender.data.vocab import Vocab, user_item_matrix
+from recommender.models import ALSModel, EASEModel, ItemKNNModel
+from recommender.models.ease import MAX_ITEMS
+from recommender.ranking.candidates import CandidateSet, candidates
+from recommender.ranking.dataset import FeatureReader, entity_rows, labels
+from recommender.ranking.features import Genres, feature_matrix, user_genre_shares
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.retrievers import (
+    ALSRetriever,
+    EASERetriever,
+    History,
+    ItemScoreRetriever,
+    Retriever,
+    SimilarityRetriever,
+    recent_matrix,
+    trending_scores,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Retriever parameters, candidate depth, label window and cut-offs of the ranker."""
+
+    depth: int = 100  # per retriever; the union is the candidate set
+    als: dict[str, Any] = field(
+        default_factory=lambda: {
+            "factors": 128,
+            "regularization": 20.0,
+            "alpha": 2.0,
+            "iterations": 15,
+        }
+    )
+    ease_regularization: float = 400.0
+    knn_neighbours: int = 100
+    recent_n: int = 10
+    trending_days: int = 30
+    rounds: int = 300
+    lgb_params: dict[str, Any] = field(default_factory=dict)
+    block_users: int = 512
+
+
+@dataclass
+class FittedRetrievers:
+    """The retrievers as of one time, with the vocabularies they score over."""
+
+    users: Vocab
+    items: Vocab
+    as_of: pd.Timestamp
+    retrievers: list[Retriever]
+    matrix: csr_matrix  # users x items, everything before ``as_of``
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.retrievers]
+
+
+def fit_retrievers(
+    interactions: pd.DataFrame,
+    users: Vocab,
+    items: Vocab,
+    as_of: pd.Timestamp,
+    config: RankingConfig,
+    als: ALSModel | None = None,
+) -> FittedRetrievers:
+    """Fit every retriever on ``interactions`` (all before ``as_of``); ``als``: reuse a fitted
+    ALS (the served model) instead of fitting one."""
+    matrix = user_item_matrix(interactions, users, items)
+    if als is None:
+        als = ALSModel(**config.als).fit(matrix)
+    knn = ItemKNNModel(config.knn_neighbours).fit(matrix)
+    retrievers: list[Retriever] = [ALSRetriever(als)]
+    if len(items) <= MAX_ITEMS:
+        retrievers.append(EASERetriever(EASEModel(config.ease_regularization).fit(matrix)))
+    else:
+        retrievers.append(SimilarityRetriever("itemknn", knn.similarity))
+    popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
+    retrievers += [
+        SimilarityRetriever("recent", knn.similarity, use_recent=True),
+        ItemScoreRetriever(
+            "trending", trending_scores(interactions, items, as_of, config.trending_days)
+        ),
+        ItemScoreRetriever("popular", popularity),
+    ]
+    return FittedRetrievers(users, items, pd.Timestamp(as_of), retrievers, matrix)
+
+
+def history_for(
+    fitted: FittedRetrievers,
+    interactions: pd.DataFrame,
+    user_ids: Sequence[str],
+    recent_n: int = 10,
+) -> History:
+    """The users' history as of ``fitted.as_of`` (``interactions``: everything before it)."""
+    rows = fitted.users.rows(user_ids)
+    block = csr_matrix((len(rows), len(fitted.items)), dtype=np.float32)
+    known = rows >= 0
+    if known.any():
+        block = fitted.matrix[np.where(known, rows, 0)].multiply(known[:, None]).tocsr()
+    recent = recent_matrix(interactions, user_ids, fitted.items, recent_n)
+    return History(rows, block.astype(np.float32), recent)
+
+
+@dataclass
+class Block:
+    """One block of users' candidates and their feature matrix."""
+
+    user_ids: np.ndarray
+    cands: CandidateSet
+    x: np.ndarray
+
+
+def candidate_block(
+    fitted: FittedRetrievers,
+    history: History,
+    user_ids: Sequence[str],
+    reader: FeatureReader,
+    genres: Genres,
+    config: RankingConfig,
+    features_as_of: pd.Timestamp | None = None,
+) -> Block:
+    """Candidates for ``user_ids`` and their features as of ``features_as_of`` (default the
+    retrievers' time; a later time is the deliberately leaky variant the tests use)."""
+    ids = np.asarray(list(user_ids), dtype=str)
+    cands = candidates(fitted.retrievers, history, config.depth, config.block_users)
+    when = pd.Timestamp(features_as_of if features_as_of is not None else fitted.as_of)
+    rows = reader.historical(entity_rows(cands, ids, fitted.items.ids, when))
+    x = feature_matrix(cands, rows, user_genre_shares(history.matrix, genres), genres)
+    return Block(ids, cands, x)
+
+
+@dataclass
+class TrainingRows:
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    retrievers: list[str]
+    cutoffs: list[str]
+
+
+def training_rows(
+    interactions: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    label_days: float,
+    users: Vocab,
+    items: Vocab,
+    reader: FeatureReader,
+    genres: Genres,
+    config: RankingConfig,
+    leak_days: float = 0.0,
+) -> TrainingRows:
+    """Rows from every cut-off: retrievers fitted before it, candidates of the users active in
+    the ``label_days`` after it, labels = their interactions in that window. ``leak_days``
+    moves the features' time forward (0 in real use; the leakage test sets it)."""
+    xs, ys, gs = [], [], []
+    names: list[str] = []
+    for cutoff in cutoffs:
+        ts = interactions["event_timestamp"]
+        before = interactions[ts < cutoff]
+        end = cutoff + pd.Timedelta(days=label_days)
+        future = interactions[(ts >= cutoff) & (ts < end)]
+        active = sorted(set(future["user_id"]) & set(before["user_id"]))
+        if not active:
+            log.warning("cut-off %s: no user with history is active after it", cutoff)
+            continue
+        fitted = fit_retrievers(before, users, items, cutoff, config)
+        history = history_for(fitted, before, active, config.recent_n)
+        leak = cutoff + pd.Timedelta(days=leak_days) if leak_days else None
+        block = candidate_block(fitted, history, active, reader, genres, config, leak)
+        ys.append(labels(block.cands, block.user_ids, items.ids, future))
+        xs.append(block.x)
+        gs.append(block.cands.group_sizes())
+        names = fitted.names
+        log.info("cut-off %s: %d users, %d rows", cutoff, len(active), len(block.x))
+    if not xs:
+        raise ValueError("no cut-off gave training rows")
+    return TrainingRows(
+        np.concatenate(xs),
+        np.concatenate(ys),
+        np.concatenate(gs),
+        names,
+        [pd.Timestamp(c).isoformat() for c in cutoffs],
+    )
+
+
+def fit_ranker(rows: TrainingRows, config: RankingConfig, label_days: float) -> Ranker:
+    return Ranker.fit(
+        rows.x,
+        rows.y,
+        rows.groups,
+        rows.retrievers,
+        config.depth,
+        params=config.lgb_params,
+        rounds=config.rounds,
+        cutoffs=rows.cutoffs,
+        label_days=label_days,
+    )
+
+
+@dataclass
+class RankedLists:
+    """Top-``n`` per user of a block: item rows (-1 padded), ranker scores, provenance."""
+
+    item_rows: np.ndarray
+    scores: np.ndarray
+    provenance: list[list[list[str]]]
+    pairs: np.ndarray  # index of each listed item's pair in the candidate set (-1 padded)
+
+
+def top_ranked(block: Block, scores: np.ndarray, n: int) -> RankedLists:
+    """Each user's ``n`` best candidates by ``scores`` (one per candidate pair)."""
+    n_users = len(block.user_ids)
+    out_rows = np.full((n_users, n), -1, dtype=np.int64)
+    out_scores = np.full((n_users, n), -np.inf, dtype=np.float64)
+    out_pairs = np.full((n_users, n), -1, dtype=np.int64)
+    order = np.lexsort((-scores, block.cands.user_pos))
+    pos = block.cands.user_pos[order]
+    first = np.searchsorted(pos, np.arange(n_users))
+    within = np.arange(len(order)) - first[pos]
+    keep = within < n
+    sel = order[keep]
+    out_rows[pos[keep], within[keep]] = block.cands.item_rows[sel]
+    out_scores[pos[keep], within[keep]] = scores[sel]
+    out_pairs[pos[keep], within[keep]] = sel
+    provenance = [[block.cands.provenance(int(p)) for p in row if p >= 0] for row in out_pairs]
+    return RankedLists(out_rows, out_scores, provenance, out_pairs)
+
+
+def rank_block(ranker: Ranker, block: Block, n: int) -> RankedLists:
+    """The ranker's top-``n`` per user of a candidate block (the nightly's and the API's
+    second stage; rules and filters apply after it)."""
+    if block.cands.retrievers != tuple(ranker.manifest.retrievers):
+        raise ValueError(
+            f"candidates from {block.cands.retrievers}, ranker trained on "
+            f"{ranker.manifest.retrievers}"
+        )
+    return top_ranked(block, ranker.predict(block.x), n)

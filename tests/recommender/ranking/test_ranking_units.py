@@ -1,0 +1,137 @@
+"""The retrievers, the candidate set, the feature columns and the LightGBM ranker, on small
+data with known answers (no Feast: the in-memory reader; Feast's own rows are compared with it
+in test_point_in_time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.sparse import csr_matrix
+
+from recommender.data.vocab import Vocab
+from recommender.errors import CorruptArtifact
+from recommender.ranking.candidates import candidates
+from recommender.ranking.dataset import TableReader
+from recommender.ranking.features import feature_specs
+from recommender.ranking.twostage import (
+    RankingConfig,
+    candidate_block,
+    fit_ranker,
+    fit_retrievers,
+    history_for,
+    rank_block,
+    training_rows,
+)
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.retrievers import History, ItemScoreRetriever, recent_matrix
+from tests.recommender.ranking.support import CUTOFF, LABEL_DAYS, SECOND, hit_tables, vocabularies
+
+CONFIG = RankingConfig(
+    depth=40, als={"factors": 4, "iterations": 5}, rounds=60, lgb_params={"min_data_in_leaf": 5}
+)
+
+
+def _history(rows: list[list[int]], n_items: int) -> History:
+    data = [(u, i) for u, items in enumerate(rows) for i in items]
+    u, i = zip(*data, strict=True) if data else ((), ())
+    m = csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(len(rows), n_items))
+    return History(np.full(len(rows), -1), m, m)
+
+
+def test_candidates_are_the_union_with_scores_ranks_and_provenance() -> None:
+    history = _history([[0], [1]], 5)
+    first = ItemScoreRetriever("first", np.array([5, 4, 3, 2, 1], np.float32))
+    second = ItemScoreRetriever("second", np.array([1, 2, 3, 4, 5], np.float32))
+    cands = candidates([first, second], history, depth=2)
+    user0 = cands.item_rows[cands.user_pos == 0].tolist()
+    assert user0 == [1, 2, 3, 4]  # first: 1, 2 (0 is seen); second: 4, 3
+    pair = int(np.flatnonzero((cands.user_pos == 0) & (cands.item_rows == 1))[0])
+    assert cands.provenance(pair) == ["first"]
+    np.testing.assert_array_equal(cands.ranks[pair], [1.0, np.nan])
+    np.testing.assert_array_equal(cands.scores[pair], [4.0, 2.0])  # scored by both
+    assert cands.group_sizes().tolist() == [4, 4]  # user 1: first 0, 2; second 4, 3
+    assert len(candidates([first], _history([], 5))) == 0
+
+
+def test_recent_matrix_weights_the_newest_item_most() -> None:
+    inter = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "u"],
+            "item_id": ["x", "y", "z"],
+            "event_timestamp": pd.to_datetime([1, 2, 3], unit="D", utc=True),
+        }
+    )
+    m = recent_matrix(inter, ["u", "nobody"], Vocab.from_ids(["x", "y", "z"]), last_n=2)
+    np.testing.assert_allclose(m.toarray(), [[0.0, 0.8, 1.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pd.DataFrame]:
+    return hit_tables(np.random.default_rng(3))
+
+
+def test_the_ranker_learns_the_first_cut_off_and_round_trips(
+    tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    users, items, genres = vocabularies(tables)
+    rows = training_rows(
+        tables["interactions"],
+        [CUTOFF, SECOND],
+        LABEL_DAYS,
+        users,
+        items,
+        TableReader(tables),
+        genres,
+        CONFIG,
+    )
+    assert rows.x.shape == (len(rows.y), len(feature_specs(rows.retrievers)))
+    assert rows.groups.sum() == len(rows.y) and rows.y.sum() > 0
+    ranker = fit_ranker(rows, CONFIG, LABEL_DAYS)
+    files = ranker.save(tmp_path)
+    assert sorted(files) == ["ranker.json", "ranker.txt"]
+    loaded = Ranker.load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict(rows.x), ranker.predict(rows.x))
+    contrib = loaded.contributions(rows.x[:20])
+    np.testing.assert_allclose(contrib.sum(axis=1), ranker.predict(rows.x[:20]), rtol=1e-6)
+    assert loaded.manifest.features[0].name == "als_score"
+    feast_names = {f.feast for f in loaded.manifest.features if f.kind == "feast"}
+    assert "item_stats:interactions_30d" in feast_names
+    assert loaded.manifest.train_queries > 0 and loaded.manifest.cutoffs
+
+
+def test_rank_block_returns_top_n_with_provenance(tables: dict[str, pd.DataFrame]) -> None:
+    users, items, genres = vocabularies(tables)
+    reader = TableReader(tables)
+    inter = tables["interactions"]
+    rows = training_rows(inter, [CUTOFF], LABEL_DAYS, users, items, reader, genres, CONFIG)
+    ranker = fit_ranker(rows, CONFIG, LABEL_DAYS)
+    before = inter[inter["event_timestamp"] < SECOND]
+    fitted = fit_retrievers(before, users, items, SECOND, CONFIG)
+    who = ["u0", "u5"]
+    history = history_for(fitted, before, who)
+    block = candidate_block(fitted, history, who, reader, genres, CONFIG)
+    ranked = rank_block(ranker, block, 5)
+    assert ranked.item_rows.shape == (2, 5) and (ranked.item_rows >= 0).all()
+    for u in range(2):
+        assert not set(ranked.item_rows[u]) & set(history.matrix[u].indices)  # nothing seen
+        assert np.all(np.diff(ranked.scores[u]) <= 0)
+        assert all(p and set(p) <= set(block.cands.retrievers) for p in ranked.provenance[u])
+
+
+def test_a_ranker_refuses_features_it_was_not_trained_on(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(40, len(feature_specs(["a"]))))
+    y = np.tile([1, 0, 0, 0], 10)
+    ranker = Ranker.fit(
+        x, y, np.full(10, 4), ["a"], depth=4, rounds=5, params={"min_data_in_leaf": 1}
+    )
+    with pytest.raises(ValueError, match="feature columns"):
+        ranker.predict(x[:, :-1])
+    with pytest.raises(ValueError, match="no query has a positive label"):
+        Ranker.fit(x, np.zeros(40, int), np.full(10, 4), ["a"], depth=4)
+    ranker.save(tmp_path)
+    (tmp_path / "ranker.json").write_text("{not json")
+    with pytest.raises(CorruptArtifact):
+        Ranker.load(tmp_path)
