@@ -50,7 +50,8 @@ def synthetic_events(
     types = rng.choice(list(EVENT_MIX), n_events, p=list(EVENT_MIX.values()))
     ratings = rng.integers(1, 6, n_events)
     span = (end - start).total_seconds()
-    times = pd.to_datetime(start.timestamp() + rng.uniform(0, span, n_events), unit="s", utc=True)
+    seconds = start.timestamp() + rng.uniform(0, span, n_events)
+    times = pd.to_datetime(seconds, unit="s", utc=True).floor("us")  # JSON keeps microseconds
     ids = rng.integers(0, 2**63, n_events, dtype=np.int64)
     received = datetime.now(timezone.utc)
     return [
