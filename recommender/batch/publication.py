@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 from feast import FeatureStore
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisClusterException
 from redis.lock import Lock
 
 from recommender.batch.lockkeeper import LockKeeper, spec_for
@@ -261,7 +261,7 @@ class RunLock:
         if not self.lost.is_set() and token is not None:
             try:
                 current = self.client.get(lock_key(self.project))
-            except redis.RedisError:
+            except (redis.RedisError, RedisClusterException):
                 current = token
             if isinstance(current, str):
                 current = current.encode()

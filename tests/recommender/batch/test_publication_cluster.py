@@ -82,11 +82,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
 @pytest.fixture
 def cluster_settings(cluster: list[str]) -> Settings:
-    return Settings(
-        redis_url=f"redis://{cluster[0]}/0",
-        redis_cluster=True,
-        feast_project=f"tclu_{uuid.uuid4().hex[:10]}",
-    )
+    """Settings seeded by the first node, for a project whose keys live on another node (a
+    single-node client at the seed would get MOVED replies: only a cluster client passes)."""
+    settings = Settings(redis_url=f"redis://{cluster[0]}/0", redis_cluster=True)
+    client = make_redis(settings, timeout=5)
+    try:
+        while True:
+            project = f"tclu_{uuid.uuid4().hex[:10]}"
+            if client.get_node_from_key(live_key(project)).name != cluster[0]:  # type: ignore[union-attr]
+                return settings.model_copy(update={"feast_project": project})
+    finally:
+        client.close()
 
 
 @pytest.fixture
