@@ -19,9 +19,10 @@ from fastapi import FastAPI
 
 from api.error_handlers import install_error_handlers
 from api.middleware import Gateway
+from api.ratelimit import make_limiter
 from api.routes import admin, events, health, items, recommendations
 from api.runtime import Runtime
-from api.security import ApiKeys, RateLimiter, TrustedProxies
+from api.security import ApiKeys, TrustedProxies
 from api.telemetry import Metrics
 from recommender import __version__
 from recommender.config import Settings, get_settings
@@ -64,10 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         Gateway,
         keys=ApiKeys(settings.api_key_names()),
-        limiter=RateLimiter(
-            settings.rate_limit_per_second,
-            settings.rate_limit_burst,
-            max_buckets=settings.rate_limit_max_buckets,
+        limiter=make_limiter(
+            settings, "requests", settings.rate_limit_per_second, settings.rate_limit_burst
         ),
         metrics=metrics,
         max_body=settings.max_body_bytes,

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.ratelimit import SharedRateLimiter, make_limiter
 from api.security import ApiKeys, RateLimiter, TrustedProxies
 from api.telemetry import Metrics
 from recommender.config import Settings
@@ -61,7 +62,7 @@ class Gateway:
         self,
         app: ASGIApp,
         keys: ApiKeys,
-        limiter: RateLimiter,
+        limiter: RateLimiter | SharedRateLimiter,
         metrics: Metrics,
         max_body: int,
         settings: Settings | None = None,
@@ -75,9 +76,7 @@ class Gateway:
         self.trusted = TrustedProxies(settings.trusted_proxies)
         self.limiter.max_buckets = settings.rate_limit_max_buckets
         per_minute = settings.auth_failures_per_minute
-        self.auth_failures = RateLimiter(
-            per_minute / 60, per_minute, max_buckets=settings.rate_limit_max_buckets
-        )
+        self.auth_failures = make_limiter(settings, "auth_failures", per_minute / 60, per_minute)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Take the runtime's settings once the app has started. On a bad one (an address
@@ -144,7 +143,7 @@ class Gateway:
             if self.keys.enabled:
                 # the key is not even looked at while its address is throttled: else guessing
                 # would go on at full speed, watching for the one answer that is not a 429
-                wait = self.auth_failures.wait(address) if self.auth_failures.enabled else 0.0
+                wait = await self.auth_failures.peek(address) if self.auth_failures.enabled else 0.0
                 if wait > 0:
                     self.metrics.rate_limited.labels("auth_failures").inc()
                     await _reply(
@@ -157,7 +156,7 @@ class Gateway:
                 who = self.keys.name(headers.get(b"x-api-key", b"").decode("latin-1"))
                 if who is None:
                     if self.auth_failures.enabled:
-                        self.auth_failures.take(address)
+                        await self.auth_failures.acquire(address)
                     await _reply(
                         send,
                         401,
@@ -167,7 +166,7 @@ class Gateway:
                     return
             if self.limiter.enabled:
                 who = who or address
-                wait = self.limiter.take(who)
+                wait = await self.limiter.acquire(who)
                 if wait > 0:
                     self.metrics.rate_limited.labels(who if self.keys.enabled else "ip").inc()
                     await _reply(

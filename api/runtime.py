@@ -24,7 +24,7 @@ from feast import FeatureStore
 from api.eventsink import EventSink
 from api.exposures import ExposureSink, ShadowRunner
 from api.online import OnlineStore, Polled
-from api.telemetry import Metrics
+from api.telemetry import Metrics, reset
 from recommender.batch.publication import LiveLists
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
@@ -150,7 +150,7 @@ class Runtime:
         return True
 
     def _set_model_info(self, bundle: ModelBundle) -> None:
-        self.metrics.model_info.clear()
+        reset(self.metrics.model_info, 0.0)  # 'max by (version)': the old one reads 0
         self.metrics.model_info.labels(bundle.version, bundle.index.info.get("kind", "?")).set(1)
 
     def refresh_catalog(self) -> None:
@@ -304,7 +304,7 @@ class Runtime:
 
     def _apply_config(self, config: ServingConfig, raw: bytes | None) -> None:
         self.config, self._config_raw = config, raw
-        self.metrics.experiment_weight.clear()
+        reset(self.metrics.experiment_weight)
         if config.experiment is not None:
             production = self.served.bundle.version if self.served else ""
             for v in config.experiment.variants:
@@ -326,7 +326,7 @@ class Runtime:
             return
         self.monitor = summary
         for gauge in (m.drift_psi, m.drift_ks, m.lists_stat):
-            gauge.clear()
+            reset(gauge)
         if not summary:
             return
         for row in summary.get("features", []):

@@ -1,5 +1,5 @@
-"""API keys, token-bucket rate limiters (in memory, per process, bounded) and the client
-address behind trusted proxies."""
+"""API keys, token-bucket rate limiters (in memory, per process, bounded; shared across worker
+processes in api/ratelimit.py) and the client address behind trusted proxies."""
 
 from __future__ import annotations
 
@@ -90,6 +90,13 @@ class RateLimiter:
             return 0.0
         tokens = self._tokens(key, self.clock())
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    # The gateway's interface, shared with api.ratelimit.SharedRateLimiter (kept in Redis).
+    async def acquire(self, key: str) -> float:
+        return self.take(key)
+
+    async def peek(self, key: str) -> float:
+        return self.wait(key)
 
 
 class TrustedProxies:

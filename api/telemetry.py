@@ -1,10 +1,35 @@
-"""Prometheus metrics of one app instance (its own registry, so tests can build many apps)."""
+"""Prometheus metrics of one app instance (its own registry, so tests can build many apps).
+
+Several worker processes (``reco serve --workers N``) share their metrics through
+prometheus_client's multiprocess mode: ``reco serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` (a
+fresh directory, removed at exit) and ``RECO_WORKERS`` before the workers start; every worker
+writes its values there and ``/metrics`` of any worker answers for all of them
+(:func:`exposition`). Counters and
+histograms add up; each gauge says how (``multiprocess_mode``): the live workers' maximum for
+ages and counts, the most recent value for what every worker sets alike (experiment weights,
+drift), one series per worker for the model each one serves. Files of workers that died are
+dropped at the next scrape.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 
 from recommender.serving.paths import Ranked
 
@@ -76,8 +101,14 @@ class Metrics:
             "The served model version (value 1)",
             ["version", "index"],
             registry=r,
+            multiprocess_mode="liveall",  # per worker: during a swap they may differ
         )
-        self.model_loaded = Gauge("reco_model_loaded", "1 when a model is loaded", registry=r)
+        self.model_loaded = Gauge(
+            "reco_model_loaded",
+            "1 when a model is loaded (in every live worker)",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.list_age = Histogram(
             "reco_list_age_seconds",
             "Age of precomputed lists when served",
@@ -92,10 +123,16 @@ class Metrics:
             registry=r,
         )
         self.catalog_age = Gauge(
-            "reco_catalog_age_seconds", "Seconds since item metadata was refreshed", registry=r
+            "reco_catalog_age_seconds",
+            "Seconds since item metadata was refreshed (the oldest worker's)",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.unavailable_items = Gauge(
-            "reco_catalog_unavailable_items", "Items marked unavailable", registry=r
+            "reco_catalog_unavailable_items",
+            "Items marked unavailable",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.events = Counter("reco_events", "Events accepted, by type", ["event_type"], registry=r)
         self.events_rejected = Counter(
@@ -144,6 +181,7 @@ class Metrics:
             "Percent of users assigned to each variant of the running experiment",
             ["experiment", "variant", "model_version"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.shadow_runs = Counter(
             "reco_shadow_requests", "Shadow scoring, by outcome", ["outcome"], registry=r
@@ -165,16 +203,75 @@ class Metrics:
             "PSI of a feature, recent vs training",
             ["feature"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.drift_ks = Gauge(
-            "reco_drift_feature_ks", "KS statistic, recent vs training", ["feature"], registry=r
+            "reco_drift_feature_ks",
+            "KS statistic, recent vs training",
+            ["feature"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.lists_stat = Gauge(
             "reco_lists_stat",
             "Figures of the live run's lists (coverage, gini, overlap_previous, score_p50, ...)",
             ["stat"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.monitor_suspicious = Gauge(
-            "reco_monitor_suspicious", "1 when the last monitor report found drift", registry=r
+            "reco_monitor_suspicious",
+            "1 when the last monitor report found drift",
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
+
+
+def _values_shared() -> bool:
+    """True when metric values live in files (prometheus_client's multiprocess mode, chosen
+    when it was first imported; importing Feast also turns it on, with a directory of its
+    own)."""
+    return values.ValueClass is not values.MutexValue
+
+
+def reset(gauge: Gauge, value: float = math.nan) -> None:
+    """Forget every labelled series of ``gauge``. In multiprocess mode a series stays in this
+    worker's file once written (prometheus_client cannot remove it there), so it is set to
+    ``value`` first (NaN: ``max by`` ignores it), never left at its last value."""
+    if _values_shared():
+        for labels in list(gauge._metrics):  # no public way to list the children
+            gauge.labels(*labels).set(value)
+    with warnings.catch_warnings():  # "not implemented in multi-process mode": handled above
+        warnings.simplefilter("ignore", UserWarning)
+        gauge.clear()
+
+
+_LIVE_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")
+
+
+def _drop_dead_workers(directory: Path) -> None:
+    """Remove the live-gauge files of workers that are gone (a crashed worker never says so;
+    uvicorn starts a new one with another pid)."""
+    for path in directory.glob("gauge_live*.db"):
+        m = _LIVE_FILE.match(path.name)
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(directory))
+        except PermissionError:
+            pass  # alive, another user's
+
+
+def exposition(metrics: Metrics, workers: int) -> tuple[bytes, str]:
+    """The Prometheus text of this app; with several ``workers`` (``reco serve`` sets
+    ``PROMETHEUS_MULTIPROC_DIR`` for them), every worker's values."""
+    raw = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if workers <= 1 or not raw or not _values_shared():
+        return generate_latest(metrics.registry), CONTENT_TYPE_LATEST
+    _drop_dead_workers(Path(raw))
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=raw)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

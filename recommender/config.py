@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(
         False, description="RECO_REDIS_URL is one seed node of a Redis Cluster (the API's client)"
     )
+    redis_cluster: bool = Field(
+        False, description="RECO_REDIS_URL is one seed node of a Redis Cluster (the API's client)"
+    )
     feast_project: str = "reco"
     feature_repo: Path = Path("feature_repo")
     artifacts_dir: Path = Path("artifacts")
@@ -103,6 +106,13 @@ class Settings(BaseSettings):
     drift_max_gini: float = Field(0.95, gt=0, le=1)
     drift_sample_users: int = Field(2000, ge=10, description="users compared by drift checks")
 
+    workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="`reco serve` worker processes; 0 = one per core. With more than one, "
+        "rate limits are kept in Redis so that they hold across workers",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "INFO"

@@ -70,3 +70,15 @@ def test_dockerfile_is_multi_stage_and_installs_only_hash_pinned_dependencies() 
     for requirement in wanted:
         name = re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
         assert name in pinned, f"{name} is not pinned with hashes in deploy/requirements.lock"
+
+
+def test_the_api_service_serves_with_one_worker_per_core() -> None:
+    """`reco serve` with RECO_WORKERS=0 (one worker process per core) unless overridden."""
+    from recommender.config import Settings
+
+    api = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]
+    assert api["command"] == ["reco", "serve"]
+    workers = api["environment"]["RECO_WORKERS"]
+    assert workers == "${RECO_WORKERS:-0}"
+    assert Settings(workers=int(workers.split(":-")[1].rstrip("}"))).workers == 0
+    assert api["environment"]["RECO_REDIS_URL"] == "redis://redis:6379/0"  # the shared anchor

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import RuntimeDep
 from api.schemas import Health, Ready
+from api.telemetry import exposition
 
 router = APIRouter(tags=["health"])
 
@@ -41,5 +41,6 @@ async def ready(rt: RuntimeDep, response: Response) -> Ready:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(rt: RuntimeDep) -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format (every worker's values when ``reco serve`` runs several)."""
+    body, content_type = exposition(rt.metrics, rt.settings.workers)
+    return Response(body, media_type=content_type)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -11,6 +17,10 @@ import uvicorn
 from jobs.cli.common import load_settings
 from jobs.healthcheck import default_url, probe
 from recommender.featurestore.repo import feast_cli_env
+
+log = logging.getLogger(__name__)
+WORKER_HEALTHCHECK_SECONDS = 60
+MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 
 
 def healthcheck(
@@ -33,20 +43,56 @@ def healthcheck(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default RECO_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default RECO_PORT).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Worker processes (default RECO_WORKERS; 0 = one per core)."),
+    ] = None,
 ) -> None:
-    """Serve the API with uvicorn (the app factory is api.main:create_app)."""
+    """Serve the API with uvicorn (the app factory is api.main:create_app), one worker process
+    per core by default. With several, Prometheus metrics are aggregated across them (a fresh
+    PROMETHEUS_MULTIPROC_DIR, removed at exit) and rate limits are kept in Redis."""
     settings = load_settings()
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        proxy_headers=False,  # the gateway trusts forwarded headers from RECO_TRUSTED_PROXIES only
-    )
+    count = workers if workers is not None else settings.workers
+    count = count or os.cpu_count() or 1
+    with _multiprocess_metrics(count):
+        os.environ["RECO_WORKERS"] = str(count)  # the workers' Settings: shared rate limits
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=count,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            proxy_headers=False,  # the gateway trusts forwarded headers from RECO_TRUSTED_PROXIES
+            # a spawned worker imports this CLI (its __main__) and Feast before it can answer
+            # the supervisor's ping: ~10 s on a busy machine, past uvicorn's default of 5 s
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        )
+
+
+@contextmanager
+def _multiprocess_metrics(workers: int) -> Iterator[None]:
+    """prometheus_client's multiprocess mode for ``workers`` > 1: the workers (started with
+    spawn, so they read the variables at import) write their values into one fresh directory
+    (under TMPDIR), removed at exit. Both names are set: prometheus_client reads one, and
+    Feast, when imported, makes a directory of its own unless it finds the other."""
+    if workers <= 1:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="reco-metrics-")
+    saved = {name: os.environ.get(name) for name in MULTIPROC_ENV}
+    os.environ.update(dict.fromkeys(MULTIPROC_ENV, directory))
+    log.info("%d workers; metrics aggregated in %s", workers, directory)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def feast_env() -> None:
