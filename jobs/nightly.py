@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from jobs.ingest import ingest_event_log
 from jobs.train import train
+from recommender import membudget
 from recommender.batch.chunkwriter import ChunkWriter
 from recommender.batch.engines import make_engine
 from recommender.batch.publication import (
@@ -38,7 +39,7 @@ from recommender.batch.publication import (
     read_live,
 )
 from recommender.batch.runs import RunManifest, resumable, write_manifest
-from recommender.batch.scoring import Chunk, plan_chunks
+from recommender.batch.scoring import Chunk, plan_chunks, scoring_memory_mb
 from recommender.config import Settings
 from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
@@ -130,6 +131,15 @@ def _score_and_write(
     lock: RunLock,
     engine_name: str | None,
 ) -> dict[str, float]:
+    membudget.check(
+        scoring_memory_mb(
+            settings.batch_size, len(bundle.items), manifest.chunk_users, settings.top_n
+        ),
+        settings.memory_budget_mb,
+        f"scoring {settings.batch_size} users x {len(bundle.items)} items at a time, "
+        f"{manifest.chunk_users} users a chunk",
+        "RECO_BATCH_SIZE or RECO_CHUNK_USERS",
+    )
     chunks = plan_chunks(len(bundle.users), manifest.chunk_users)
     done = set(manifest.chunks_done)
     todo = [c for c in chunks if c.index not in done]

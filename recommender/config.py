@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")
+    memory_budget_mb: int | None = Field(
+        None, ge=64, description="memory a batch step may plan to use; default 70% of available"
+    )
     write_batch: int = Field(1000, ge=1, le=100_000, description="rows per Redis round trip")
     write_workers: int = Field(2, ge=1, le=64, description="processes encoding and writing")
     lock_seconds: float = Field(60.0, ge=1, description="run lock expiry (heartbeat: 1/3)")

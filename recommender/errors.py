@@ -62,3 +62,7 @@ class RunLocked(RecoError):
 
 class LockLost(RecoError):
     """A nightly run lost its lock (it expired); it must not publish."""
+
+
+class MemoryBudgetExceeded(RecoError):
+    """A step would need more memory than its budget; the message names the setting to lower."""

@@ -49,6 +49,17 @@ def plan_chunks(n_users: int, chunk_users: int) -> list[Chunk]:
     ]
 
 
+def scoring_memory_mb(batch_size: int, n_items: int, chunk_users: int, n: int) -> float:
+    """What scoring plans to hold besides the model: one batch's dense ``batch_size x n_items``
+    scores (x3: implicit's scores, the mask and the partition) and two chunks' lists in flight
+    (rows and scores, 8 bytes an entry, x3 for their encoded copies).
+
+    Example: ``scoring_memory_mb(1024, 50_000, 50_000, 100)`` is about 800 MB."""
+    batch = batch_size * n_items * 4 * 3
+    chunks = 2 * chunk_users * n * 8 * 3
+    return (batch + chunks) / 2**20
+
+
 def top_n(
     user_factors: np.ndarray,
     item_factors: np.ndarray,

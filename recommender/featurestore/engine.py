@@ -53,6 +53,7 @@ from pydantic import Field, StrictStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from recommender import membudget
 from recommender.featurestore import encode
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class StreamingEngineConfig(FeastConfigBaseModel):
     """Rows read, encoded and written at a time."""
     pipeline_rows: int = Field(2_000, gt=0)
     """Rows whose commands go to Redis in one round trip."""
+    memory_budget_mb: int | None = Field(None, gt=0)
+    """Memory a view's load may plan to use; default 70% of what is available when it starts."""
 
 
 @dataclass
@@ -148,6 +151,12 @@ class StreamingEngine(LocalComputeEngine):
 
     def _materialize(self, plan: _Plan, start: datetime, end: datetime) -> None:
         t0 = time.perf_counter()
+        membudget.check(
+            _planned_mb(plan, self.config.batch_rows),
+            self.config.memory_budget_mb,
+            f"materializing {plan.view.name} {self.config.batch_rows} rows at a time",
+            "batch_engine.batch_rows in feature_store.yaml",
+        )
         winners = self._latest(plan, encode.instant_nanos(start), encode.instant_nanos(end))
         write, written = self._writer(plan), 0
         for table in self._rows(plan, winners):
@@ -317,6 +326,19 @@ class _RedisWriter:
         finally:
             self.pool.release(conn)
         return replies
+
+
+def _planned_mb(plan: _Plan, batch_rows: int) -> float:
+    """A view load's planned memory: ``batch_rows`` rows at their uncompressed size in the
+    files (x4: the Arrow batch, its taken copy, the concatenation and the encoded commands),
+    and the latest-row reduction's key columns for at most ``4 x batch_rows`` rows."""
+    rows = size = 0
+    for path in plan.files:
+        meta = pq.ParquetFile(path, filesystem=plan.fs).metadata
+        rows += meta.num_rows
+        size += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    per_row = size / rows if rows else 0
+    return (batch_rows * per_row * 4 + 4 * batch_rows * 64) / 2**20
 
 
 def _last_per_key(tables: list[pa.Table], keys: list[str], order: list[str]) -> pa.Table:

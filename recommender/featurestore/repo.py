@@ -153,14 +153,16 @@ def materialize(
             first.append(view.name)
         else:
             incremental.append(view.name)
-    if first:
-        store.materialize(start_date=earliest, end_date=end, feature_views=first)
-        done.update(dict.fromkeys(first, "full"))
-    if incremental:
-        store.materialize_incremental(end_date=end, feature_views=incremental)
-        done.update(dict.fromkeys(incremental, "incremental"))
-    if done:
-        client.hset(key, mapping=dict.fromkeys(done, end.isoformat()))
+    # One view at a time, each recorded as soon as it is loaded: a night killed in the middle of
+    # a backfill resumes with the views not yet loaded, and continues the others incrementally.
+    for name in first:
+        store.materialize(start_date=earliest, end_date=end, feature_views=[name])
+        client.hset(key, name, end.isoformat())
+        done[name] = "full"
+    for name in incremental:
+        store.materialize_incremental(end_date=end, feature_views=[name])
+        client.hset(key, name, end.isoformat())
+        done[name] = "incremental"
     return done
 
 

@@ -14,6 +14,7 @@ import pytest
 from jobs.nightly import run_nightly
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore import names
+from recommender.featurestore.engine import StreamingEngine
 from recommender.featurestore.repo import open_store
 from tests.support.redis_server import OwnRedis
 from tests.support.repo import feast_apply, make_settings
@@ -56,5 +57,39 @@ def test_nightly_after_redis_lost_its_data_backfills_every_view(tmp_path: Path) 
 
         third = run_nightly(settings)  # nothing lost since: incremental again
         assert set(third.materialized.values()) == {"incremental"}
+    finally:
+        own.stop()
+
+
+def test_a_night_killed_during_backfill_resumes_without_redoing_finished_views(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: the first night is killed while it backfills its second view; the rerun
+    resumes that run (chunks done stay done) and loads only the views not yet loaded in full,
+    continuing the finished one incrementally."""
+    own = OwnRedis(tmp_path)
+    own.start()
+    try:
+        settings = make_settings(tmp_path, own.url)
+        write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
+        feast_apply(settings)
+        loaded: list[str] = []
+        original = StreamingEngine._materialize
+
+        def killed_at_the_second_view(self, plan, start, end):  # type: ignore[no-untyped-def]
+            if loaded:
+                raise KeyboardInterrupt("signal 15")
+            original(self, plan, start, end)
+            loaded.append(plan.view.name)
+
+        monkeypatch.setattr(StreamingEngine, "_materialize", killed_at_the_second_view)
+        with pytest.raises(KeyboardInterrupt):
+            run_nightly(settings, retrain=True)
+        monkeypatch.setattr(StreamingEngine, "_materialize", original)
+
+        rerun = run_nightly(settings)
+        assert rerun.status == "succeeded" and rerun.resumed == 1
+        assert rerun.materialized.pop(loaded[0]) == "incremental"
+        assert set(rerun.materialized.values()) == {"full"}
     finally:
         own.stop()

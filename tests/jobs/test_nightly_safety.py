@@ -194,3 +194,18 @@ def test_a_stalled_run_whose_lock_expired_cannot_publish(published: Settings) ->
         assert read_live(client, project) == before
     finally:
         fresh.release()
+
+
+def test_a_night_over_its_memory_budget_fails_clearly_and_publishes_nothing(
+    published: Settings,
+) -> None:
+    """Issue 14: a batch size whose scores would not fit stops with a message naming the
+    setting (exit 2, the CLI's domain-error code), before scoring; the live lists stay."""
+    before = live_lists(published)
+    proc = _start(published, "--no-resume", BATCH_SIZE=10**7, MEMORY_BUDGET_MB=2048)
+    code, (out, err) = proc.wait(timeout=300), proc.communicate()
+    assert code == 2, (out, err)
+    assert "lower RECO_BATCH_SIZE or RECO_CHUNK_USERS" in err
+    assert live_lists(published) == before
+    failed = [m for m in _manifests(published) if m["status"] == "failed"]
+    assert failed and "MemoryBudgetExceeded" in failed[-1]["error"]

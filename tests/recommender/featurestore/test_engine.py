@@ -329,3 +329,23 @@ def _assert_extra_same(feast: Settings, streaming: Settings) -> None:
     assert got == expected
     assert sum(v is not None for v in got["label"]) > 20
     assert _hashes(streaming) == _hashes(feast)
+
+
+def test_a_load_over_its_memory_budget_fails_naming_batch_rows(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Issue 14: a backfill that would exceed memory stops before it reads a row, with a
+    message naming the setting to lower, instead of meeting the OOM killer."""
+    settings = make_settings(tmp_path, redis_url)
+    path = settings.feature_repo / "feature_store.yaml"
+    budget = ENGINE_YAML.replace(f"{BATCH_ROWS}", "5000000") + "  memory_budget_mb: 64\n"
+    path.write_text(without_batch_engine(path.read_text()) + budget)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(3))), settings.data_dir)
+    feast_apply(settings)
+    store = open_store(settings)
+    try:
+        with pytest.raises(Exception, match="batch_engine.batch_rows in feature_store.yaml"):
+            store.materialize(EARLIEST, MIDWAY, feature_views=[USER_ACTIVITY])
+        assert store.get_feature_view(USER_ACTIVITY).most_recent_end_time is None
+    finally:
+        teardown_repo(settings)
