@@ -28,9 +28,6 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(
         False, description="RECO_REDIS_URL is one seed node of a Redis Cluster (the API's client)"
     )
-    redis_cluster: bool = Field(
-        False, description="RECO_REDIS_URL is one seed node of a Redis Cluster (the API's client)"
-    )
     feast_project: str = "reco"
     feature_repo: Path = Path("feature_repo")
     artifacts_dir: Path = Path("artifacts")
