@@ -1,5 +1,7 @@
 """The API's online-store edge: one HMGET per request on Feast's layout, bounded by timeouts,
-behind a circuit breaker so a slow or dead Redis costs one timeout, not one per request."""
+behind a circuit breaker so a slow or dead Redis costs one timeout, not one per request.
+One Redis or a Redis Cluster (``RECO_REDIS_CLUSTER``): a user's views are one hash (one slot),
+the polled keys share the project's hash tag (one MGET)."""
 
 from __future__ import annotations
 
@@ -10,17 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-import redis.asyncio as aredis
 from feast import FeatureStore
-from redis import Redis
 from redis.exceptions import RedisError
 
+from api.redisconn import mget, one_slot
 from api.telemetry import Metrics
 from recommender.batch.publication import LiveLists, live_key, monitor_key
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
 from recommender.featurestore.layout import FeastLayout, ViewValues
 from recommender.featurestore.names import ITEM_METADATA
+from recommender.featurestore.redisclient import make_async_redis, make_redis
 from recommender.featurestore.repo import CATALOG_VERSION_KEY
 from recommender.lifecycle.experiments import serving_key
 from recommender.serving.hybrid import RECENT_VIEW, USER_VIEWS
@@ -54,23 +56,14 @@ class OnlineStore:
             serving_key(store.project),
             monitor_key(store.project),
         )
+        self.poll_one_slot = one_slot(self.poll_keys)  # hash-tagged: one MGET on a cluster
         self.metrics = metrics
         self.retry_seconds = settings.redis_retry_seconds
         timeout = settings.redis_timeout_ms / 1000
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        self.client = aredis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            password=password,
-        )
+        # one Redis or a Redis Cluster (RECO_REDIS_CLUSTER); per-user reads are single-key
+        self.client = make_async_redis(settings, timeout=timeout, connect_timeout=timeout)
         # Bulk reads (catalog refresh) run in a thread with a longer timeout.
-        self.bulk = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=max(timeout, 5.0),
-            socket_connect_timeout=1.0,
-            password=password,
-        )
+        self.bulk = make_redis(settings, timeout=max(timeout, 5.0), connect_timeout=1.0)
         self._down_until = 0.0
         self.last_error: str | None = None
 
@@ -156,7 +149,9 @@ class OnlineStore:
     async def poll(self) -> Polled | None:
         """Everything the API follows, in one MGET (None when Redis does not answer)."""
         try:
-            version, live, serving, monitor = await self.client.mget(*self.poll_keys)
+            version, live, serving, monitor = await mget(
+                self.client, self.poll_keys, self.poll_one_slot
+            )
         except FAILURES:
             return None
         return Polled(int(version or 0), LiveLists.parse(live), serving, monitor)

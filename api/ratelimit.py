@@ -15,9 +15,10 @@ import time
 
 from redis.exceptions import RedisError
 
-from api.redisconn import AsyncClient, async_client
 from api.security import DEFAULT_MAX_BUCKETS, RateLimiter
 from recommender.config import Settings
+from recommender.featurestore.keys import project_key
+from recommender.featurestore.redisclient import AsyncRedisClient, make_async_redis
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def ratelimit_key(project: str, kind: str, who: str) -> str:
     """The bucket of ``who`` (an API key's name or an address) for one limit ``kind``;
     hash-tagged by project like the other ``reco:`` keys, ``who`` hashed (bounded length)."""
     digest = hashlib.blake2b(who.encode(), digest_size=12).hexdigest()
-    return f"reco:{{{project}}}:ratelimit:{kind}:{digest}"
+    return project_key(project, "ratelimit", kind, digest)
 
 
 class SharedRateLimiter:
@@ -75,7 +76,7 @@ class SharedRateLimiter:
         share = rate / max(1, workers)
         local_burst = max(1, int(self.burst / max(1, workers)))
         self.local = RateLimiter(share, local_burst, max_buckets=max_buckets)
-        self._client: AsyncClient | None = None
+        self._client: AsyncRedisClient | None = None
         self._script_sha: str | None = None
         self._down_until = 0.0
 
@@ -104,7 +105,7 @@ class SharedRateLimiter:
             return self.local.take(key) if take else self.local.wait(key)
         if self._client is None:  # created in the serving loop, on first use
             timeout = self.settings.redis_timeout_ms / 1000
-            self._client = async_client(self.settings, timeout)
+            self._client = make_async_redis(self.settings, timeout=timeout, connect_timeout=timeout)
         bucket = ratelimit_key(self.settings.feast_project, self.kind, key)
         args = (self.rate, self.burst, 1 if take else 0)
         try:
