@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -22,7 +23,9 @@ from recommender.data.movielens import DATASETS, extract_atomic_files, fetch_whe
 from recommender.data.schema import canonical_interactions, canonical_items, canonical_users
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
-from recommender.evaluation.protocols import PROTOCOLS, filter_min_rating, make_split
+from recommender.evaluation.bootstrap import paired_bootstrap
+from recommender.evaluation.protocols import PROTOCOLS, Split, filter_min_rating, make_split
+from recommender.evaluation.ranked import evaluate_two_stage
 from recommender.evaluation.replay import replay_hybrid
 from recommender.evaluation.report import write_report
 from recommender.evaluation.runner import EvalData, evaluate_model
@@ -71,11 +74,51 @@ def load_dataset(settings: Settings, dataset: str) -> dict[str, pd.DataFrame]:
     }
 
 
+RANKED = "ranked"  # the two-stage model: retrievers + the LightGBM ranker
+
+
 def _parse_models(models: list[str]) -> list[str]:
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODELS and m != RANKED]
     if unknown:
-        raise InvalidDataset(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+        choices = ", ".join([*MODELS, RANKED])
+        raise InvalidDataset(f"unknown model(s) {unknown}; choose from {choices}")
     return models
+
+
+def _two_stage(
+    split: Split, tables: dict[str, pd.DataFrame], ks: tuple[int, ...], seed: int
+) -> dict[str, Any]:
+    """The ranked model's report entry: its metrics in the model table's shape, plus each
+    retriever alone, the union's recall and the per-user NDCG@10 for paired intervals."""
+    t0 = time.perf_counter()
+    result = evaluate_two_stage(split, tables["users"], tables["items"], ks=ks, seed=seed)
+    ranker = result["ranker"]
+    result["entry"] = {
+        "model": RANKED,
+        "params": {"retrievers": "+".join(n.split(":")[1] for n in result["models"] if ":" in n)},
+        "phase": "test",
+        "metrics": result["models"][RANKED]["metrics"],
+        "fit_seconds": round(time.perf_counter() - t0, 1),
+        "ranker_fit_seconds": ranker["fit_seconds"],
+    }
+    return result
+
+
+def comparisons(results: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """Paired bootstrap intervals of NDCG@10, ranked minus every other model (users common
+    to both), best single model first."""
+    ranked = results[RANKED]["per_user_ndcg@10"]
+    others = [n for n in results if n != RANKED and "per_user_ndcg@10" in results[n]]
+    others.sort(key=lambda n: -float(results[n]["metrics"].get("ndcg@10", 0.0)))
+    out = []
+    for name in others:
+        theirs = results[name]["per_user_ndcg@10"]
+        users = sorted(set(ranked) & set(theirs))
+        if users:
+            a = np.array([ranked[u] for u in users])
+            b = np.array([theirs[u] for u in users])
+            out.append(paired_bootstrap(a, b, RANKED, name, seed=seed).as_dict())
+    return out
 
 
 def run_evaluation(
@@ -95,6 +138,8 @@ def run_evaluation(
     if not ks or min(ks) < 1:
         raise InvalidDataset("k values must be positive integers")
     names = _parse_models(models or list(MODELS))
+    with_ranked = RANKED in names
+    names = [n for n in names if n != RANKED]
     ks = tuple(sorted(set(ks)))
     started = datetime.now(timezone.utc)
     tables = load_dataset(settings, dataset)
@@ -126,6 +171,28 @@ def run_evaluation(
             bar.update(1)
             log.info("%s: ndcg@10=%s", name, results[name]["metrics"].get("ndcg@10"))
 
+    two_stage = None
+    if with_ranked:
+        if 10 not in ks:
+            raise InvalidDataset("the ranked model's comparisons need k=10 among the cut-offs")
+        two_stage = _two_stage(split, tables, ks, settings.seed)
+        per_user = two_stage.pop("per_user_ndcg@10")
+        results[RANKED] = {**two_stage.pop("entry"), "per_user_ndcg@10": per_user[RANKED]}
+        for name, entry in two_stage["models"].items():
+            if name != RANKED:
+                results[name] = {
+                    "model": name,
+                    "params": {},
+                    "phase": "test",
+                    "metrics": entry["metrics"],
+                    "fit_seconds": 0.0,
+                    "per_user_ndcg@10": per_user[name],
+                }
+        two_stage["intervals"] = comparisons(results, settings.seed)
+        log.info("ranked: ndcg@10=%s", results[RANKED]["metrics"].get("ndcg@10"))
+    for result in results.values():
+        result.pop("per_user_ndcg@10", None)
+
     replayed = None
     if replay:
         ts = interactions["event_timestamp"]
@@ -156,6 +223,7 @@ def run_evaluation(
         "models": results,
         "tuning": tuning,
         "replay": replayed,
+        "two_stage": two_stage,
         "reference": REFERENCES.get(dataset) if protocol == "random" else None,
     }
     out = out_dir or Path("reports") / f"{dataset}-{protocol}-{started:%Y%m%dT%H%M%SZ}"

@@ -140,6 +140,7 @@ def _markdown(report: dict[str, Any], k: int, plots: list[str]) -> str:
                 f"- {name}: {len(result['trials'])} trials on {result['metric']}, "
                 f"best {result['best_params']}"
             )
+    lines += two_stage_markdown(report)
     table = replay_table(report, k)
     if table is not None:
         replay = report["replay"]
@@ -158,6 +159,38 @@ def _markdown(report: dict[str, Any], k: int, plots: list[str]) -> str:
         ]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def two_stage_markdown(report: dict[str, Any]) -> list[str]:
+    """The ranked model's section: the union's recall, the ranker, paired intervals."""
+    two = report.get("two_stage")
+    if not two:
+        return []
+    union, ranker = two["union"], two["ranker"]
+    rows = pd.DataFrame(two["intervals"])
+    lines = [
+        "",
+        "## Two-stage: retrievers + LightGBM LambdaRank ranker",
+        "",
+        f"Candidates: top {union['depth_per_retriever']} of each retriever, "
+        f"{union['mean_candidates']:.0f} per user on average; the union's recall "
+        f"(the ceiling any ranker can reach): {union['recall']:.4f}.",
+        "",
+        f"Ranker: {ranker['train_rows']} rows, {ranker['train_queries']} queries, cut-offs "
+        f"{', '.join(ranker['cutoffs']) or 'validation part'}; rows built in "
+        f"{ranker['rows_seconds']} s, LightGBM fit {ranker['fit_seconds']} s.",
+        "",
+        "Top features by gain: " + ", ".join(list(ranker["importance"])[:6]) + ".",
+    ]
+    if not rows.empty:
+        cols = ["a", "b", "mean_a", "mean_b", "diff", "low", "high", "ratio", "users"]
+        lines += [
+            "",
+            "Paired bootstrap (users resampled, 2000 times) of NDCG@10, ranked minus each:",
+            "",
+            rows[cols].to_markdown(index=False, floatfmt=".4f"),
+        ]
+    return lines
 
 
 def _segments_markdown(report: dict[str, Any], k: int) -> str:

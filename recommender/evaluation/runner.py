@@ -21,6 +21,7 @@ from recommender.evaluation.metrics import (
     average_popularity,
     catalog_coverage,
     mean_metrics,
+    ndcg_at_k,
     novelty,
 )
 from recommender.evaluation.protocols import Split
@@ -135,9 +136,13 @@ def evaluate_model(
     lists = top_lists(model, history, rows, max(ks), extra)
     rank_s = time.perf_counter() - t0
     popularity = np.asarray((history > 0).sum(axis=0)).ravel()
-    metrics = score_lists(
-        lists, [truth_map[int(r)] for r in rows], ks, popularity, int(history.shape[0])
-    )
+    truth = [truth_map[int(r)] for r in rows]
+    metrics = score_lists(lists, truth, ks, popularity, int(history.shape[0]))
+    per_user = {
+        str(data.users.ids[r]): ndcg_at_k(got, rel, 10)
+        for r, got, rel in zip(rows.tolist(), lists, truth, strict=True)
+        if rel
+    }
     return {
         "model": name,
         "params": model.params(),
@@ -145,4 +150,5 @@ def evaluate_model(
         "metrics": metrics,
         "fit_seconds": round(fit_s, 3),
         "rank_seconds": round(rank_s, 3),
+        "per_user_ndcg@10": per_user,  # for paired intervals; not written to the report
     }

@@ -56,7 +56,7 @@ class RankingConfig:
     knn_neighbours: int = 100
     recent_n: int = 10
     trending_days: int = 30
-    rounds: int = 300
+    rounds: int = 400
     lgb_params: dict[str, Any] = field(default_factory=dict)
     block_users: int = 512
 
@@ -70,10 +70,33 @@ class FittedRetrievers:
     as_of: pd.Timestamp
     retrievers: list[Retriever]
     matrix: csr_matrix  # users x items, everything before ``as_of``
+    ease: EASEModel | None = None
+    knn: ItemKNNModel | None = None
 
     @property
     def names(self) -> list[str]:
         return [r.name for r in self.retrievers]
+
+
+def assemble(
+    als: ALSModel,
+    ease: EASEModel | None,
+    similarity: csr_matrix,
+    trending: np.ndarray,
+    popularity: np.ndarray,
+) -> list[Retriever]:
+    """The retrievers in the ranker's order: ALS, EASE (item-kNN when the catalog is too big
+    for EASE), more like the recent items, trending, popular."""
+    item_item: Retriever = (
+        EASERetriever(ease) if ease is not None else SimilarityRetriever("itemknn", similarity)
+    )
+    return [
+        ALSRetriever(als),
+        item_item,
+        SimilarityRetriever("recent", similarity, use_recent=True),
+        ItemScoreRetriever("trending", trending),
+        ItemScoreRetriever("popular", popularity),
+    ]
 
 
 def fit_retrievers(
@@ -90,20 +113,11 @@ def fit_retrievers(
     if als is None:
         als = ALSModel(**config.als).fit(matrix)
     knn = ItemKNNModel(config.knn_neighbours).fit(matrix)
-    retrievers: list[Retriever] = [ALSRetriever(als)]
-    if len(items) <= MAX_ITEMS:
-        retrievers.append(EASERetriever(EASEModel(config.ease_regularization).fit(matrix)))
-    else:
-        retrievers.append(SimilarityRetriever("itemknn", knn.similarity))
+    ease = EASEModel(config.ease_regularization).fit(matrix) if len(items) <= MAX_ITEMS else None
     popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
-    retrievers += [
-        SimilarityRetriever("recent", knn.similarity, use_recent=True),
-        ItemScoreRetriever(
-            "trending", trending_scores(interactions, items, as_of, config.trending_days)
-        ),
-        ItemScoreRetriever("popular", popularity),
-    ]
-    return FittedRetrievers(users, items, pd.Timestamp(as_of), retrievers, matrix)
+    trending = trending_scores(interactions, items, as_of, config.trending_days)
+    retrievers = assemble(als, ease, knn.similarity, trending, popularity)
+    return FittedRetrievers(users, items, pd.Timestamp(as_of), retrievers, matrix, ease, knn)
 
 
 def history_for(

@@ -15,6 +15,7 @@ from jobs.train import als_params
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidDataset
+from tests.recommender.ranking.support import hit_tables
 from tests.support.synthetic import synthetic_tables
 
 runner = CliRunner()
@@ -140,3 +141,27 @@ def test_a_corrupt_tuning_file_is_a_clear_error(repo: Path) -> None:
     settings.als_tuning_file.write_text("{not json")
     with pytest.raises(InvalidDataset, match="is not a tuning result"):
         als_params(settings)
+
+
+def test_evaluate_the_ranked_model_with_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two-stage on the temporal protocol: each retriever alone, the union's recall, the
+    ranker, and a paired interval against every other model, in the report."""
+    write_tables(hit_tables(np.random.default_rng(2)), tmp_path / "feature_repo" / "data")
+    monkeypatch.setenv("RECO_FEATURE_REPO", str(tmp_path / "feature_repo"))
+    out = tmp_path / "ranked"
+    args = ["evaluate", "--dataset", "tables", "--protocol", "temporal", "--no-replay"]
+    result = runner.invoke(app, [*args, "--models", "popularity,ease,ranked", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "metrics.json").read_text())
+    assert {"ranked", "retriever:als", "retriever:ease", "retriever:recent"} <= set(
+        report["models"]
+    )
+    two = report["two_stage"]
+    assert 0 < two["union"]["recall"] <= 1
+    compared = {i["b"] for i in two["intervals"]}
+    assert {"popularity", "ease", "retriever:als"} <= compared
+    assert all(i["low"] <= i["diff"] <= i["high"] for i in two["intervals"])
+    assert "per_user_ndcg@10" not in report["models"]["ranked"]
+    assert "Two-stage" in (out / "summary.md").read_text()

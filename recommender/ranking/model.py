@@ -1,0 +1,143 @@
+"""The two-stage model as a part of a model bundle: the ranker plus the retrievers' own
+artifacts (EASE weights, item-kNN similarities), saved under ``<version>/ranking/`` with
+npz/LightGBM text files (no pickle). ALS, popularity and the item vocabulary are the bundle's.
+
+:func:`fit_two_stage` trains it (the training job: rows from Feast's offline store through a
+:class:`~recommender.ranking.dataset.FeastReader`); :func:`rank_users` is the second stage for
+a block of users, used by the nightly scoring and by the API's real-time path alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix, load_npz, save_npz
+
+from recommender.data.vocab import Vocab
+from recommender.errors import CorruptArtifact
+from recommender.featurestore.names import ITEM_STATS, feature_column
+from recommender.models import ALSModel, EASEModel, ItemKNNModel
+from recommender.ranking.candidates import candidates
+from recommender.ranking.dataset import FeatureReader
+from recommender.ranking.features import Genres, feature_matrix, user_genre_shares
+from recommender.ranking.onlinerows import EntityViews, online_rows
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.retrievers import History, Retriever
+from recommender.ranking.twostage import (
+    Block,
+    RankedLists,
+    RankingConfig,
+    assemble,
+    fit_ranker,
+    fit_retrievers,
+    rank_block,
+    training_rows,
+)
+
+log = logging.getLogger(__name__)
+SUBDIR = "ranking"
+
+
+@dataclass
+class TwoStageModel:
+    """The ranker and the retriever artifacts the bundle does not already hold."""
+
+    ranker: Ranker
+    ease: EASEModel | None
+    similarity: csr_matrix
+    config: RankingConfig
+
+    def retrievers(
+        self, als: ALSModel, popularity: np.ndarray, trending: np.ndarray
+    ) -> list[Retriever]:
+        return assemble(als, self.ease, self.similarity, trending, popularity)
+
+    def save(self, directory: Path) -> list[str]:
+        """Write into ``directory / "ranking"``; return the file names relative to
+        ``directory`` (for the bundle manifest's checksums)."""
+        sub = directory / SUBDIR
+        sub.mkdir(parents=True, exist_ok=True)
+        files = self.ranker.save(sub)
+        save_npz(sub / "similarity.npz", self.similarity)
+        files.append("similarity.npz")
+        if self.ease is not None:
+            files += self.ease.save(sub)
+        return [f"{SUBDIR}/{name}" for name in files]
+
+    @classmethod
+    def load(cls, directory: Path) -> TwoStageModel | None:
+        """The model saved in ``directory / "ranking"``, or None when the version has none."""
+        sub = directory / SUBDIR
+        if not Ranker.exists(sub):
+            return None
+        ranker = Ranker.load(sub)
+        try:
+            similarity = load_npz(sub / "similarity.npz").tocsr()
+            ease = EASEModel.load(sub) if (sub / "ease.npz").exists() else None
+        except (OSError, ValueError) as exc:
+            raise CorruptArtifact(f"retrievers in {sub} cannot be loaded: {exc}") from exc
+        return cls(ranker, ease, similarity, RankingConfig(depth=ranker.manifest.depth))
+
+
+def fit_two_stage(
+    interactions: pd.DataFrame,
+    users: Vocab,
+    items: Vocab,
+    als: ALSModel,
+    reader: FeatureReader,
+    genres: Genres,
+    cutoffs: Sequence[pd.Timestamp],
+    label_days: float,
+    config: RankingConfig | None = None,
+) -> TwoStageModel:
+    """Train the ranker on rows from every cut-off (retrievers refitted before each), then fit
+    the item-item retrievers on all ``interactions`` for serving (ALS is the bundle's)."""
+    config = config or RankingConfig()
+    rows = training_rows(interactions, cutoffs, label_days, users, items, reader, genres, config)
+    ranker = fit_ranker(rows, config, label_days)
+    end = interactions["event_timestamp"].max()
+    final = fit_retrievers(interactions, users, items, end, config, als=als)
+    knn = final.knn if final.knn is not None else ItemKNNModel(config.knn_neighbours)
+    return TwoStageModel(ranker, final.ease, knn.similarity, config)
+
+
+def item_trending(items: Vocab, item_frame: pd.DataFrame) -> np.ndarray:
+    """``item_stats.interactions_30d`` per item row (0 when unknown): the trending retriever
+    reads the same in-memory item features the ranker does."""
+    column = feature_column(ITEM_STATS, "interactions_30d")
+    values = pd.to_numeric(item_frame[column], errors="coerce").reindex(items.ids)
+    return np.nan_to_num(values.to_numpy(dtype=np.float32))
+
+
+def rank_users(
+    model: TwoStageModel,
+    als: ALSModel,
+    popularity: np.ndarray,
+    items: Vocab,
+    genres: Genres,
+    history: History,
+    user_ids: Sequence[str],
+    user_views: EntityViews,
+    item_frame: pd.DataFrame,
+    as_of: pd.Timestamp,
+    n: int,
+) -> tuple[RankedLists, Block]:
+    """Retrieve and rank for a block of users from online-shaped features (``user_views``:
+    each user's decoded views; ``item_frame``: :func:`~recommender.ranking.onlinerows.item_frame`).
+
+    Returns the top-``n`` per user (item rows, ranker scores, provenance) and the candidate
+    block (for ``explain``: :meth:`Ranker.contributions` on ``block.x``). Rules and filters
+    apply after this, on the returned order.
+    """
+    retrievers = model.retrievers(als, popularity, item_trending(items, item_frame))
+    cands = candidates(retrievers, history, model.ranker.manifest.depth, model.config.block_users)
+    ids = np.asarray(list(user_ids), dtype=str)
+    rows = online_rows(cands, ids, items.ids, user_views, item_frame, as_of)
+    x = feature_matrix(cands, rows, user_genre_shares(history.matrix, genres), genres)
+    block = Block(ids, cands, x)
+    return rank_block(model.ranker, block, n), block
