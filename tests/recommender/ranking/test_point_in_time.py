@@ -24,6 +24,7 @@ from recommender.ranking.features import (
     user_genre_shares,
 )
 from recommender.ranking.onlinerows import item_frame, online_rows
+from recommender.ranking.ranker import Ranker
 from recommender.ranking.twostage import (
     RankingConfig,
     TrainingRows,
@@ -33,7 +34,6 @@ from recommender.ranking.twostage import (
     history_for,
     training_rows,
 )
-from recommender.ranking.ranker import Ranker
 from tests.recommender.ranking.support import CUTOFF, LABEL_DAYS, SECOND, hit_tables, vocabularies
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 

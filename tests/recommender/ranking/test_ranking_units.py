@@ -16,6 +16,8 @@ from recommender.errors import CorruptArtifact
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import TableReader
 from recommender.ranking.features import feature_specs
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.retrievers import History, ItemScoreRetriever, recent_matrix
 from recommender.ranking.twostage import (
     RankingConfig,
     candidate_block,
@@ -25,8 +27,6 @@ from recommender.ranking.twostage import (
     rank_block,
     training_rows,
 )
-from recommender.ranking.ranker import Ranker
-from recommender.ranking.retrievers import History, ItemScoreRetriever, recent_matrix
 from tests.recommender.ranking.support import CUTOFF, LABEL_DAYS, SECOND, hit_tables, vocabularies
 
 CONFIG = RankingConfig(
