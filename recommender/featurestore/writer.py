@@ -20,7 +20,7 @@ from __future__ import annotations
 import pickle
 import threading
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
@@ -39,9 +39,9 @@ from recommender.lifeline import Child, start_child
 
 
 class ListWriterPool:
-    """Encode and send in ``workers`` processes: a Python writer is bound by its CPU time
-    (encoding and command packing), and one process is one core. Each worker builds its own
-    encoder and Redis connection once; a chunk is split between them.
+    """Encode and send in ``workers`` processes (``0``: in the calling thread, whose encoding
+    kernels release the GIL). Each worker builds its own encoder and Redis connection once; a
+    chunk is split between them.
 
     The workers are helper processes of :mod:`recommender.lifeline`, all started here, by the
     constructing thread: they die with the job even when it is SIGKILLed (no orphans of a few
@@ -50,10 +50,13 @@ class ListWriterPool:
     def __init__(
         self, workers: int, redis_url: str, password: str | None, batch: int, **encoder: Any
     ) -> None:
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, not {workers}")
         self.workers = workers
         self._children: list[Child] = []
         self._lock = threading.Lock()
         self._broken = ""
+        self._local = _Writer(redis_url, password, batch, encoder) if workers == 0 else None
         self._set_up = False  # their set-up replies are read by the first write, so that
         # their start (imports, encoder) overlaps the job's scoring of the first chunk
         try:
@@ -74,6 +77,8 @@ class ListWriterPool:
         with self._lock:
             if self._broken:
                 raise BrokenProcessPool(self._broken)
+            if self._local is not None:
+                return self._local.write(user_ids, rows, scores)
             if not self._set_up:
                 try:
                     for child in self._children:
@@ -117,6 +122,8 @@ class ListWriterPool:
     def close(self) -> None:
         children, self._children = self._children, []
         self._broken = self._broken or "the writer pool is closed"
+        if self._local is not None:
+            self._local.client.close()
         for child in children:  # all at once: each ends as soon as it reads end-of-file
             child.close_input()
         for child in children:
@@ -130,7 +137,24 @@ class _RemoteTraceback(Exception):
         return str(self.args[0])
 
 
-_worker: dict[str, Any] = {}
+class _Writer:
+    """One encoder and one Redis connection: a worker process's, or the in-process pool's."""
+
+    def __init__(
+        self, redis_url: str, password: str | None, batch: int, encoder: dict[str, Any]
+    ) -> None:
+        self.encoder = ListEncoder(**encoder)
+        extra = {"password": password} if password else {}
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=60, **extra)
+        self.batch = batch
+
+    def write(
+        self, user_ids: Sequence[str] | np.ndarray, rows: np.ndarray, scores: np.ndarray
+    ) -> int:
+        return send_batches(self.client, self.encoder.batches(user_ids, rows, scores, self.batch))
+
+
+_worker: dict[str, _Writer] = {}
 
 
 def serve_worker(inbox: Connection, outbox: Connection) -> None:
@@ -139,10 +163,10 @@ def serve_worker(inbox: Connection, outbox: Connection) -> None:
     message = inbox.recv()
     while True:
         try:
-            if "client" in _worker:
-                result = _write_rows(*message)
+            if "writer" in _worker:
+                result = _worker["writer"].write(*message)
             else:
-                _init_worker(*message)
+                _worker["writer"] = _Writer(*message)
                 result = 0
             reply: tuple[str, Any, str] = ("ok", result, "")
         except Exception as exc:  # noqa: BLE001 - the pool re-raises it in the parent
@@ -156,20 +180,6 @@ def serve_worker(inbox: Connection, outbox: Connection) -> None:
             message = inbox.recv()
         except EOFError:
             return
-
-
-def _init_worker(redis_url: str, password: str | None, batch: int, encoder: dict[str, Any]) -> None:
-    _worker["encoder"] = ListEncoder(**encoder)
-    extra = {"password": password} if password else {}
-    _worker["client"] = redis.Redis.from_url(redis_url, socket_timeout=60, **extra)
-    _worker["batch"] = batch
-
-
-def _write_rows(user_ids: list[str], rows: np.ndarray, scores: np.ndarray) -> int:
-    encoder: ListEncoder = _worker["encoder"]
-    return send_batches(
-        _worker["client"], encoder.batches(user_ids, rows, scores, _worker["batch"])
-    )
 
 
 def send_batches(client: object, batches: Iterable[CommandBatch]) -> int:

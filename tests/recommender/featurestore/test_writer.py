@@ -220,6 +220,41 @@ def test_the_writer_pool_writes_every_row(synthetic_repo: Settings) -> None:
 
 
 @pytest.mark.integration
+def test_an_in_process_pool_writes_every_row_and_raises_error_replies(redis_url: str) -> None:
+    project = f"lwlocal_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(timezone.utc)
+    enc = ListEncoder(project, "v", ["a", "b"], "v1", "r1", now)
+    users = np.array([f"l{i}" for i in range(9)])
+    rows, scores = np.array([[1, -1]] * 9), np.ones((9, 2), np.float32)
+    client = redis.Redis.from_url(redis_url)
+    pool = ListWriterPool(
+        0,
+        redis_url,
+        None,
+        4,
+        project=project,
+        view="v",
+        item_ids=["a", "b"],
+        model_version="v1",
+        run_id="r1",
+        timestamp=now,
+    )
+    try:
+        assert pool.pids == [] and pool.write(users, rows, scores) == 9
+        assert client.hget(enc.key("l8"), enc.fields[0]) == enc.item_list_value(np.array([1]))
+        client.set(enc.key("l5"), "a string, not a hash")
+        with pytest.raises(FeatureStoreUnavailable, match="WRONGTYPE"):
+            pool.write(users, rows, scores)
+    finally:
+        pool.close()
+        client.delete(*[enc.key(u) for u in users])
+    with pytest.raises(BrokenProcessPool, match="closed"):
+        pool.write(users, rows, scores)
+    with pytest.raises(ValueError, match="workers"):
+        ListWriterPool(-1, redis_url, None, 4)
+
+
+@pytest.mark.integration
 def test_a_worker_error_reaches_the_caller_and_a_dead_worker_breaks_the_pool(
     redis_url: str,
 ) -> None:
