@@ -21,7 +21,7 @@ from recommender.batch.publication import LiveLists, live_key, monitor_key
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
 from recommender.featurestore.layout import FeastLayout, ViewValues
-from recommender.featurestore.names import ITEM_METADATA
+from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS
 from recommender.featurestore.redisclient import make_async_redis, make_redis
 from recommender.featurestore.repo import CATALOG_VERSION_KEY
 from recommender.lifecycle.experiments import serving_key
@@ -47,7 +47,9 @@ class OnlineStore:
     def __init__(self, settings: Settings, store: FeatureStore, metrics: Metrics) -> None:
         self.users = FeastLayout.from_store(store, "user_id", USER_VIEWS)
         # titles come from the model bundle; every other item feature may be a filter
-        self.items = FeastLayout.from_store(store, "item_id", [ITEM_VIEW], exclude=("title",))
+        # item_stats: the ranker's item features, held in memory with the catalog
+        views = [ITEM_VIEW, ITEM_STATS]
+        self.items = FeastLayout.from_store(store, "item_id", views, exclude=("title",))
         self.version_key = CATALOG_VERSION_KEY.format(project=store.project)
         self.live_key = live_key(store.project)
         self.poll_keys = (
@@ -119,10 +121,13 @@ class OnlineStore:
             out[u] = [str(i) for i in view.get("recent_item_ids") or []]
         return out
 
-    def item_metadata(self, item_ids: Sequence[str], chunk: int = 5000) -> pd.DataFrame:
-        """Item metadata rows (blocking; run it in a thread). Raises FeatureStoreUnavailable."""
+    def item_views(
+        self, item_ids: Sequence[str], chunk: int = 5000
+    ) -> dict[str, dict[str, ViewValues]]:
+        """Every item view of the items (blocking; run it in a thread). Raises
+        FeatureStoreUnavailable."""
         t0 = time.perf_counter()
-        rows = []
+        out: dict[str, dict[str, ViewValues]] = {}
         try:
             for start in range(0, len(item_ids), chunk):
                 ids = item_ids[start : start + chunk]
@@ -131,15 +136,25 @@ class OnlineStore:
                         pipe.hmget(self.items.key(i), self.items.fields)  # type: ignore[arg-type]
                     replies = pipe.execute()
                 for i, raw in zip(ids, replies, strict=True):
-                    values = self.items.decode(raw).get(ITEM_VIEW)
-                    if values:
-                        rows.append({"item_id": i, **values})
+                    out[i] = self.items.decode(raw)
         except FAILURES as exc:
             self.metrics.redis_errors.labels("read_items").inc()
             raise FeatureStoreUnavailable(f"online store unavailable ({exc})") from exc
         finally:
             self.metrics.redis_latency.labels("read_items").observe(time.perf_counter() - t0)
-        return pd.DataFrame(rows, columns=["item_id", *self.items.views[0].features, "_ts"])
+        return out
+
+    @staticmethod
+    def metadata_frame(
+        views: dict[str, dict[str, ViewValues]], features: Sequence[str]
+    ) -> pd.DataFrame:
+        """The item metadata rows of :meth:`item_views` (items without metadata left out)."""
+        rows = [{"item_id": i, **v[ITEM_VIEW]} for i, v in views.items() if v.get(ITEM_VIEW)]
+        return pd.DataFrame(rows, columns=["item_id", *features, "_ts"])
+
+    def item_metadata(self, item_ids: Sequence[str], chunk: int = 5000) -> pd.DataFrame:
+        """Item metadata rows (blocking; run it in a thread). Raises FeatureStoreUnavailable."""
+        return self.metadata_frame(self.item_views(item_ids, chunk), self.items.views[0].features)
 
     async def catalog_version(self) -> int | None:
         """The counter bumped by catalog changes, or None when Redis does not answer."""

@@ -55,6 +55,7 @@ async def recommend(
         now,
         timedelta(seconds=rt.settings.list_ttl_seconds),
         unavailable_reason=down or "online store unavailable",
+        ranking_items=a.served.ranking,
     )
     if a.skip_list and ranked.source == "realtime":
         ranked.reason = f"experiment {a.experiment}, variant {a.variant}: ranked in real time"

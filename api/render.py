@@ -19,7 +19,7 @@ def _iso(ts: datetime | None) -> str | None:
 
 def items(ranked: Ranked, titles: Mapping[str, str]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    because = ranked.because
+    because, provenance, moved_by = ranked.because, ranked.provenance, ranked.moved_by
     for pos, (item_id, score) in enumerate(zip(ranked.item_ids, ranked.scores, strict=True)):
         entry: dict[str, object] = {
             "item_id": item_id,
@@ -32,6 +32,10 @@ def items(ranked: Ranked, titles: Mapping[str, str]) -> list[dict[str, object]]:
             entry["reason"] = (
                 f"because you liked {titles.get(source, source)}" if source is not None else None
             )
+        if provenance is not None:
+            entry["retrievers"] = provenance[pos]
+        if moved_by is not None:
+            entry["moved_up_by"] = moved_by[pos]
         out.append(entry)
     return out
 

@@ -29,8 +29,10 @@ from recommender.batch.publication import LiveLists
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.events.log import EventLog
+from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.repo import check_serving_ready, open_store, push_recent_lists
 from recommender.lifecycle.experiments import ServingConfig
+from recommender.serving.rerank import RankingItems
 from recommender.serving.rules import Catalog
 from recommender.training.artifacts import ModelBundle, load_bundle
 
@@ -44,6 +46,7 @@ class Served:
     bundle: ModelBundle
     catalog: Catalog
     titles: dict[str, str]
+    ranking: RankingItems | None = None  # item features of the bundle's ranker, if it has one
 
     @classmethod
     def of(cls, bundle: ModelBundle) -> Served:
@@ -162,20 +165,26 @@ class Runtime:
         for served in list(self.models.values()):
             ids.update(dict.fromkeys(served.bundle.items.ids.tolist()))
         try:
-            frame = self.online.item_metadata(list(ids))
+            views = self.online.item_views(list(ids))
         except FeatureStoreUnavailable as exc:
             log.warning("item metadata not refreshed: %s", exc)
             return
-        models = {
-            v: replace(s, catalog=Catalog.from_frame(frame, s.bundle.items))
-            for v, s in list(self.models.items())
-        }
+        models = {v: self._with_items(s, views) for v, s in list(self.models.items())}
         self.models = models
         if self.served is not None and self.served.bundle.version in models:
             self.served = models[self.served.bundle.version]
         self.catalog_refreshed = time.time()
         if self.catalog is not None:
             self.metrics.unavailable_items.set(int((~self.catalog.available).sum()))
+
+    def _with_items(self, served: Served, views: dict[str, dict[str, ViewValues]]) -> Served:
+        """``served`` with the catalog (and the ranker's item features) from item views."""
+        assert self.online is not None
+        frame = self.online.metadata_frame(views, self.online.items.views[0].features)
+        ranking = RankingItems.from_views(views, served.bundle) if served.bundle.ranking else None
+        return replace(
+            served, catalog=Catalog.from_frame(frame, served.bundle.items), ranking=ranking
+        )
 
     def _served_for(self, version: str) -> Served | None:
         """The loaded model ``version``, loading it (blocking: call from a thread) if needed;
@@ -193,8 +202,8 @@ class Runtime:
             return None
         if self.online is not None:
             try:
-                frame = self.online.item_metadata(served.bundle.items.ids.tolist())
-                served = replace(served, catalog=Catalog.from_frame(frame, served.bundle.items))
+                views = self.online.item_views(served.bundle.items.ids.tolist())
+                served = self._with_items(served, views)
             except FeatureStoreUnavailable as exc:
                 log.warning("item metadata of %s not read: %s", version, exc)
         self._failed.pop(version, None)

@@ -103,6 +103,12 @@ class Item(BaseModel):
     score: float
     reason: str | None = Field(None, description="only with explain=true")
     because_item_id: str | None = None
+    retrievers: list[str] | None = Field(
+        None, description="two-stage path: the retrievers that proposed the item, best first"
+    )
+    moved_up_by: list[str] | None = Field(
+        None, description="two-stage path with explain=true: ranker features that raised it most"
+    )
 
 
 class RecommendResponse(BaseModel):

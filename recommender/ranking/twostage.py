@@ -57,6 +57,9 @@ class RankingConfig:
     recent_n: int = 10
     trending_days: int = 30
     rounds: int = 400
+    # negatives kept per query for training (all positives stay): a seeded sample bounds the
+    # ranker's fit time on big catalogs; LambdaRank only needs each positive against some
+    max_negatives: int = 80
     lgb_params: dict[str, Any] = field(default_factory=dict)
     block_users: int = 512
 
@@ -218,7 +221,35 @@ def training_rows(
     )
 
 
+def subsample(rows: TrainingRows, max_negatives: int, seed: int = 0) -> TrainingRows:
+    """At most ``max_negatives`` seeded random negatives per query, every positive kept."""
+    query = np.repeat(np.arange(len(rows.groups)), rows.groups)
+    noise = np.random.default_rng(seed).random(len(rows.y))
+    noise[rows.y > 0] = -1.0  # positives sort first and are always kept
+    order = np.lexsort((noise, query))
+    start = np.r_[0, np.cumsum(rows.groups)[:-1]]
+    within = np.arange(len(order)) - start[query[order]]
+    positives = np.add.reduceat(rows.y > 0, start) if len(rows.y) else np.zeros(0, int)
+    keep = np.zeros(len(rows.y), dtype=bool)
+    keep[order[within < positives[query[order]] + max_negatives]] = True
+    return TrainingRows(
+        rows.x[keep],
+        rows.y[keep],
+        np.bincount(query[keep], minlength=len(rows.groups)),
+        rows.retrievers,
+        rows.cutoffs,
+    )
+
+
 def fit_ranker(rows: TrainingRows, config: RankingConfig, label_days: float) -> Ranker:
+    rows = subsample(rows, config.max_negatives)
+    rows = TrainingRows(
+        rows.x[np.repeat(rows.groups > 0, rows.groups)],
+        rows.y[np.repeat(rows.groups > 0, rows.groups)],
+        rows.groups[rows.groups > 0],
+        rows.retrievers,
+        rows.cutoffs,
+    )
     return Ranker.fit(
         rows.x,
         rows.y,

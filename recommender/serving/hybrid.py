@@ -21,15 +21,24 @@ import numpy as np
 
 from recommender.batch.publication import LiveLists
 from recommender.featurestore.layout import ViewValues, age_seconds
-from recommender.featurestore.names import SLOTS, USER_PROFILE, USER_RECENT_ITEMS, list_view
+from recommender.featurestore.names import (
+    SLOTS,
+    USER_ACTIVITY,
+    USER_PROFILE,
+    USER_RECENT_ITEMS,
+    list_view,
+)
 from recommender.serving import paths
 from recommender.serving.paths import Ranked
+from recommender.serving.rerank import RankingItems
 from recommender.serving.rules import Catalog, Rules
 from recommender.training.artifacts import ModelBundle
 
 RECENT_VIEW = USER_RECENT_ITEMS
 PROFILE_VIEW = USER_PROFILE
-USER_VIEWS = (*(list_view(slot) for slot in SLOTS), RECENT_VIEW, PROFILE_VIEW)
+# user_activity: the ranker's user features, in the same HMGET
+USER_VIEWS = (*(list_view(slot) for slot in SLOTS), RECENT_VIEW, PROFILE_VIEW, USER_ACTIVITY)
+RANKER_USER_VIEWS = (USER_ACTIVITY, PROFILE_VIEW)
 PROFILE_KEYS = ("age", "gender", "occupation")
 
 
@@ -56,6 +65,7 @@ class Context:
     recent_ts: datetime | None = None
     profile: dict[str, Any] = field(default_factory=dict)
     profile_ts: datetime | None = None
+    ranker_views: dict[str, ViewValues] = field(default_factory=dict)  # the ranker's user views
 
     def without_list(self) -> Context:
         """The same context without the stored list (another model ranks in real time)."""
@@ -82,6 +92,7 @@ class Context:
         if (recent := views.get(RECENT_VIEW)) and recent.get("recent_item_ids"):
             ctx.recent_item_ids = [str(i) for i in recent["recent_item_ids"]]
             ctx.recent_ts = recent["_ts"]
+        ctx.ranker_views = {v: dict(views[v]) for v in RANKER_USER_VIEWS if views.get(v)}
         if prof := views.get(PROFILE_VIEW):
             ctx.profile = {k: prof[k] for k in PROFILE_KEYS if prof.get(k)}
             ctx.profile_ts = prof["_ts"] if ctx.profile else None
@@ -105,8 +116,10 @@ def recommend(
     now: datetime,
     list_ttl: timedelta,
     unavailable_reason: str = "online store unavailable",
+    ranking_items: RankingItems | None = None,
 ) -> tuple[Ranked, dict[str, float]]:
-    """The served list and the age (seconds) of each online feature it used."""
+    """The served list and the age (seconds) of each online feature it used. With
+    ``ranking_items`` (and a ranker in the bundle) the real-time path retrieves and ranks."""
     row = bundle.users.row(req.user_id) if req.user_id is not None else None
     request_rows = bundle.items.rows(req.recent_item_ids)
     if ctx is None:  # the online store did not answer: the best path the rest allows
@@ -161,8 +174,20 @@ def recommend(
     # Known users fold in recent items only when they are newer than the list (or sent now);
     # older recent items are already in the training data, and are excluded by the rules.
     fold = recent if (row is None or newer_events or req.recent_item_ids) else []
+    ranking = (
+        paths.RankingInput(ranking_items, req.user_id or "", ctx.ranker_views, now, req.explain)
+        if ranking_items is not None
+        else None
+    )
     ranked = paths.realtime(
-        bundle, req.k, fold, req.profile or ctx.profile, user_row=row, rules=rules, catalog=catalog
+        bundle,
+        req.k,
+        fold,
+        req.profile or ctx.profile,
+        user_row=row,
+        rules=rules,
+        catalog=catalog,
+        ranking=ranking,
     )
     ranked.reason = reason
     _explain(bundle, req, ranked, row, recent_rows)

@@ -27,6 +27,8 @@ import numpy as np
 
 from recommender.data.vocab import items_row
 from recommender.errors import UnknownItems
+from recommender.featurestore.layout import ViewValues
+from recommender.serving.rerank import RankingItems, two_stage
 from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
 
@@ -55,6 +57,20 @@ class Ranked:
     reason: str | None = None  # why this path and not a better one
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
     because: list[str | None] | None = None  # per item: the user's item it is closest to
+    provenance: list[list[str]] | None = None  # per item: the retrievers that proposed it
+    moved_by: list[list[str]] | None = None  # per item: ranker features that moved it up
+
+
+@dataclass(frozen=True)
+class RankingInput:
+    """What the two-stage path needs beyond the bundle: the in-memory item features, the
+    user's online views (``user_activity``, ``user_profile``) and the request's time."""
+
+    items: RankingItems
+    user_id: str
+    user_views: Mapping[str, ViewValues]
+    now: datetime
+    explain: bool = False
 
 
 @lru_cache(maxsize=8)
@@ -163,8 +179,12 @@ def realtime(
     prior_weight: float = FOLD_IN_PRIOR,
     rules: Rules | None = None,
     catalog: Catalog | None = None,
+    ranking: RankingInput | None = None,
 ) -> Ranked:
     """Real-time inference for a new user, or a known user whose context changed.
+
+    With a ranker in the bundle and ``ranking`` given, users with known items (or a trained
+    vector) get the two-stage path (``two_stage``): retrieve, rank, then the rules.
 
     Known item ids (request or pushed) are folded into the ALS model together with the user's
     training items (if any); otherwise the profile model gives the vector; otherwise popular.
@@ -175,6 +195,29 @@ def realtime(
     recent_rows = recent_rows[recent_rows >= 0]
     seen = np.union1d(recent_rows, seen_rows(bundle, user_row))
     rules = rules.with_excluded(seen)
+    if (
+        ranking is not None
+        and bundle.ranking is not None
+        and (len(recent_rows) or user_row is not None)
+    ):
+        got = two_stage(
+            bundle,
+            ranking.items,
+            ranking.user_id,
+            ranking.user_views,
+            user_row,
+            recent_rows,
+            k,
+            rules,
+            catalog,
+            ranking.now,
+            ranking.explain,
+        )
+        ranked = _ranked(bundle, got.rows, got.scores, "realtime", "two_stage")
+        ranked.provenance, ranked.moved_by = got.provenance, got.moved_by
+        if len(recent_rows):
+            ranked.used = {"items": bundle.items.ids[recent_rows].tolist()}
+        return ranked
     if len(recent_rows):
         vector = bundle.als.fold_in(items_row(seen, len(bundle.items)))[0]
         used: dict[str, Any] = {"items": bundle.items.ids[recent_rows].tolist()}

@@ -25,6 +25,7 @@ from recommender.errors import ArtifactNotFound, CorruptArtifact
 from recommender.fileio import sha256_file, write_text_atomic
 from recommender.models import ALSModel, PopularityModel
 from recommender.models.coldstart import ProfileModel
+from recommender.ranking.model import TwoStageModel
 from recommender.training.index import ItemIndex
 from recommender.training.manifest import ModelManifest
 
@@ -50,6 +51,8 @@ class ModelBundle:
     manifest: ModelManifest
     # the training snapshot of user features (drift baseline); saved, not loaded for serving
     features: pd.DataFrame | None = field(default=None, repr=False)
+    # the two-stage ranker and its retrievers' artifacts (``<version>/ranking/``), if trained
+    ranking: TwoStageModel | None = field(default=None, repr=False)
     item_unit: np.ndarray = field(init=False, repr=False)  # unit item vectors (cosine)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,8 @@ def save_bundle(bundle: ModelBundle, root: Path, publish: bool = True) -> Path:
         if bundle.features is not None:
             bundle.features.to_parquet(tmp / FEATURES, index=False)
             files.append(FEATURES)
+        if bundle.ranking is not None:
+            files += bundle.ranking.save(tmp)
         manifest = bundle.manifest.model_copy(
             update={
                 "version": bundle.version,
@@ -162,6 +167,7 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
             titles=items.set_index("item_id")["title"],
             user_items=load_npz(directory / "user_items.npz").tocsr(),
             manifest=manifest,
+            ranking=TwoStageModel.load(directory),
         )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise CorruptArtifact(f"model version {version} cannot be loaded: {exc}") from exc

@@ -20,11 +20,13 @@ from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrievers import History, ItemScoreRetriever, recent_matrix
 from recommender.ranking.twostage import (
     RankingConfig,
+    TrainingRows,
     candidate_block,
     fit_ranker,
     fit_retrievers,
     history_for,
     rank_block,
+    subsample,
     training_rows,
 )
 from tests.recommender.ranking.support import CUTOFF, LABEL_DAYS, SECOND, hit_tables, vocabularies
@@ -135,3 +137,13 @@ def test_a_ranker_refuses_features_it_was_not_trained_on(tmp_path: Path) -> None
     (tmp_path / "ranker.json").write_text("{not json")
     with pytest.raises(CorruptArtifact):
         Ranker.load(tmp_path)
+
+
+def test_subsample_keeps_every_positive_and_at_most_n_negatives() -> None:
+    y = np.array([0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
+    groups = np.array([5, 7])
+    rows = TrainingRows(np.arange(12.0)[:, None], y, groups, ["a"], [])
+    got = subsample(rows, max_negatives=2, seed=1)
+    assert got.groups.tolist() == [3, 4] and got.y.sum() == 3
+    assert got.x[:3, 0].tolist() == sorted(got.x[:3, 0].tolist())  # order within a query kept
+    assert set(got.x[got.y == 1, 0].tolist()) == {1.0, 5.0, 6.0}

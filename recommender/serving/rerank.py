@@ -1,0 +1,123 @@
+"""The real-time two-stage path for one request: retrieve candidates, rank them with the
+bundle's LightGBM ranker on the user's online features and the in-memory item features, then
+apply the rules and filters (after ranking, as on every path). Pure; the caller reads Redis.
+
+Each served item carries the retrievers that proposed it; with ``explain`` also the features
+that moved it up most (LightGBM's ``pred_contrib``: per-feature contributions to its score).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from recommender.data.vocab import items_row
+from recommender.featurestore.layout import ViewValues
+from recommender.featurestore.names import ITEM_METADATA
+from recommender.ranking.features import Genres
+from recommender.ranking.model import rank_users
+from recommender.ranking.onlinerows import item_frame
+from recommender.ranking.retrievers import History
+from recommender.serving.rules import Catalog, Rules, select
+from recommender.training.artifacts import ModelBundle
+
+EXPLAIN_FEATURES = 3  # the features that moved an item up most, per item
+
+
+@dataclass(frozen=True)
+class RankingItems:
+    """Item features held in memory for the ranker, refreshed with the catalog."""
+
+    frame: pd.DataFrame  # item_id -> the ranker's item columns
+    genres: Genres  # rows as the bundle's items
+
+    @classmethod
+    def from_views(
+        cls, views: Mapping[str, Mapping[str, ViewValues]], bundle: ModelBundle
+    ) -> RankingItems:
+        """From each item's decoded online views (``item_stats``, ``item_metadata``)."""
+        frame = item_frame(views)
+        genres = [
+            list((views.get(i) or {}).get(ITEM_METADATA, {}).get("genres") or [])
+            for i in bundle.items.ids.tolist()
+        ]
+        return cls(frame, Genres.from_lists(genres))
+
+
+@dataclass
+class TwoStageResult:
+    rows: np.ndarray
+    scores: np.ndarray
+    provenance: list[list[str]]
+    moved_by: list[list[str]] | None
+
+
+def _history(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray) -> History:
+    n_items = len(bundle.items)
+    seen = np.zeros(0, dtype=np.int64) if user_row is None else bundle.user_items[user_row].indices
+    every = np.union1d(seen, recent_rows).astype(np.int64)
+    matrix = items_row(every, n_items) if len(every) else csr_matrix((1, n_items), dtype=np.float32)
+    newest = np.asarray(
+        recent_rows[:10], dtype=np.int64
+    )  # the request's and pushed items, newest first
+    weights = (0.8 ** np.arange(len(newest))).astype(np.float32)
+    recent = csr_matrix(
+        (weights, (np.zeros(len(newest), dtype=np.int64), newest)), shape=(1, n_items)
+    )
+    row = -1 if user_row is None else user_row
+    # a known user with new items is folded in again, as the one-stage real-time path does
+    return History(np.array([row]), matrix.tocsr(), recent, refold=bool(len(recent_rows)))
+
+
+def two_stage(
+    bundle: ModelBundle,
+    items: RankingItems,
+    user_id: str,
+    user_views: Mapping[str, ViewValues],
+    user_row: int | None,
+    recent_rows: np.ndarray,
+    k: int,
+    rules: Rules,
+    catalog: Catalog,
+    now: datetime,
+    explain: bool = False,
+) -> TwoStageResult:
+    """Ranked, then filtered: the first ``k`` ranked candidates that pass the rules."""
+    model = bundle.ranking
+    if model is None:
+        raise ValueError(f"model version {bundle.version} has no ranker")
+    history = _history(bundle, user_row, recent_rows)
+    ranked, block = rank_users(
+        model,
+        bundle.als,
+        bundle.popularity.item_scores,
+        bundle.items,
+        items.genres,
+        history,
+        [user_id],
+        {user_id: user_views},
+        items.frame,
+        pd.Timestamp(now),
+        # every candidate in ranked order: the rules may drop any of them
+        model.ranker.manifest.depth * len(model.ranker.manifest.retrievers),
+    )
+    listed = ranked.item_rows[0] >= 0
+    rows, scores = select(ranked.item_rows[0][listed], ranked.scores[0][listed], rules, catalog, k)
+    pairs = ranked.pairs[0][listed]
+    by_row = {int(r): int(p) for r, p in zip(ranked.item_rows[0][listed], pairs, strict=True)}
+    chosen = np.array([by_row[int(r)] for r in rows], dtype=np.int64)
+    provenance = [block.cands.provenance(int(p)) for p in chosen]
+    moved_by = None
+    if explain and len(chosen):
+        contrib = model.ranker.contributions(block.x[chosen])[:, :-1]
+        names = model.ranker.manifest.feature_names
+        moved_by = [
+            [names[j] for j in np.argsort(-c, kind="stable")[:EXPLAIN_FEATURES] if c[j] > 0]
+            for c in contrib
+        ]
+    return TwoStageResult(rows, scores, provenance, moved_by)
