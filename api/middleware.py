@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.fastpath import CompiledRoute, compile_routes
 from api.ratelimit import SharedRateLimiter, make_limiter
 from api.security import ApiKeys, RateLimiter, TrustedProxies
 from api.telemetry import Metrics
@@ -36,6 +37,8 @@ OPEN_PATHS = frozenset(
     }
 )
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The hot routes answered by their compiled form (api/fastpath.py), not FastAPI's machinery.
+LEAN_ROUTES = frozenset({("GET", "/recommendations")})
 # Every route of an app, included routers flattened (FastAPI >= 0.16x keeps them nested).
 _route_list: Callable[[Any], Iterable[Any]] = getattr(
     fastapi_routing, "iter_route_contexts", lambda routes: routes
@@ -66,9 +69,12 @@ class Gateway:
         metrics: Metrics,
         max_body: int,
         settings: Settings | None = None,
+        lean: bool = True,
     ) -> None:
         self.app, self.keys, self.limiter = app, keys, limiter
         self.metrics, self.max_body = metrics, max_body
+        self.lean = lean  # False: every route through FastAPI (tests compare the two)
+        self._compiled: dict[str, CompiledRoute] | None = None
         self._from_runtime = settings is None
         self._configure(settings or Settings.model_construct())  # model_construct: defaults
 
@@ -176,6 +182,11 @@ class Gateway:
                         {"Retry-After": str(max(1, math.ceil(wait)))},
                     )
                     return
+        if self.lean and scope["method"] == "GET" and not scope.get("root_path"):
+            compiled = self._compiled_route(scope)
+            if compiled is not None:
+                await compiled(scope, receive, send)
+                return
         if scope["method"] in BODY_METHODS:
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
@@ -183,6 +194,14 @@ class Gateway:
                 return
             receive = self._counting(receive)
         await self.app(scope, receive, send)
+
+    def _compiled_route(self, scope: Scope) -> CompiledRoute | None:
+        app = scope.get("app")
+        if app is None or getattr(app, "dependency_overrides", None):
+            return None  # overridden dependencies are FastAPI's business
+        if self._compiled is None:
+            self._compiled = compile_routes(app, set(LEAN_ROUTES))
+        return self._compiled.get(scope["path"])
 
     def _counting(self, receive: Receive) -> Callable[[], Awaitable[Message]]:
         """Enforce the limit on chunked bodies too (no Content-Length)."""
