@@ -141,3 +141,22 @@ def rank_users(
     x = feature_matrix(cands, rows, user_genre_shares(history.matrix, genres), genres)
     block = Block(ids, cands, x)
     return rank_block(model.ranker, block, n), block
+
+
+def default_cutoffs(
+    interactions: pd.DataFrame, n: int = 3, label_days: float = 14.0
+) -> list[pd.Timestamp]:
+    """``n`` cut-offs, ``label_days`` apart, the last one ``label_days`` before the newest
+    interaction (so every label window is complete)."""
+    end = pd.Timestamp(interactions["event_timestamp"].max())
+    step = pd.Timedelta(days=label_days)
+    return [(end - (n - j) * step).floor("D") for j in range(n)]
+
+
+def history_block(
+    user_items: csr_matrix, user_rows: np.ndarray, recent: csr_matrix | None = None
+) -> History:
+    """A nightly chunk's history: the users' training rows (``user_rows``, model rows) and
+    their recent items (``recent_matrix``; the training rows when not given)."""
+    matrix = user_items[user_rows].tocsr()
+    return History(np.asarray(user_rows), matrix, recent if recent is not None else matrix)

@@ -10,7 +10,7 @@ the nightly job can pass the latest snapshot rows the same way. Both then go thr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,3 +69,24 @@ def online_rows(
     user_part = user_frame.reindex(uid).reset_index(drop=True)
     item_part = items.reindex(iid).reset_index(drop=True)
     return pd.concat([out[list(KEYS)], user_part, item_part], axis=1)
+
+
+def latest_views(
+    tables: Mapping[str, pd.DataFrame], key: str, views: Mapping[str, str], ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, object]]]:
+    """The decoded-view shape from the offline tables' latest row per entity (what the online
+    store holds after materialization), for the nightly job: ``views`` maps a view name to
+    its table in ``tables``; only the features the ranker reads are kept.
+
+    Example: ``latest_views(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, ["u1"])``.
+    """
+    wanted = set(ids)
+    out: dict[str, dict[str, dict[str, object]]] = {i: {} for i in ids}
+    for view, table_name in views.items():
+        features = [f for v, f in FEAST_FEATURES if v == view]
+        table = tables[table_name]
+        table = table[table[key].isin(wanted)].sort_values("event_timestamp", kind="stable")
+        last = table.groupby(key).tail(1).set_index(key)
+        for entity, values in last[features].to_dict("index").items():
+            out[str(entity)][view] = values
+    return out

@@ -13,9 +13,12 @@ from scipy.sparse import csr_matrix
 
 from recommender.data.vocab import Vocab
 from recommender.errors import CorruptArtifact
+from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, USER_ACTIVITY, USER_PROFILE
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import TableReader
-from recommender.ranking.features import feature_specs
+from recommender.ranking.features import feature_matrix, feature_specs, user_genre_shares
+from recommender.ranking.model import default_cutoffs, history_block
+from recommender.ranking.onlinerows import item_frame, latest_views, online_rows
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrievers import History, ItemScoreRetriever, recent_matrix
 from recommender.ranking.twostage import (
@@ -147,3 +150,32 @@ def test_subsample_keeps_every_positive_and_at_most_n_negatives() -> None:
     assert got.groups.tolist() == [3, 4] and got.y.sum() == 3
     assert got.x[:3, 0].tolist() == sorted(got.x[:3, 0].tolist())  # order within a query kept
     assert set(got.x[got.y == 1, 0].tolist()) == {1.0, 5.0, 6.0}
+
+
+def test_nightly_rows_from_the_latest_tables_equal_the_point_in_time_rows(
+    tables: dict[str, pd.DataFrame],
+) -> None:
+    """The nightly job feeds the ranker the latest snapshot rows (what materialization puts
+    online); after the last snapshot they are exactly what the point-in-time join returns."""
+    users, items, genres = vocabularies(tables)
+    inter = tables["interactions"]
+    end = pd.Timestamp("2024-06-01", tz="UTC")  # after every snapshot
+    fitted = fit_retrievers(inter, users, items, end, CONFIG)
+    who = ["u3", "u9", "u30"]
+    history = history_block(fitted.matrix, users.rows(who))
+    block = candidate_block(fitted, history, who, TableReader(tables), genres, CONFIG)
+    user_views = latest_views(
+        tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}, who
+    )
+    item_views = latest_views(
+        tables, "item_id", {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}, items.ids.tolist()
+    )
+    rows = online_rows(
+        block.cands, block.user_ids, items.ids, user_views, item_frame(item_views), end
+    )
+    x = feature_matrix(block.cands, rows, user_genre_shares(history.matrix, genres), genres)
+    np.testing.assert_array_equal(x, block.x)
+    assert default_cutoffs(inter, n=2, label_days=7) == [
+        pd.Timestamp("2024-03-07", tz="UTC"),
+        pd.Timestamp("2024-03-14", tz="UTC"),
+    ]
