@@ -38,11 +38,10 @@ from recommender.data.lists import ensure_table
 from recommender.data.schema import canonical_interactions, canonical_items, check_references
 from recommender.data.snapshots import (
     DAY,
-    activity_snapshots,
     add_daily,
     daily_counts,
-    recent_items_snapshots,
-    snapshots_from_daily,
+    recent_items_since,
+    snapshots_since,
 )
 from recommender.data.tables import read_table
 from recommender.featurestore import names
@@ -173,16 +172,17 @@ def _replace_rows(
 
 
 def _item_stats_rows(scan: _Scan, fresh: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    old = _add_daily_arrow(scan.daily).to_pandas()
-    old = old[old["item_id"].isin(fresh["item_id"].unique())]
+    old = _add_daily_arrow(scan.daily)
+    old = old.filter(
+        pc.is_in(old["item_id"], value_set=pa.array(fresh["item_id"].unique()))
+    ).to_pandas()
     old = old.assign(
         day=pd.to_datetime(old["day"].to_numpy(), unit="ns", utc=True),
         n=old["n"].astype("int64"),
         s=old["s"].astype("float32"),
     )
     daily = add_daily([old, daily_counts(fresh, "item_id")], "item_id")
-    stats = snapshots_from_daily(daily, "item_id")
-    return stats[stats["event_timestamp"] >= cutoff]
+    return snapshots_since(daily, "item_id", cutoff)
 
 
 def _items_table(data_dir: Path, scan: _Scan, fresh: pd.DataFrame) -> pd.DataFrame:
@@ -228,15 +228,14 @@ def append_interactions(
         touched = fresh["user_id"].unique()
         mine = pd.concat([history[history["user_id"].isin(touched)], fresh], ignore_index=True)
         mine = canonical_interactions(mine)  # the full build's order (recent-items ties)
-        recomputed = {
-            names.USER_ACTIVITY: activity_snapshots(mine, "user_id"),
-            names.USER_RECENT_ITEMS: recent_items_snapshots(mine, n=recent_n),
+        recomputed = {  # the rows at or after cutoff
+            names.USER_ACTIVITY: snapshots_since(daily_counts(mine, "user_id"), "user_id", cutoff),
+            names.USER_RECENT_ITEMS: recent_items_since(mine, cutoff, n=recent_n),
             names.ITEM_STATS: _item_stats_rows(scan, fresh, cutoff),
         }
         del history, mine
         for name, key in per_entity.items():
             rows = recomputed.pop(name)
-            rows = rows[rows["event_timestamp"] >= cutoff]
             keys = pa.array(fresh[key].unique(), pa.string())
             _replace_rows(
                 data_dir / f"{name}.parquet", tmp[name], key, keys, cutoff, rows, batch_rows

@@ -140,3 +140,35 @@ def recent_items_snapshots(interactions: pd.DataFrame, n: int = 20) -> pd.DataFr
     )
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
     return out
+
+
+def snapshots_since(
+    daily: pd.DataFrame, key: str, since: pd.Timestamp, window_days: int = 30, prefix: str = ""
+) -> pd.DataFrame:
+    """The rows of :func:`snapshots_from_daily` at or after ``since``, in time that grows with
+    the days after ``since - window`` only: the days before that are folded into one day (their
+    sums), which changes neither the totals nor any window from ``since`` on, and whose own
+    rows fall before ``since``.
+
+    Example: the update of a table after new events from day ``since - 1 day`` on.
+    """
+    window = pd.Timedelta(days=window_days)
+    early = daily["day"] < since - window
+    folded = daily[early].groupby(key, sort=False, observed=True)[["n", "s"]].sum().reset_index()
+    folded["day"] = since - window - DAY
+    both = pd.concat([folded[[key, "day", "n", "s"]], daily.loc[~early, [key, "day", "n", "s"]]])
+    both = both.sort_values([key, "day"], kind="stable").reset_index(drop=True)
+    out = snapshots_from_daily(both, key, window_days, prefix)
+    return out[out["event_timestamp"] >= since].reset_index(drop=True)
+
+
+def recent_items_since(
+    interactions: pd.DataFrame, since: pd.Timestamp, n: int = 20
+) -> pd.DataFrame:
+    """The rows of :func:`recent_items_snapshots` at or after ``since`` (a day boundary), from
+    the events of the days that end at or after it plus each user's ``n`` events before them."""
+    after = _day_boundary_after(interactions["event_timestamp"]) >= since
+    before = interactions[~after].groupby("user_id", sort=False).tail(n)
+    kept = interactions[after | interactions.index.isin(before.index)]
+    out = recent_items_snapshots(kept, n=n)
+    return out[out["event_timestamp"] >= since].reset_index(drop=True)

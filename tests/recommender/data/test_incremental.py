@@ -13,6 +13,13 @@ import pytest
 
 from recommender.data.incremental import append_interactions
 from recommender.data.schema import canonical_interactions
+from recommender.data.snapshots import (
+    activity_snapshots,
+    daily_counts,
+    recent_items_since,
+    recent_items_snapshots,
+    snapshots_since,
+)
 from recommender.data.tables import build_tables, read_table, write_tables
 from recommender.errors import InvalidDataset
 from recommender.featurestore import names
@@ -144,3 +151,31 @@ def test_an_unknown_item_fails_before_anything_is_written(data_dir: Path) -> Non
         append_interactions(new, data_dir)
     assert {n: (data_dir / f"{n}.parquet").read_bytes() for n in TABLES} == before
     assert sorted(p.name for p in data_dir.glob(".*tmp*")) == []
+
+
+@pytest.mark.parametrize("days_back", [0, 3, 29, 30, 31, 45, 200])
+def test_rows_since_a_day_equal_the_full_snapshots_from_that_day(days_back: int) -> None:
+    """Folding the days before the window, and keeping only each user's last ``n`` events
+    before ``since``, changes no row from ``since`` on (half-star ratings, ties in time)."""
+    rng = np.random.default_rng(days_back)
+    start = pd.Timestamp("2025-01-01", tz="UTC")
+    n = 600
+    raw = pd.DataFrame(
+        {
+            "user_id": rng.choice(["u1", "u2", "u3", "u4"], n),
+            "item_id": rng.choice([f"i{k}" for k in range(30)], n),
+            "rating": rng.integers(1, 11, n) / 2,
+            "timestamp": start + pd.to_timedelta(rng.integers(0, 90 * 24, n), unit="h"),
+        }
+    )
+    inter = canonical_interactions(raw)
+    since = inter["event_timestamp"].max().floor("D") + pd.Timedelta(days=1 - days_back)
+    for key in ("user_id", "item_id"):
+        full = activity_snapshots(inter, key)
+        want = full[full["event_timestamp"] >= since].reset_index(drop=True)
+        got = snapshots_since(daily_counts(inter, key), key, since)
+        assert len(want) > 0
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    full = recent_items_snapshots(inter, n=4)
+    want = full[full["event_timestamp"] >= since].reset_index(drop=True)
+    pd.testing.assert_frame_equal(recent_items_since(inter, since, n=4), want)
