@@ -330,7 +330,11 @@ fields). Ratios are to `redis-benchmark -P 64` (50 clients) running `SET` with v
 size, in the same run. The target (issue 14) is the nightly job's writer at >= 0.5x.
 `fast_writer` is the vectorised encoder (`recommender/featurestore/listencoder.py`, Arrow
 kernels in `resp.py`) with one `sendall` per batch; `rowwise_writer` is the encoder before it
-(one `hiredis.pack_command` per row); `fast_writer_<n>proc` is the job's `ListWriterPool`.
+(one `hiredis.pack_command` per row); `fast_writer_<n>proc` is the job's `ListWriterPool`
+with n processes, which receive each chunk pickled through a pipe (`ListWriterPool(0)` writes in
+the calling thread: the `fast_writer` row). "encode only" is the vectorised encoder without
+Redis. On this 2-core machine Redis, the writer and the rest share two cores, so the numbers
+move a lot between runs; compare ratios within one run.
 
 {tables}
 {END}"""
