@@ -16,6 +16,7 @@ throw-away Feast project (``wb_<random>``, torn down at the end) and measures ro
   for each of ``--more-batches``);
 * ``fast_writer_<n>proc``: the nightly job's ``ListWriterPool`` with n processes (each of
   ``--workers``; ``RECO_WRITE_WORKERS``), chunk handed over from the parent, as in the job;
+  ``fast_writer_pool_in_thread``: the pool with 0 processes (in the calling thread);
 * ``raw_pipelined_hset``: the already-encoded commands sent pipelined on one connection (the
   ceiling of a single writer);
 * ``redis_benchmark_set``: ``redis-benchmark -P 64`` (50 clients) running ``SET`` with the same
@@ -139,7 +140,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=50_000, help="rows for the fast paths")
     ap.add_argument("--feast-rows", type=int, default=5_000, help="rows for Feast's own paths")
     ap.add_argument("--top-n", type=int, default=100)
-    ap.add_argument("--workers", default="1,2", help="processes of the pooled writer, each")
+    ap.add_argument("--workers", default="0,1,2", help="processes of the pooled writer, each")
     ap.add_argument("--batch", type=int, default=1000, help="rows per sendall (RECO_WRITE_BATCH)")
     ap.add_argument("--more-batches", default="4000", help="other --batch values to measure")
     ap.add_argument("--items", type=int, default=50_000)
@@ -268,7 +269,8 @@ def main() -> None:
                 pool.write(user_array[:10], rows[:10], scores[:10])  # start the workers
                 t0 = time.perf_counter()
                 pool.write(user_array, rows, scores)
-                record(f"fast_writer_{workers}proc", args.rows, time.perf_counter() - t0)
+                name = f"fast_writer_{workers}proc" if workers else "fast_writer_pool_in_thread"
+                record(name, args.rows, time.perf_counter() - t0)
             finally:
                 pool.close()
 
@@ -331,8 +333,8 @@ size, in the same run. The target (issue 14) is the nightly job's writer at >= 0
 `fast_writer` is the vectorised encoder (`recommender/featurestore/listencoder.py`, Arrow
 kernels in `resp.py`) with one `sendall` per batch; `rowwise_writer` is the encoder before it
 (one `hiredis.pack_command` per row); `fast_writer_<n>proc` is the job's `ListWriterPool`
-with n processes, which receive each chunk pickled through a pipe (`ListWriterPool(0)` writes in
-the calling thread: the `fast_writer` row). "encode only" is the vectorised encoder without
+with n processes, which receive each chunk pickled through a pipe (`fast_writer_pool_in_thread`:
+`ListWriterPool(0)`, in the calling thread). "encode only" is the vectorised encoder without
 Redis. On this 2-core machine Redis, the writer and the rest share two cores, so the numbers
 move a lot between runs; compare ratios within one run.
 
