@@ -129,8 +129,9 @@ class Gateway:
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
-            self.metrics.latency.labels(label).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(label, scope["method"], str(status[0])).inc()
+            m = self.metrics
+            m.child(m.latency, label).observe(time.perf_counter() - start)
+            m.child(m.requests, label, scope["method"], str(status[0])).inc()
             if status[0] >= 500:
                 self.metrics.errors.labels("http_5xx").inc()
 

@@ -15,13 +15,14 @@ import pandas as pd
 from feast import FeatureStore
 from redis.exceptions import RedisError
 
+from api.leanredis import LeanReader
 from api.redisconn import mget, one_slot
 from api.telemetry import Metrics
 from recommender.batch.publication import LiveLists, live_key, monitor_key
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable
 from recommender.featurestore.layout import FeastLayout, ViewValues
-from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS
+from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, SLOTS, list_view
 from recommender.featurestore.redisclient import make_async_redis, make_redis
 from recommender.featurestore.repo import CATALOG_VERSION_KEY
 from recommender.lifecycle.experiments import serving_key
@@ -44,8 +45,21 @@ class Polled:
 
 
 class OnlineStore:
+    """``live_slot`` (set by the runtime from the live pointer): the warm path reads only that
+    slot's list (the other slot's list, up to top-N ids and scores, is neither sent nor
+    decoded); None reads both."""
+
     def __init__(self, settings: Settings, store: FeatureStore, metrics: Metrics) -> None:
         self.users = FeastLayout.from_store(store, "user_id", USER_VIEWS)
+        self.live_slot: str | None = None
+        per_slot = {
+            slot: [v for v in USER_VIEWS if v not in {list_view(o) for o in SLOTS if o != slot}]
+            for slot in SLOTS
+        }
+        self.user_layouts = {None: self.users} | {
+            slot: FeastLayout.from_store(store, "user_id", views)
+            for slot, views in per_slot.items()
+        }
         # titles come from the model bundle; every other item feature may be a filter
         # item_stats: the ranker's item features, held in memory with the catalog
         views = [ITEM_VIEW, ITEM_STATS]
@@ -66,8 +80,18 @@ class OnlineStore:
         self.client = make_async_redis(settings, timeout=timeout, connect_timeout=timeout)
         # Bulk reads (catalog refresh) run in a thread with a longer timeout.
         self.bulk = make_redis(settings, timeout=max(timeout, 5.0), connect_timeout=1.0)
+        # the warm path's HMGET on a connection of its own without redis-py's per-call cost
+        # (one plain Redis; a cluster or TLS keeps redis-py)
+        lean = not settings.redis_cluster and settings.redis_url.startswith("redis://")
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        self.readers = {
+            slot: LeanReader(settings.redis_url, layout.fields, timeout, password)
+            for slot, layout in self.user_layouts.items()
+            if lean
+        }
         self._down_until = 0.0
         self.last_error: str | None = None
+        self._read_user_latency = metrics.redis_latency.labels("read_user")
 
     def _tripped(self, op: str, exc: BaseException) -> FeatureStoreUnavailable:
         self.metrics.redis_errors.labels(op).inc()
@@ -92,15 +116,21 @@ class OnlineStore:
     async def user_views(self, user_id: str) -> dict[str, ViewValues]:
         """Every serving view of one user in one round trip."""
         self._check_breaker()
+        slot = self.live_slot
+        layout, reader = self.user_layouts[slot], self.readers.get(slot)
         t0 = time.perf_counter()
         try:
-            raw = await self.client.hmget(self.users.key(user_id), self.users.fields)  # type: ignore[arg-type,misc]
+            if reader is not None:
+                raw = await reader.hmget(layout.key(user_id))
+            else:
+                raw = await self.client.hmget(layout.key(user_id), layout.fields)  # type: ignore[arg-type,misc]
         except FAILURES as exc:
             raise self._tripped("read_user", exc) from exc
         finally:
-            self.metrics.redis_latency.labels("read_user").observe(time.perf_counter() - t0)
-        self._recovered()
-        return self.users.decode(raw)
+            self._read_user_latency.observe(time.perf_counter() - t0)
+        if self.last_error is not None:
+            self._recovered()
+        return layout.decode(raw)
 
     async def recent_items(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         """Stored recent items of several users (one pipeline)."""
@@ -185,5 +215,7 @@ class OnlineStore:
             return False
 
     async def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
         await self.client.aclose()
         self.bulk.close()

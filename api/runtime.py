@@ -248,6 +248,8 @@ class Runtime:
                 live.slot if live else None,
             )
         self.live = live
+        if self.online is not None:  # the warm path reads only the live slot's list
+            self.online.live_slot = live.slot if live is not None else None
 
     def require(self) -> tuple[ModelBundle, Catalog, OnlineStore]:
         served, online = self.require_served()

@@ -19,6 +19,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -144,23 +145,34 @@ class Metrics:
             registry=r,
         )
         self._lifecycle(r)
+        self._children: dict[tuple[object, ...], Any] = {}
         self.rate_limited = Counter(
             "reco_rate_limited", "Requests answered 429", ["key"], registry=r
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (prometheus_client takes a lock and
+        builds the key on every call; the request path records several per request). Only for
+        metrics that are never cleared."""
+        key = (id(metric), *labels)
+        got = self._children.get(key)
+        if got is None:
+            got = self._children[key] = metric.labels(*labels)
+        return got
 
     def record_served(
         self, ranked: Ranked, ages: Mapping[str, float], seconds: float, store_down: bool
     ) -> None:
         """One served recommendation: its path's latency and count, the fallback reason, and
         the age of each online feature it used."""
-        self.path_latency.labels(ranked.source).observe(seconds)
-        self.served.labels(ranked.source, ranked.strategy).inc()
+        self.child(self.path_latency, ranked.source).observe(seconds)
+        self.child(self.served, ranked.source, ranked.strategy).inc()
         if store_down:
             self.fallbacks.labels("online_store_unavailable").inc()
         elif ranked.source == "popular":
             self.fallbacks.labels("nothing_known").inc()
         for name, age in ages.items():
-            (self.list_age if name == "list" else self.feature_age.labels(name)).observe(age)
+            (self.list_age if name == "list" else self.child(self.feature_age, name)).observe(age)
 
     def _lifecycle(self, r: CollectorRegistry) -> None:
         """Model swaps, experiments, shadow runs and drift (issue: model lifecycle)."""
