@@ -6,7 +6,8 @@ features from the request's HMGET, item features held in memory with the catalog
 columns are Feast's full feature names (``user_activity__interactions_30d``), listed once in
 :data:`FEAST_FEATURES`; a test checks both paths give identical vectors.
 
-Features, in order: per retriever its score and rank (NaN: not proposed), then the Feast
+Features, in order: per retriever its score, rank (NaN: not proposed) and score standardised
+over the user's candidates, then the Feast
 user and item features, then cross features (``derived``): how many retrievers proposed the
 item, the item's age at the row's time, its 30-day trend, the user's affinity to its genres,
 and the gap between the item's and the user's mean rating.
@@ -57,7 +58,9 @@ class FeatureSpec:
 
 def feature_specs(retrievers: Sequence[str]) -> list[FeatureSpec]:
     """The ranker's columns for these retrievers, in the order of :func:`feature_matrix`."""
-    specs = [FeatureSpec(f"{r}_{x}", "retriever") for r in retrievers for x in ("score", "rank")]
+    specs = [
+        FeatureSpec(f"{r}_{x}", "retriever") for r in retrievers for x in ("score", "rank", "z")
+    ]
     specs += [FeatureSpec(feature_column(v, f), "feast", f"{v}:{f}") for v, f in FEAST_FEATURES]
     return specs + [FeatureSpec(name, "derived") for name in DERIVED]
 
@@ -87,6 +90,24 @@ def user_genre_shares(history: csr_matrix, genres: Genres) -> np.ndarray:
     return counts / np.maximum(n, 1.0)
 
 
+def per_user_z(scores: np.ndarray, user_pos: np.ndarray) -> np.ndarray:
+    """Each score standardised over its user's candidates (NaN stays NaN): the raw scales of
+    a retriever differ from user to user, the position within the user's set does not."""
+    out = np.full(scores.shape, np.nan, dtype=np.float64)
+    if not len(scores):
+        return out
+    n_users = int(user_pos.max()) + 1
+    for j in range(scores.shape[1]):
+        s = scores[:, j].astype(np.float64)
+        ok = np.isfinite(s)
+        count = np.bincount(user_pos[ok], minlength=n_users)
+        mean = np.bincount(user_pos[ok], s[ok], minlength=n_users) / np.maximum(count, 1)
+        sq = np.bincount(user_pos[ok], (s[ok] - mean[user_pos[ok]]) ** 2, minlength=n_users)
+        std = np.sqrt(sq / np.maximum(count, 1))
+        out[ok, j] = (s[ok] - mean[user_pos[ok]]) / np.where(std > 0, std, 1.0)[user_pos[ok]]
+    return out
+
+
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column == feature_column(USER_PROFILE, "gender"):
         return frame[column].map(GENDER_CODES).to_numpy(dtype=np.float64)
@@ -112,8 +133,9 @@ def feature_matrix(
     missing = [c for c in (*FEAST_COLUMNS, "event_timestamp") if c not in rows.columns]
     if missing:
         raise ValueError(f"feature rows lack columns {missing}")
-    rets = np.empty((len(cands), 2 * len(cands.retrievers)), dtype=np.float64)
-    rets[:, 0::2], rets[:, 1::2] = cands.scores, cands.ranks
+    rets = np.empty((len(cands), 3 * len(cands.retrievers)), dtype=np.float64)
+    rets[:, 0::3], rets[:, 1::3] = cands.scores, cands.ranks
+    rets[:, 2::3] = per_user_z(cands.scores, cands.user_pos)
     feast = np.stack([_numeric(rows, c) for c in FEAST_COLUMNS], axis=1)
     col = {c: j for j, c in enumerate(FEAST_COLUMNS)}
     when = pd.to_datetime(rows["event_timestamp"], utc=True)
