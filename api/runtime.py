@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import anyio
+import faiss
 from feast import FeatureStore
 
 from api.eventsink import EventSink
@@ -115,6 +116,9 @@ class Runtime:
 
     def load(self) -> bool:
         """Load model, Feast registry and online layout; False (and a log line) on failure."""
+        # A request searches the index for one vector: an OpenMP team of every core would only
+        # wait for cores another process holds (the stall of issue 16), whatever OMP_* says.
+        faiss.omp_set_num_threads(1)
         try:
             bundle = load_bundle(self.settings.artifacts_dir)  # production (LATEST)
             store = open_store(self.settings)

@@ -1,18 +1,22 @@
 """HTTP benchmark of the serving paths with wrk on loopback (not part of the tests).
 
-Builds a synthetic catalog (default 10k users x 50k items, ~0.5M interactions) in a temporary
-Feast project (never touching a running demo), trains and runs the nightly job through the real
-code, starts uvicorn with one worker, and measures in one run:
+Builds a synthetic catalog (default 10k users x 50k items, ~0.5M interactions) in its own Feast
+project (never touching a running demo), trains and runs the nightly job through the real
+code, then measures in one run, with 1 and with N uvicorn workers (as `reco serve` runs them):
 
 * constant: ``GET /constant``, constant JSON from the same app, middleware and server;
 * warm: ``GET /recommendations`` for known users (stored list, one Redis HMGET);
 * cold: ``POST /recommendations`` for a new user id with three recent items (Redis read,
-  ALS fold-in, IVF search over the catalog);
-* warm and cold again, paced at half of their maximum throughput, for p99;
-* events: ``POST /events`` and ``POST /events/batch`` (10 per request), acknowledged vs stored.
+  ALS fold-in, ANN search over the catalog);
+* feast: Feast's own feature server (``feast serve``, same workers) on the same repository
+  and Redis data, ``POST /get-online-features`` of the live list service for the same users;
+* each at 1 connection and under load (``--connections``), and again beside a CPU hog
+  (``python3 -c "while True: pass"``); warm also paced at half of its maximum (p99);
+* events (1 worker): ``POST /events`` and ``POST /events/batch``, acknowledged vs stored.
 
-Usage: ``.venv/bin/python -m bench.api_bench [--duration 10] [--users 10000] [--items 50000]
-[--profile]``. Writes bench/results/api.json and the section in docs/benchmarks.md.
+Usage: ``flock /tmp/reco-bench.lock .venv/bin/python -m bench.api_bench [--duration 4]
+[--users 10000] [--items 50000] [--workers N] [--work DIR] [--profile]``; ``--work`` keeps the
+trained setup for the next run. Writes bench/results/api.json and its docs/benchmarks.md section.
 """
 
 from __future__ import annotations
@@ -28,15 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from bench import wrk
-from bench.markdown import write_markdown
+from bench import servers, wrk
+from bench.api_report import write_markdown
 from bench.repo import copy_feature_repo, feast_apply
 from recommender.featurestore.repo import feast_cli_env
 
@@ -54,10 +57,18 @@ def _lua_list(name: str, values: list[str]) -> str:
     return f"local {name} = {{" + ",".join(f'"{v}"' for v in values) + "}\n"
 
 
-def scripts(users: list[str], items: list[str]) -> dict[str, str]:
+def scripts(users: list[str], items: list[str], feast_service: str) -> dict[str, str]:
     head = _lua_list("users", users) + _lua_list("items", items) + "local n = 0\n"
     pick = "items[(n * {m} % #items) + 1]"
     return {
+        "feast": head
+        + f"""request = function()
+  n = n + 1
+  local body = '{{"feature_service":"{feast_service}","entities":{{"user_id":["'
+    .. users[(n % #users) + 1] .. '"]}}}}'
+  return wrk.format("POST", "/get-online-features", {{["Content-Type"] = "application/json"}}, body)
+end
+""",
         "warm": head
         + """request = function()
   n = n + 1
@@ -162,134 +173,151 @@ def profile(pid: int, seconds: int, url: str, lua: str) -> list[tuple[str, float
     return [(frame, round(100 * n / total, 1)) for frame, n in top]
 
 
+def _prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The trained setup in ``--work`` (reused when it is there), else a fresh temporary one."""
+    from recommender.config import Settings
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="reco-bench-"))
+    saved = work / "settings.json"
+    if saved.exists():
+        log.info("reusing the setup in %s", work)
+        meta = json.loads((work / "setup.json").read_text())
+        return Settings.model_validate_json(saved.read_text()), meta, work
+    project = f"bench_{uuid.uuid4().hex[:8]}"
+    log.info("setting up %d users x %d items in %s (%s)", args.users, args.items, work, project)
+    settings, timings = setup(work, project, args)
+    saved.write_text(settings.model_dump_json())
+    (work / "setup.json").write_text(json.dumps(timings, default=str))
+    return settings, timings, work
+
+
+def _run_ours(base: str, lua: dict[str, str], args: argparse.Namespace, hog: bool) -> dict:  # type: ignore[type-arg]
+    """constant, warm and cold at 1 connection and under load."""
+    out = {}
+    for name, path in (
+        ("constant", "/constant"),
+        ("warm", "/recommendations"),
+        ("cold", "/recommendations"),
+    ):
+        script = lua.get(name, "")
+        wrk.run(base + path, script, 1, args.connections)  # warm-up
+        for conns in (1, args.connections):
+            key = f"{name}@{conns}" + ("+hog" if hog else "")
+            out[key] = wrk.run(base + path, script, args.duration, conns)
+            log.info("%-18s %s", key, out[key])
+    return out
+
+
+def _measure(settings, lua, args, workers: int, feast_probe: bytes) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    env = servers.bench_env(
+        {
+            "RECO_FEAST_PROJECT": settings.feast_project,
+            "RECO_FEATURE_REPO": str(settings.feature_repo),
+            "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
+            "RECO_REDIS_URL": settings.redis_url,
+            "RECO_EVENTS_DIR": str(Path(args.events_dir)),
+            "RECO_LOG_LEVEL": "WARNING",
+        }
+    )
+    r: dict = {}  # type: ignore[type-arg]
+    with servers.ours(env, _free_port(), workers) as (base, pid):
+        for hog in (False, True):
+            with servers.cpu_hog(hog):
+                r |= _run_ours(base, lua, args, hog)
+        rate = r[f"warm@{args.connections}"]["rps"] / 2
+        r["warm_half"] = wrk.run(
+            base + "/recommendations", lua["warm"], args.duration, args.connections, rate=rate
+        )
+        log.info("%-18s %s", "warm_half", r["warm_half"])
+        if workers == 1 and not args.skip_events:
+            for name, per in (("event", 1), ("batch", 10)):
+                got = wrk.run(base + "/events", lua[name], args.duration, args.connections)
+                got["events_acked"] = (got["requests"] - got["non_2xx"]) * per
+                r[f"events_{name}"] = got
+                log.info("%-18s %s", f"events_{name}", got)
+        if workers == 1 and args.profile:
+            r["profile_warm"] = profile(pid, 6, base + "/recommendations", lua["warm"])
+    feast_env = servers.bench_env(feast_cli_env(settings))
+    with servers.feast_serve(
+        settings.feature_repo, feast_env, _free_port(), workers, feast_probe
+    ) as base:
+        for hog in (False, True):
+            with servers.cpu_hog(hog):
+                wrk.run(base + "/get-online-features", lua["feast"], 1, args.connections)
+                for conns in (1, args.connections):
+                    key = f"feast@{conns}" + ("+hog" if hog else "")
+                    r[key] = wrk.run(
+                        base + "/get-online-features", lua["feast"], args.duration, conns
+                    )
+                    log.info("%-18s %s", key, r[key])
+    return r
+
+
 def main() -> None:
+    from recommender.batch.publication import live_lists
+    from recommender.events.log import read_events
+    from recommender.featurestore.names import precomputed_service
+    from recommender.featurestore.repo import open_store
+    from recommender.training.artifacts import load_bundle
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=4)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--interactions", type=int, default=500_000)
-    parser.add_argument("--profile", action="store_true", help="py-spy the warm path")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="the N of 1 and N")
+    parser.add_argument("--work", help="keep (or reuse) the trained setup in this directory")
+    parser.add_argument("--skip-events", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="py-spy the warm path (1 worker)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-    from recommender.events.log import read_events
-    from recommender.featurestore.repo import open_store
-    from recommender.training.artifacts import load_bundle
-
-    work = Path(tempfile.mkdtemp(prefix="reco-bench-"))
-    project = f"bench_{uuid.uuid4().hex[:8]}"
-    log.info(
-        "setting up %d users x %d items in %s (project %s)", args.users, args.items, work, project
-    )
-    settings, timings = setup(work, project, args)
+    settings, timings, work = _prepare(args)
+    args.events_dir = str(work / f"events-{uuid.uuid4().hex[:6]}")
     bundle = load_bundle(settings.artifacts_dir)
+    live = live_lists(settings)
+    if live is None:
+        sys.exit("no live lists in the setup")
     rng = np.random.default_rng(0)
+    users = rng.choice(bundle.users.ids, 5000).tolist()
     lua = scripts(
-        rng.choice(bundle.users.ids, 5000).tolist(), rng.choice(bundle.items.ids, 3000).tolist()
+        users, rng.choice(bundle.items.ids, 3000).tolist(), precomputed_service(live.slot)
     )
-    events_dir = work / "events"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RECO_FEAST_PROJECT": project,
-        "RECO_FEATURE_REPO": str(settings.feature_repo),
-        "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
-        "RECO_EVENTS_DIR": str(events_dir),
-        "RECO_LOG_LEVEL": "WARNING",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench.app:create_bench_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    r: dict[str, dict[str, float]] = {}
-    top: list[tuple[str, float]] = []
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
-        d, c = args.duration, args.connections
-        for name, path, script in (
-            ("constant", "/constant", ""),
-            ("warm", "/recommendations", lua["warm"]),
-            ("cold", "/recommendations", lua["cold"]),
-        ):
-            wrk.run(base + path, script, 2, c)  # warm-up
-            r[name] = wrk.run(base + path, script, d, c)
-            log.info("%-14s %s", name, r[name])
-        for name in ("warm", "cold"):
-            r[f"{name}_half"] = wrk.run(
-                base + "/recommendations", lua[name], d, c, rate=r[name]["rps"] / 2
-            )
-            log.info("%-14s %s", f"{name}_half", r[f"{name}_half"])
-        for name, per in (("event", 1), ("batch", 10)):
-            r[f"events_{name}"] = wrk.run(base + "/events", lua[name], d, c)
-            r[f"events_{name}"]["events_acked"] = (
-                r[f"events_{name}"]["requests"] - r[f"events_{name}"]["non_2xx"]
-            ) * per
-            log.info("%-14s %s", f"events_{name}", r[f"events_{name}"])
-        if args.profile:
-            top = profile(server.pid, 8, base + "/recommendations", lua["warm"])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    stored = len(read_events(events_dir))
-    acked = r["events_event"]["events_acked"] + r["events_batch"]["events_acked"]
-    open_store(settings).teardown()
-    shutil.rmtree(work, ignore_errors=True)
-
+    probe = json.dumps(
+        {"feature_service": precomputed_service(live.slot), "entities": {"user_id": users[:1]}}
+    ).encode()
+    results = {f"w{n}": _measure(settings, lua, args, n, probe) for n in sorted({1, args.workers})}
+    stored = len(read_events(Path(args.events_dir))) if Path(args.events_dir).exists() else 0
+    w1 = results["w1"]
+    acked = sum(w1.get(f"events_{k}", {}).get("events_acked", 0) for k in ("event", "batch"))
+    if not args.work:
+        open_store(settings).teardown()
+        shutil.rmtree(work, ignore_errors=True)
     out = {
         "meta": {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
             f"{platform.python_version()}",
-            "command": f"python -m bench.api_bench --duration {args.duration} --users "
-            f"{args.users} --items {args.items} --interactions {args.interactions}"
+            "command": f"flock /tmp/reco-bench.lock python -m bench.api_bench --duration "
+            f"{args.duration} --users {args.users} --items {args.items} --interactions "
+            f"{args.interactions} --workers {args.workers}"
             + (" --profile" if args.profile else ""),
             "catalog": {"users": len(bundle.users), "items": len(bundle.items)},
             "index": bundle.index.info,
             "setup": timings,
-            "wrk": f"1 thread, {args.connections} connections, {args.duration}s per run after a "
-            "2s warm-up; uvicorn 1 worker; server and wrk share the machine",
+            "wrk": f"wrk -t1, 1 and {args.connections} connections, {args.duration} s per run "
+            "after a 1 s warm-up; server, Redis and wrk share the machine",
+            "workers": sorted({1, args.workers}),
+            "connections": args.connections,
         },
-        "results": r,
+        "results": results,
         "events": {"acknowledged": acked, "stored": stored, "lost": max(0, acked - stored)},
-        "ratios": {
-            "warm_over_constant_rps": r["warm"]["rps"] / r["constant"]["rps"],
-            "cold_over_warm_rps": r["cold"]["rps"] / r["warm"]["rps"],
-        },
-        "profile_warm": top,
     }
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "api.json").write_text(json.dumps(out, indent=2, default=str))
     write_markdown(out, ROOT / "docs" / "benchmarks.md")
-    log.info("ratios %s; events %s", out["ratios"], out["events"])
 
 
 if __name__ == "__main__":
