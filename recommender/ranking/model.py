@@ -160,3 +160,44 @@ def history_block(
     their recent items (``recent_matrix``; the training rows when not given)."""
     matrix = user_items[user_rows].tocsr()
     return History(np.asarray(user_rows), matrix, recent if recent is not None else matrix)
+
+
+def ranked_top_n(
+    model: TwoStageModel,
+    als: ALSModel,
+    popularity: np.ndarray,
+    items: Vocab,
+    genres: Genres,
+    history: History,
+    user_ids: Sequence[str],
+    user_views: EntityViews,
+    item_frame: pd.DataFrame,
+    as_of: pd.Timestamp,
+    n: int,
+    block_users: int = 512,
+) -> tuple[np.ndarray, np.ndarray, list[list[list[str]]]]:
+    """The nightly's ranked lists for a chunk, in :func:`recommender.batch.scoring.top_n`'s
+    shape (item rows int32 padded -1, scores float32 padded -inf) plus each item's provenance;
+    ``block_users`` at a time (the candidate features are the memory that grows)."""
+    ids = np.full((len(history), n), -1, dtype=np.int32)
+    scores = np.full((len(history), n), -np.inf, dtype=np.float32)
+    provenance: list[list[list[str]]] = []
+    for start in range(0, len(history), block_users):
+        stop = min(start + block_users, len(history))
+        ranked, _ = rank_users(
+            model,
+            als,
+            popularity,
+            items,
+            genres,
+            history.block(start, stop),
+            list(user_ids[start:stop]),
+            user_views,
+            item_frame,
+            as_of,
+            n,
+        )
+        ids[start:stop] = ranked.item_rows
+        scores[start:stop] = ranked.scores
+        provenance += ranked.provenance
+    return ids, scores, provenance

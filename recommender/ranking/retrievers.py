@@ -152,3 +152,19 @@ def trending_scores(
     recent = interactions[(ts < as_of) & (ts >= as_of - pd.Timedelta(days=days))]
     rows = items.rows(recent["item_id"])
     return np.bincount(rows[rows >= 0], minlength=len(items)).astype(np.float32)
+
+
+def recent_from_lists(
+    lists: Sequence[Sequence[str]], items: Vocab, last_n: int = 10, decay: float = 0.8
+) -> csr_matrix:
+    """:func:`recent_matrix` from recent-item lists (newest first, as ``user_recent_items``
+    holds them): one row per list. Unknown items are skipped."""
+    rows, cols, weights = [], [], []
+    for r, ids in enumerate(lists):
+        known = [c for c in items.rows(list(dict.fromkeys(ids))).tolist() if c >= 0][:last_n]
+        rows += [r] * len(known)
+        cols += known
+        weights += [decay**k for k in range(len(known))]
+    return csr_matrix(
+        (np.asarray(weights, dtype=np.float32), (rows, cols)), shape=(len(lists), len(items))
+    )

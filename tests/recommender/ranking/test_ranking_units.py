@@ -14,13 +14,25 @@ from scipy.sparse import csr_matrix
 from recommender.data.vocab import Vocab
 from recommender.errors import CorruptArtifact
 from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, USER_ACTIVITY, USER_PROFILE
+from recommender.models import ALSModel
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import TableReader
 from recommender.ranking.features import feature_matrix, feature_specs, user_genre_shares
-from recommender.ranking.model import default_cutoffs, history_block
+from recommender.ranking.model import (
+    default_cutoffs,
+    fit_two_stage,
+    history_block,
+    rank_users,
+    ranked_top_n,
+)
 from recommender.ranking.onlinerows import item_frame, latest_views, online_rows
 from recommender.ranking.ranker import Ranker
-from recommender.ranking.retrievers import History, ItemScoreRetriever, recent_matrix
+from recommender.ranking.retrievers import (
+    History,
+    ItemScoreRetriever,
+    recent_from_lists,
+    recent_matrix,
+)
 from recommender.ranking.twostage import (
     RankingConfig,
     TrainingRows,
@@ -179,3 +191,26 @@ def test_nightly_rows_from_the_latest_tables_equal_the_point_in_time_rows(
         pd.Timestamp("2024-03-07", tz="UTC"),
         pd.Timestamp("2024-03-14", tz="UTC"),
     ]
+
+
+def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.DataFrame]) -> None:
+    users, items, genres = vocabularies(tables)
+    inter = tables["interactions"]
+    fitted = fit_retrievers(inter, users, items, SECOND, CONFIG)
+    als = ALSModel(factors=4, iterations=5).fit(fitted.matrix)
+    reader = TableReader(tables)
+    model = fit_two_stage(inter, users, items, als, reader, genres, [CUTOFF], LABEL_DAYS, CONFIG)
+    who = ["u1", "u2", "u3", "u4", "u5"]
+    recent = recent_from_lists([["i3", "nope", "i7"], [], ["i1"], ["i2"], ["i9", "i8"]], items)
+    np.testing.assert_allclose(recent[0].toarray()[0, items.rows(["i3", "i7"])], [1.0, 0.8])
+    history = History(users.rows(who), fitted.matrix[users.rows(who)], recent)
+    user_views = latest_views(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, who)
+    item_views = latest_views(tables, "item_id", {ITEM_STATS: ITEM_STATS}, items.ids.tolist())
+    pop = np.asarray((fitted.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
+    common = (model, als, pop, items, genres, history, who, user_views, item_frame(item_views))
+    ids, scores, prov = ranked_top_n(*common, SECOND, 7, block_users=2)
+    whole, _ = rank_users(*common, SECOND, 7)
+    assert ids.dtype == np.int32 and ids.shape == (5, 7) and scores.dtype == np.float32
+    np.testing.assert_array_equal(ids, whole.item_rows)
+    np.testing.assert_allclose(scores, whole.scores.astype(np.float32))
+    assert prov == whole.provenance and all(len(p) == 7 for p in prov)
