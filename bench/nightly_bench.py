@@ -1,17 +1,24 @@
-"""The nightly job at scale: phases, write rate against redis-benchmark, peak memory.
+"""The whole night at several sizes: every step's seconds and peak RSS, and how they grow.
 
-    python -m bench.nightly_bench --work /tmp/scale --prepare     # data + feast apply + train
-    python -m bench.nightly_bench --work /tmp/scale --nights 2    # the measured runs
+    python -m bench.nightly_bench --sizes 100000,300000,1000000        # the issue-14 table
+    python -m bench.nightly_bench --sizes 20000 --docs ''               # a quick check
 
-``--prepare`` generates ``reco data synthetic`` (default 1M users x 50k items x 20M
-interactions over 180 days), applies the Feast repo (project ``--project``) and trains; those
-timings are reported as setup. Each night is ``reco nightly`` in its own process (so its peak
-RSS is its own): the first night also backfills the online store (full materialization),
-later nights materialize incrementally. ``redis-benchmark -t set -P 64`` with values of the
-lists' size runs in the same invocation, for the write-rate ratio.
+Per size (``--per-user`` interactions per user, ``--items`` items, over 180 days), each step is
+its own process, timed, with its peak RSS from ``os.wait4`` (the largest single process of the
+step's tree that had ended by then; a night's writer processes are reported by the night's own
+manifest as ``largest_child``):
 
-Results: ``bench/results/nightly_bench.json`` and the nightly-bench section of
-docs/benchmarks.md.
+1. ``reco data synthetic``           6. ``reco nightly``                (one day later, incremental)
+2. ``feast apply``                   7. ``feast materialize-incremental`` (by hand, the CLI)
+3. ``reco train``                    8. ``feast materialize`` of every view from scratch (the CLI)
+4. ``reco nightly``   (full backfill) 9. ``reco serve``: seconds until ``/ready``, RSS then
+5. one day of new events in the event log (``--per-user``/180 per user, known users and items)
+
+Each size gets a redis-server of its own (``--redis-port`` + i, no persistence), shut down
+afterwards; nothing else is touched. ``redis-benchmark -t set -P 64`` with values of the lists'
+size runs against it in the same invocation, for the list-write ratio.
+
+Results: ``--out`` (JSON) and the nightly-bench section of ``--docs``.
 """
 
 from __future__ import annotations
@@ -21,17 +28,24 @@ import json
 import logging
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.markdown import replace_section
-from bench.repo import copy_feature_repo, feast_apply
+from bench.repo import copy_feature_repo
+from bench.scale_report import markdown
 from bench.write_bench import redis_benchmark
+from recommender.batch.runs import RunManifest
 from recommender.config import Settings
+from recommender.events.synthetic import one_day_of_events
 from recommender.featurestore.repo import feast_cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,148 +54,224 @@ BIN = Path(sys.executable).parent
 log = logging.getLogger("bench.nightly")
 
 
-def _env(args: argparse.Namespace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECO_")}
+class StepFailed(RuntimeError):
+    """A step's process exited non-zero."""
+
+
+def run_step(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """Run ``cmd``; its wall seconds, peak RSS (wait4) and stdout."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if code != 0:
+        raise StepFailed(f"{' '.join(cmd)} exited {code}:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "out": stdout,
+    }
+
+
+def _env(work: Path, project: str, redis_url: str, engine: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECO_", "FEAST_"))}
     env.update(
-        RECO_FEATURE_REPO=str(args.work / "feature_repo"),
-        RECO_ARTIFACTS_DIR=str(args.work / "artifacts"),
-        RECO_FEAST_PROJECT=args.project,
-        RECO_REDIS_URL=args.redis_url,
-        RECO_TOP_N=str(args.top_n),
-        RECO_ENGINE=args.engine,
+        RECO_FEATURE_REPO=str(work / "feature_repo"),
+        RECO_ARTIFACTS_DIR=str(work / "artifacts"),
+        RECO_FEAST_PROJECT=project,
+        RECO_REDIS_URL=redis_url,
+        RECO_ENGINE=engine,
         OPENBLAS_NUM_THREADS="1",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     return env
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return time.perf_counter() - t0, proc.stdout
-
-
-def prepare(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
-    repo = copy_feature_repo(args.work)
-    setup: dict[str, float] = {}
-    setup["data_s"], _ = _run(
-        [
-            str(BIN / "reco"),
-            "data",
-            "synthetic",
-            f"--users={args.users}",
-            f"--items={args.items}",
-            f"--interactions={args.interactions}",
-            "--days=180",
-            "--seed=1",
-        ],
-        env,
+def _own_redis(port: int, work: Path) -> subprocess.Popen[bytes]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server not found (apt-get install redis-server)")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
     )
+    for _ in range(100):
+        try:
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "ping"], check=True, capture_output=True, timeout=2
+            )
+            return proc
+        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"redis-server on port {port} did not answer")
+
+
+def _redis_used_mb(port: int) -> float:
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "info", "memory"], capture_output=True, text=True
+    ).stdout
+    used = next(line for line in out.splitlines() if line.startswith("used_memory:"))
+    return round(int(used.split(":")[1]) / 2**20)
+
+
+def _night(env: dict[str, str]) -> dict[str, Any]:
+    step = run_step([str(BIN / "reco"), "nightly"], env)
+    result = json.loads(step.pop("out").strip().splitlines()[-1])
+    path = Path(env["RECO_ARTIFACTS_DIR"]) / "runs" / f"{result['run_id']}.json"
+    manifest = RunManifest.model_validate_json(path.read_text())
+    if manifest.status != "succeeded":
+        raise StepFailed(f"night {manifest.run_id}: {manifest.status} {manifest.error}")
+    step["manifest"] = manifest.model_dump(mode="json")
+    return step
+
+
+def _serve(env: dict[str, str], port: int, timeout: float = 300) -> dict[str, Any]:
+    """Seconds from `reco serve` to a 200 on /ready, and the process's RSS then."""
     t0 = time.perf_counter()
-    settings = Settings(feature_repo=repo, feast_project=args.project, redis_url=args.redis_url)  # type: ignore[call-arg]
-    feast_apply(repo, feast_cli_env(settings))
-    setup["feast_apply_s"] = time.perf_counter() - t0
-    setup["train_s"], _ = _run([str(BIN / "reco"), "train"], env)
-    log.info("prepared: %s", setup)
-    return setup
+    proc = subprocess.Popen(
+        [str(BIN / "reco"), "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while time.perf_counter() - t0 < timeout:
+            if proc.poll() is not None:
+                raise StepFailed(f"reco serve exited {proc.returncode} before it was ready")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise StepFailed(f"reco serve not ready after {timeout} s")
+        ready = time.perf_counter() - t0
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+        return {"seconds": round(ready, 1), "peak_rss_mb": round(int(hwm.split()[1]) / 1024)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-def night(env: dict[str, str]) -> dict[str, Any]:
-    wall, out = _run([str(BIN / "reco"), "nightly"], env)
-    result = json.loads(out.strip().splitlines()[-1])
-    manifest_path = Path(env["RECO_ARTIFACTS_DIR"]) / "runs" / f"{result['run_id']}.json"
-    manifest = json.loads(manifest_path.read_text())
-    return {"wall_s": round(wall, 1), "manifest": manifest}
+def _checks(steps: dict[str, Any], users: int, events: int) -> dict[str, bool]:
+    """What must hold whatever the timings: both nights published every user, the first
+    loaded every view in full and the second continued incrementally with the day's events."""
+    first, second = steps["night_1"]["manifest"], steps["night_2"]["manifest"]
+    return {
+        "night_1_wrote_every_user": first["users_written"] == first["users"] >= users * 0.95,
+        "night_1_full_backfill": set(first["materialized"].values()) == {"full"},
+        "night_2_ingested_the_day": second["events_ingested"] == events > 0,
+        "night_2_incremental": set(second["materialized"].values()) == {"incremental"},
+        "night_2_wrote_every_user": second["users_written"] == second["users"],
+        "slots_alternate": first["slot"] != second["slot"],
+    }
+
+
+def bench_size(args: argparse.Namespace, users: int, port: int) -> dict[str, Any]:
+    work = args.work / f"{users}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    repo = copy_feature_repo(work)
+    project = f"scale{users}"
+    url = f"redis://127.0.0.1:{port}/0"
+    env = _env(work, project, url, args.engine)
+    settings = Settings(feature_repo=repo, feast_project=project, redis_url=url)  # type: ignore[call-arg]
+    feast = {**env, **feast_cli_env(settings)}
+    reco = str(BIN / "reco")
+    interactions = users * args.per_user
+    steps: dict[str, Any] = {}
+    server = _own_redis(port, work)
+    try:
+
+        def step(name: str, result: dict[str, Any]) -> None:
+            result.pop("out", None)
+            steps[name] = result
+            log.info(
+                "%d users, %s: %s", users, name, {k: result[k] for k in ("seconds", "peak_rss_mb")}
+            )
+
+        synth = [f"--users={users}", f"--items={args.items}", f"--interactions={interactions}"]
+        step("data", run_step([reco, "data", "synthetic", *synth, "--days=180", "--seed=1"], env))
+        step("feast_apply", run_step([str(BIN / "feast"), "apply"], feast, cwd=repo))
+        step("train", run_step([reco, "train"], env))
+        step("night_1", _night(env))
+        t0 = time.perf_counter()
+        written, day = one_day_of_events(
+            settings.data_dir, settings.event_log_dir, interactions // 180, seed=2
+        )
+        seconds = round(time.perf_counter() - t0, 1)
+        step("events", {"seconds": seconds, "peak_rss_mb": 0, "events": written, "day": str(day)})
+        step("night_2", _night(env))
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        cli = [str(BIN / "feast"), "materialize-incremental", now]
+        step("feast_materialize_incremental", run_step(cli, feast, cwd=repo))
+        cli = [str(BIN / "feast"), "materialize", "2000-01-01T00:00:00", now]
+        step("feast_materialize_full", run_step(cli, feast, cwd=repo))
+        step("api_start", _serve(env, args.api_port))
+        steps["checks"] = _checks(steps, users, written)
+        steps["redis_used_mb"] = _redis_used_mb(port)
+        steps["redis_benchmark_set_per_s"] = redis_benchmark(url, 1400, 300_000)
+    finally:
+        server.terminate()
+        server.wait(30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return steps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--work", type=Path, required=True, help="folder for repo and artifacts")
-    ap.add_argument("--project", default="scale1m")
-    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--sizes", default="100000,300000,1000000", help="users, comma-separated")
     ap.add_argument("--items", type=int, default=50_000)
-    ap.add_argument("--interactions", type=int, default=20_000_000)
-    ap.add_argument("--top-n", type=int, default=100)
+    ap.add_argument("--per-user", type=int, default=20, help="interactions per user")
     ap.add_argument("--engine", default="local", choices=("local", "ray"))
-    ap.add_argument("--prepare", action="store_true", help="generate, apply and train first")
-    ap.add_argument("--nights", type=int, default=2)
-    ap.add_argument(
-        "--redis-url", default=os.environ.get("RECO_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    ap.add_argument("--work", type=Path, default=Path("/tmp/reco-scale"))
+    ap.add_argument("--redis-port", type=int, default=6420, help="first size's redis-server")
+    ap.add_argument("--api-port", type=int, default=8420)
+    ap.add_argument("--keep", action="store_true", help="keep each size's work folder")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "nightly_bench.json")
-    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"), help="'' for none")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    env = _env(args)
-    setup = prepare(args, env) if args.prepare else {}
-    reference = redis_benchmark(args.redis_url, 1400, 300_000)
-    nights = []
-    for i in range(args.nights):
-        got = night(env)
-        m = got["manifest"]
-        d = m["durations_s"]
-        rate = m["users_written"] / d["encode_write_online"] if d.get("encode_write_online") else 0
-        got["write_rows_per_s"] = round(rate)
-        got["write_ratio"] = round(rate / reference, 3) if reference else None
-        log.info("night %d: %s, write %.0f rows/s, peak %s", i + 1, d, rate, m["peak_rss_mb"])
-        nights.append(got)
-    out = {
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    out: dict[str, Any] = {
         "meta": {
             "command": "python -m bench.nightly_bench " + " ".join(sys.argv[1:]),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-            "users": args.users,
             "items": args.items,
-            "interactions": args.interactions,
-            "top_n": args.top_n,
+            "per_user": args.per_user,
             "engine": args.engine,
         },
-        "setup": setup,
-        "redis_benchmark_set_per_s": reference,
-        "nights": nights,
+        "sizes": {},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2, default=str))
-    write_markdown(out, args.docs)
-
-
-def write_markdown(out: dict[str, Any], path: Path) -> None:
-    m = out["meta"]
-    lines = []
-    for i, n in enumerate(out["nights"], 1):
-        d, man = n["manifest"]["durations_s"], n["manifest"]
-        total = sum(
-            d.get(k, 0) for k in ("events", "load", "score_and_write", "materialize", "publish")
-        )
-        lines.append(
-            f"| {i} | {d.get('load', 0):.0f} | {d.get('score', 0):.0f} | "
-            f"{d.get('encode_write_online', 0):.0f} | {d.get('score_and_write', 0):.0f} | "
-            f"{d.get('materialize', 0):.0f} | {d.get('publish', 0):.0f} | {total:.0f} | "
-            f"{n['write_rows_per_s']:,} ({n['write_ratio']}x) | {man['peak_rss_mb']['self']:,.0f} |"
-        )
-    rows = "\n".join(lines)
-    header = (
-        "| night | load | score | write | score+write | materialize | publish | total "
-        "| write rows/s (x redis-benchmark) | peak RSS MB |"
-    )
-    section = f"""{START}
-## Nightly job at scale
-
-Command: `{m["command"]}`, {m["date"]}, {m["machine"]} (shared, noisy). Data: `reco data
-synthetic` with {m["users"]:,} users x {m["items"]:,} items x {m["interactions"]:,}
-interactions; top-{m["top_n"]}; engine {m["engine"]}. redis-benchmark `-t set -P 64` in the
-same run: {out["redis_benchmark_set_per_s"]:,.0f} SET/s. Seconds per phase (`score` and
-`write` overlap inside `score+write`; `total` is the sum of the sequential phases).
-
-{header}
-|------|---|---|---|---|---|---|---|---|
-{rows}
-
-Setup (not part of a night): {json.dumps({k: round(v) for k, v in out["setup"].items()})}.
-{END}"""
-    replace_section(path, START, END, section)
+    for i, users in enumerate(sizes):
+        try:
+            out["sizes"][str(users)] = bench_size(args, users, args.redis_port + i)
+        except StepFailed as exc:
+            log.error("%d users failed: %s", users, exc)
+            out["sizes"][str(users)] = {"failed": str(exc)[-3000:]}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2, default=str))
+    if args.docs:
+        replace_section(Path(args.docs), START, END, f"{START}\n{markdown(out)}\n{END}")
+    if any("failed" in s for s in out["sizes"].values()):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

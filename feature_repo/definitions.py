@@ -2,7 +2,7 @@
 entities -> sources -> feature views -> feature services.
 
 Offline tables are parquet files under ``data/`` (written by ``reco data fetch`` and
-``reco nightly``); online values live in Redis. Paths are relative to this folder.
+``reco nightly``); online values live in Redis. Paths are this folder's ``data/``.
 
 TTLs: a ttl of 0 means "never expires" in Feast. Profiles, item metadata and the activity
 snapshots carry their own validity (snapshots already encode their 30-day window), so they
@@ -11,6 +11,7 @@ and recent items go stale, so they have real ttls.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.types import Array, Bool, Float32, Int64, String
@@ -35,10 +36,17 @@ item = Entity(
 
 
 # --- Sources -------------------------------------------------------------------------------
+# Absolute paths, resolved where `feast apply` runs: the DuckDB offline store reads a relative
+# path from the process's working directory, not from this folder as the file store does.
+DATA = Path(__file__).resolve().parent / "data"
+
+
 def parquet_source(table: str) -> FileSource:
     """The offline table ``data/<table>.parquet`` written by `reco data fetch` / `reco nightly`."""
     return FileSource(
-        name=n.source_name(table), path=f"data/{table}.parquet", timestamp_field="event_timestamp"
+        name=n.source_name(table),
+        path=str(DATA / f"{table}.parquet"),
+        timestamp_field="event_timestamp",
     )
 
 
@@ -50,7 +58,7 @@ recent_items_source = parquet_source(n.USER_RECENT_ITEMS)
 # One folder per published nightly run (recommender/data/lists.py), read as one table.
 recommendations_source = FileSource(
     name=n.source_name(n.LISTS_TABLE),
-    path=f"data/{n.LISTS_TABLE}",
+    path=str(DATA / n.LISTS_TABLE),
     timestamp_field="event_timestamp",
 )
 

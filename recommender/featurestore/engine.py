@@ -137,8 +137,9 @@ class StreamingEngine(LocalComputeEngine):
             uri, source.file_options.s3_endpoint_override, source.resolve_credentials()
         )
         files = sorted(ds.dataset(path, filesystem=fs, format="parquet").files)
-        if not files:
-            return None
+        stored_as = _versioned_fv_name(view, self.repo_config)
+        if not files:  # nothing to load yet (e.g. no nightly run has published lists)
+            return _Plan(view, stored_as, fs, [], keys, features, ts, created, {})
         schema = pq.read_schema(files[0], filesystem=fs)
         columns = {n: reverse.get(n, n) for n in names}
         for name in [ts] + ([created] if created else []):
@@ -146,11 +147,13 @@ class StreamingEngine(LocalComputeEngine):
                 return None
             if not pa.types.is_timestamp(schema.field(columns[name]).type):
                 return None
-        name = _versioned_fv_name(view, self.repo_config)
-        return _Plan(view, name, fs, files, keys, features, ts, created, columns)
+        return _Plan(view, stored_as, fs, files, keys, features, ts, created, columns)
 
     def _materialize(self, plan: _Plan, start: datetime, end: datetime) -> None:
         t0 = time.perf_counter()
+        if not plan.files:
+            log.info("%s: its source has no files yet, nothing to load", plan.view.name)
+            return
         membudget.check(
             _planned_mb(plan, self.config.batch_rows),
             self.config.memory_budget_mb,

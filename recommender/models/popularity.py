@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from recommender.models.base import top_n_excluding
-
 
 class PopularityModel:
     """Scores each item by how many users interacted with it."""
@@ -32,8 +30,33 @@ class PopularityModel:
     def recommend(
         self, user_rows: np.ndarray, user_items: csr_matrix, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        block = np.broadcast_to(self.item_scores, (len(user_rows), len(self.item_scores)))
-        return top_n_excluding(block, user_items, n)
+        """The ``n`` most popular items each user has not seen, ties by item row.
+
+        Only the first ``n + (most items any of these users has seen)`` of the ranking can
+        make a list, so this masks that head instead of scoring every item for every user
+        (the dense way was a quarter of `reco train`'s time, in the hold-out)."""
+        n_users = len(user_rows)
+        if user_items.shape[0] != n_users:
+            raise ValueError(f"user_items has {user_items.shape[0]} rows for {n_users} users")
+        most_seen = int(np.diff(user_items.indptr).max(initial=0))
+        m = min(len(self.ranking), n + most_seen)
+        rank_of = np.empty(len(self.ranking), dtype=np.int64)
+        rank_of[self.ranking] = np.arange(len(self.ranking))
+        seen = user_items.tocoo()
+        ranks = rank_of[seen.col]
+        head = ranks < m
+        blocked = np.zeros((n_users, m), dtype=bool)
+        blocked[seen.row[head], ranks[head]] = True
+        order = np.argsort(blocked, axis=1, kind="stable")[:, :n]  # unseen first, by rank
+        valid = ~np.take_along_axis(blocked, order, axis=1)
+        rows = self.ranking[:m][order]
+        ids = np.where(valid, rows, -1).astype(np.int64)
+        scores = np.where(valid, self.item_scores[rows], -np.inf).astype(np.float32)
+        if ids.shape[1] < n:
+            pad = ((0, 0), (0, n - ids.shape[1]))
+            ids = np.pad(ids, pad, constant_values=-1)
+            scores = np.pad(scores, pad, constant_values=-np.inf)
+        return ids, scores
 
     def params(self) -> dict[str, Any]:
         return {}

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.repo import historical_user_features, open_store, push_recent_items
-from tests.support.repo import feast_apply, make_settings, run_feast, teardown_repo
+from tests.support.repo import (
+    feast_apply,
+    make_settings,
+    run_feast,
+    teardown_repo,
+    without_batch_engine,
+)
+from tests.support.synthetic import synthetic_tables
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +139,39 @@ def test_hand_run_materialize_incremental_cli(trained_repo: Settings) -> None:
     """The command data engineers run from feature_repo/ (README) works after a nightly run."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     assert "user_profile" in run_feast(trained_repo, "materialize-incremental", now)
+
+
+def test_the_duckdb_offline_store_joins_as_feasts_file_store(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Issue 14: DuckDB, the default offline store now, gives the same point-in-time rows as
+    Feast's file (dask) store, on synthetic users at several cut-offs."""
+    settings = make_settings(tmp_path, redis_url)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(5))), settings.data_dir)
+    feast_apply(settings)
+    users = pd.read_parquet(settings.data_dir / "users.parquet")["user_id"].tolist()
+    cuts = pd.to_datetime(["2024-01-10", "2024-01-25", "2024-03-01"], utc=True)
+    entity_df = pd.DataFrame(
+        [(u, t) for u in users for t in cuts], columns=["user_id", "event_timestamp"]
+    )
+    got = {}
+    yaml = settings.feature_repo / "feature_store.yaml"
+    assert "type: duckdb" in yaml.read_text()
+    for store_kind in ("duckdb", "file"):
+        if store_kind == "file":
+            yaml.write_text(without_batch_engine(yaml.read_text()))
+        frame = historical_user_features(open_store(settings), entity_df)
+        frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[ns, UTC]")
+        got[store_kind] = frame.sort_values(["user_id", "event_timestamp"]).reset_index(drop=True)
+    duck, file = got["duckdb"], got["file"]
+    assert len(file) > len(users)  # most rows have features
+    joined = duck.merge(file, on=["user_id", "event_timestamp"], how="left", indicator=True)
+    for column in file.columns.drop(["user_id", "event_timestamp"]):
+        both = joined[joined["_merge"] == "both"]
+        left, right = both[f"{column}_x"].astype(object), both[f"{column}_y"].astype(object)
+        same = (left == right) | (left.isna() & right.isna())
+        assert same.all(), both.loc[~same, ["user_id", "event_timestamp"]].head()
+    # the file store drops rows that have no feature yet; DuckDB keeps them, all null
+    extra = joined[joined["_merge"] == "left_only"]
+    assert extra[[c for c in extra.columns if c.endswith("_x")]].isna().all().all()
+    assert len(duck) == len(entity_df)

@@ -87,9 +87,12 @@ def feast_apply(settings: Settings) -> None:
 
 
 def without_batch_engine(yaml_text: str) -> str:
-    """``feature_store.yaml`` text without its ``batch_engine`` block (and the comment above
-    it): the repository as Feast's own default (local) engine materializes it."""
-    return re.sub(r"(?m)^(#.*\n)*batch_engine:\n(  .*\n)*", "", yaml_text)
+    """``feature_store.yaml`` text as Feast's defaults run the repository: without its
+    ``batch_engine`` block (Feast's local engine) and on Feast's file offline store (the
+    reference the streaming engine is compared with; Feast's local engine cannot read the
+    lists' folder source through the DuckDB store)."""
+    text = re.sub(r"(?m)^(#.*\n)*batch_engine:\n(  .*\n)*", "", yaml_text)
+    return re.sub(r"(?m)^(#.*\n)*offline_store:\n(  .*\n)*", "offline_store:\n  type: file\n", text)
 
 
 def teardown_repo(settings: Settings) -> None:
