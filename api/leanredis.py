@@ -9,15 +9,26 @@ connection: replies arrive in the order the commands were written (RESP), so eac
 waits on its own future in a FIFO, parsed by hiredis.
 
 A timeout closes the connection (its replies can no longer be matched to requests) and fails
-every request waiting on it; the next request reconnects. Errors are ``ConnectionError`` /
-``TimeoutError`` (``OSError``), which the online store's circuit breaker already handles.
-One Redis only (``redis://``): TLS and Redis Cluster stay with redis-py.
+every request waiting on it; the next request reconnects.
+
+With ``cache_entries`` > 0 the replies are kept in memory, invalidated by Redis itself (RESP3
+``CLIENT TRACKING``: Redis remembers which keys this connection read and pushes an
+``invalidate`` message on the same connection when one changes: a list written for the user,
+the user's events pushed, a flush). Replies and pushes arrive in order on the connection and
+are applied in that order, so a reply is never cached after the invalidation that follows it;
+a lost or timed-out connection drops the whole cache (the tracking went with it). The cache
+holds raw replies: decoding (and the views' ttl) happens per request, as without it.
+
+Errors are ``ConnectionError`` / ``TimeoutError`` (``OSError``), which the online store's
+circuit breaker already handles. One Redis only (``redis://``): TLS and Redis Cluster stay with
+redis-py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -35,35 +46,74 @@ def command(*args: bytes) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, cache: dict[bytes, Any] | None = None) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # each command's future, and the key whose reply is cached when it arrives
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], bytes | None]]
+        self.waiting = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.cache = cache
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        self.fd: int | None = sock.fileno() if sock is not None else None
+
+    def drain(self) -> None:
+        """Apply what Redis has already sent (invalidations), without waiting for the loop:
+        one non-blocking read of the (non-blocking) socket before a cached reply is used."""
+        if self.fd is None or self.closed:
+            return
+        try:
+            data = os.read(self.fd, 1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.connection_lost(exc)
+            return
+        if data:
+            self.data_received(data)
+        else:
+            self.connection_lost(None)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            if isinstance(reply, hiredis.PushNotification):
+                self._pushed(reply)
+                continue
             if not self.waiting:
                 break  # a reply nobody waits for: only after a timeout, and then we close
-            future = self.waiting.popleft()
-            if future.done():
-                continue
+            future, key = self.waiting.popleft()
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(ConnectionError(f"redis: {reply}"))
-            else:
+                if not future.done():
+                    future.set_exception(ConnectionError(f"redis: {reply}"))
+                continue
+            if key is not None and self.cache is not None:
+                self.cache[key] = reply  # before any invalidation behind it is read
+            if not future.done():
                 future.set_result(reply)
+
+    def _pushed(self, push: list[Any]) -> None:
+        if self.cache is None or not push or push[0] != b"invalidate":
+            return
+        keys = push[1] if len(push) > 1 else None
+        if keys is None:  # FLUSHDB / FLUSHALL, or the tracking table evicted keys
+            self.cache.clear()
+        else:
+            for key in keys:
+                self.cache.pop(key, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.fail(ConnectionError(f"redis connection lost: {exc or 'closed'}"))
 
     def fail(self, exc: Exception) -> None:
+        if self.cache is not None:
+            self.cache.clear()  # no invalidations arrive any more for what it holds
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(exc)
 
@@ -76,7 +126,12 @@ class LeanReader:
     """
 
     def __init__(
-        self, url: str, fields: Sequence[bytes], timeout: float, password: str | None = None
+        self,
+        url: str,
+        fields: Sequence[bytes],
+        timeout: float,
+        password: str | None = None,
+        cache_entries: int = 0,
     ) -> None:
         parsed = urlparse(url)
         if parsed.scheme != "redis" or not parsed.hostname:
@@ -90,6 +145,9 @@ class LeanReader:
         self.tail = b"".join(_bulk(f) for f in fields)
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
+        self.cache_entries = cache_entries
+        self.cache: dict[bytes, Any] | None = {} if cache_entries > 0 else None
+        self.hits = 0
 
     async def _connection(self) -> _Protocol:
         proto = self._proto
@@ -105,24 +163,33 @@ class LeanReader:
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
+        cache = self.cache
         _, proto = await asyncio.wait_for(
-            loop.create_connection(_Protocol, self.host, self.port), self.timeout
+            loop.create_connection(lambda: _Protocol(cache), self.host, self.port), self.timeout
         )
         setup = []
         if self.password:
-            auth = (self.username.encode(),) if self.username else ()
-            setup.append(command(b"AUTH", *auth, self.password.encode()))
+            auth = (self.username or "default").encode(), self.password.encode()
+            if cache is not None:
+                setup.append(command(b"HELLO", b"3", b"AUTH", *auth))
+            else:
+                setup.append(command(b"AUTH", *auth))
+        elif cache is not None:
+            setup.append(command(b"HELLO", b"3"))  # RESP3: invalidations on this connection
         if self.db:
             setup.append(command(b"SELECT", str(self.db).encode()))
+        if cache is not None:
+            cache.clear()
+            setup.append(command(b"CLIENT", b"TRACKING", b"ON"))
         for cmd in setup:
             await self._call(proto, cmd)
         self._proto = proto
         return proto
 
-    async def _call(self, proto: _Protocol, data: bytes) -> Any:
+    async def _call(self, proto: _Protocol, data: bytes, key: bytes | None = None) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        proto.waiting.append(future)
+        proto.waiting.append((future, key))
         assert proto.transport is not None
         proto.transport.write(data)
         timer = loop.call_later(self.timeout, self._expire, proto, future)
@@ -144,7 +211,18 @@ class LeanReader:
 
     async def hmget(self, key: bytes) -> list[bytes | None]:
         proto = await self._connection()
-        return await self._call(proto, self.head + _bulk(key) + self.tail)  # type: ignore[no-any-return]
+        cache = self.cache
+        if cache is not None:
+            proto.drain()  # invalidations already sent apply before this read
+            if proto.closed:  # the drain found it closed: a new one (and an empty cache)
+                proto = await self._connection()
+            got = cache.get(key)
+            if got is not None:
+                self.hits += 1
+                return got  # type: ignore[no-any-return]
+            while len(cache) >= self.cache_entries:  # the oldest entries go first
+                del cache[next(iter(cache))]
+        return await self._call(proto, self.head + _bulk(key) + self.tail, key)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._proto is not None and self._proto.transport is not None:

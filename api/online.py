@@ -85,7 +85,9 @@ class OnlineStore:
         lean = not settings.redis_cluster and settings.redis_url.startswith("redis://")
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
         self.readers = {
-            slot: LeanReader(settings.redis_url, layout.fields, timeout, password)
+            slot: LeanReader(
+                settings.redis_url, layout.fields, timeout, password, settings.user_cache_entries
+            )
             for slot, layout in self.user_layouts.items()
             if lean
         }

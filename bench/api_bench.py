@@ -217,6 +217,7 @@ def _measure(settings, lua, args, workers: int, feast_probe: bytes) -> dict:  # 
             "RECO_REDIS_URL": settings.redis_url,
             "RECO_EVENTS_DIR": str(Path(args.events_dir)),
             "RECO_LOG_LEVEL": "WARNING",
+            "RECO_USER_CACHE_ENTRIES": str(args.user_cache),
         }
     )
     r: dict = {}  # type: ignore[type-arg]
@@ -269,6 +270,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="the N of 1 and N")
     parser.add_argument("--work", help="keep (or reuse) the trained setup in this directory")
     parser.add_argument("--skip-events", action="store_true")
+    parser.add_argument("--user-cache", type=int, default=0, help="RECO_USER_CACHE_ENTRIES")
+    parser.add_argument("--out", default="api.json", help="file name under bench/results/")
+    parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--profile", action="store_true", help="py-spy the warm path (1 worker)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -316,8 +320,9 @@ def main() -> None:
         "events": {"acknowledged": acked, "stored": stored, "lost": max(0, acked - stored)},
     }
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "api.json").write_text(json.dumps(out, indent=2, default=str))
-    write_markdown(out, ROOT / "docs" / "benchmarks.md")
+    (ROOT / "bench" / "results" / args.out).write_text(json.dumps(out, indent=2, default=str))
+    if not args.no_docs:
+        write_markdown(out, ROOT / "docs" / "benchmarks.md")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     drift_max_gini: float = Field(0.95, gt=0, le=1)
     drift_sample_users: int = Field(2000, ge=10, description="users compared by drift checks")
 
+    user_cache_entries: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="warm-path replies kept per worker, invalidated by Redis (RESP3 client "
+        "tracking); 0 = off",
+    )
     workers: int = Field(
         0,
         ge=0,
