@@ -32,6 +32,7 @@ from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.evaluation.tuning import DEFAULT_PARAMS, GRIDS, grid_points, tune
 from recommender.fileio import write_text_atomic
 from recommender.models import MODELS
+from recommender.ranking.twostage import RankingConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +86,36 @@ def _parse_models(models: list[str]) -> list[str]:
     return models
 
 
+def ranking_config(results: dict[str, Any]) -> RankingConfig:
+    """The retrievers with the parameters their models had in this run (tuned with --tune),
+    so ``retriever:als`` / ``retriever:ease`` are the ``als`` / ``ease`` rows."""
+    als = dict(results.get("als", {}).get("params") or DEFAULT_PARAMS["als"])
+    als.pop("random_state", None)
+    ease = results.get("ease", {}).get("params") or DEFAULT_PARAMS["ease"]
+    return RankingConfig(als=als, ease_regularization=float(ease["regularization"]))
+
+
 def _two_stage(
-    split: Split, tables: dict[str, pd.DataFrame], ks: tuple[int, ...], seed: int
+    split: Split,
+    tables: dict[str, pd.DataFrame],
+    ks: tuple[int, ...],
+    seed: int,
+    config: RankingConfig,
 ) -> dict[str, Any]:
     """The ranked model's report entry: its metrics in the model table's shape, plus each
     retriever alone, the union's recall and the per-user NDCG@10 for paired intervals."""
     t0 = time.perf_counter()
-    result = evaluate_two_stage(split, tables["users"], tables["items"], ks=ks, seed=seed)
+    result = evaluate_two_stage(
+        split, tables["users"], tables["items"], ks=ks, config=config, seed=seed
+    )
     ranker = result["ranker"]
     result["entry"] = {
         "model": RANKED,
-        "params": {"retrievers": "+".join(n.split(":")[1] for n in result["models"] if ":" in n)},
+        "params": {
+            "retrievers": "+".join(n.split(":")[1] for n in result["models"] if ":" in n),
+            "als": config.als,
+            "ease_regularization": config.ease_regularization,
+        },
         "phase": "test",
         "metrics": result["models"][RANKED]["metrics"],
         "fit_seconds": round(time.perf_counter() - t0, 1),
@@ -175,7 +195,7 @@ def run_evaluation(
     if with_ranked:
         if 10 not in ks:
             raise InvalidDataset("the ranked model's comparisons need k=10 among the cut-offs")
-        two_stage = _two_stage(split, tables, ks, settings.seed)
+        two_stage = _two_stage(split, tables, ks, settings.seed, ranking_config(results))
         per_user = two_stage.pop("per_user_ndcg@10")
         results[RANKED] = {**two_stage.pop("entry"), "per_user_ndcg@10": per_user[RANKED]}
         for name, entry in two_stage["models"].items():
