@@ -126,9 +126,11 @@ def rank_users(
     item_frame: pd.DataFrame,
     as_of: pd.Timestamp,
     n: int,
+    with_provenance: bool = True,
 ) -> tuple[RankedLists, Block]:
     """Retrieve and rank for a block of users from online-shaped features (``user_views``:
-    each user's decoded views; ``item_frame``: :func:`~recommender.ranking.onlinerows.item_frame`).
+    each user's decoded views; ``item_frame``: :func:`~recommender.ranking.onlinerows.item_frame`
+    aligned with ``items``).
 
     Returns the top-``n`` per user (item rows, ranker scores, provenance) and the candidate
     block (for ``explain``: :meth:`Ranker.contributions` on ``block.x``). Rules and filters
@@ -140,7 +142,7 @@ def rank_users(
     rows = online_rows(cands, ids, items.ids, user_views, item_frame, as_of)
     x = feature_matrix(cands, rows, user_genre_shares(history.matrix, genres), genres)
     block = Block(ids, cands, x)
-    return rank_block(model.ranker, block, n), block
+    return rank_block(model.ranker, block, n, with_provenance), block
 
 
 def default_cutoffs(

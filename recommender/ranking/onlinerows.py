@@ -32,12 +32,14 @@ def _flat(views: Mapping[str, ViewValues], wanted: list[tuple[str, str]]) -> dic
     return out
 
 
-def item_frame(items: EntityViews) -> pd.DataFrame:
-    """Item features held in memory: one row per item id, the ranker's item columns."""
+def item_frame(items: EntityViews, ids: Sequence[str] | np.ndarray | None = None) -> pd.DataFrame:
+    """Item features held in memory: one row per item id (in the order of ``ids``, the
+    model's item rows, when given), the ranker's item columns."""
     wanted = [(v, f) for v, f in FEAST_FEATURES if v not in USER_VIEWS]
     columns = [feature_column(v, f) for v, f in wanted]
     rows = {item_id: _flat(views, wanted) for item_id, views in items.items()}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    return frame if ids is None else frame.reindex(list(ids))
 
 
 def online_rows(
@@ -49,7 +51,10 @@ def online_rows(
     as_of: pd.Timestamp,
 ) -> pd.DataFrame:
     """Feature rows for ``cands`` (as :class:`recommender.ranking.dataset.FeatureReader`
-    returns them) from users' decoded online views and the in-memory :func:`item_frame`."""
+    returns them) from users' decoded online views and the in-memory :func:`item_frame`,
+    aligned with ``item_ids`` (row i describes item row i)."""
+    if len(items) != len(item_ids) or not np.array_equal(items.index.to_numpy(), item_ids):
+        raise ValueError("the item frame must be aligned with the item vocabulary")
     wanted = [(v, f) for v, f in FEAST_FEATURES if v in USER_VIEWS]
     uid = np.asarray(user_ids)[cands.user_pos]
     iid = np.asarray(item_ids)[cands.item_rows]
@@ -67,7 +72,7 @@ def online_rows(
         }
     )
     user_part = user_frame.reindex(uid).reset_index(drop=True)
-    item_part = items.reindex(iid).reset_index(drop=True)
+    item_part = items.iloc[cands.item_rows].reset_index(drop=True)
     return pd.concat([out[list(KEYS)], user_part, item_part], axis=1)
 
 

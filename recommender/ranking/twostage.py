@@ -273,8 +273,11 @@ class RankedLists:
     pairs: np.ndarray  # index of each listed item's pair in the candidate set (-1 padded)
 
 
-def top_ranked(block: Block, scores: np.ndarray, n: int) -> RankedLists:
-    """Each user's ``n`` best candidates by ``scores`` (one per candidate pair)."""
+def top_ranked(
+    block: Block, scores: np.ndarray, n: int, with_provenance: bool = True
+) -> RankedLists:
+    """Each user's ``n`` best candidates by ``scores`` (one per candidate pair); provenance
+    only when asked (serving names it for the few items that pass the rules)."""
     n_users = len(block.user_ids)
     out_rows = np.full((n_users, n), -1, dtype=np.int64)
     out_scores = np.full((n_users, n), -np.inf, dtype=np.float64)
@@ -288,11 +291,15 @@ def top_ranked(block: Block, scores: np.ndarray, n: int) -> RankedLists:
     out_rows[pos[keep], within[keep]] = block.cands.item_rows[sel]
     out_scores[pos[keep], within[keep]] = scores[sel]
     out_pairs[pos[keep], within[keep]] = sel
-    provenance = [[block.cands.provenance(int(p)) for p in row if p >= 0] for row in out_pairs]
+    provenance = (
+        [[block.cands.provenance(int(p)) for p in row if p >= 0] for row in out_pairs]
+        if with_provenance
+        else []
+    )
     return RankedLists(out_rows, out_scores, provenance, out_pairs)
 
 
-def rank_block(ranker: Ranker, block: Block, n: int) -> RankedLists:
+def rank_block(ranker: Ranker, block: Block, n: int, with_provenance: bool = True) -> RankedLists:
     """The ranker's top-``n`` per user of a candidate block (the nightly's and the API's
     second stage; rules and filters apply after it)."""
     if block.cands.retrievers != tuple(ranker.manifest.retrievers):
@@ -300,4 +307,4 @@ def rank_block(ranker: Ranker, block: Block, n: int) -> RankedLists:
             f"candidates from {block.cands.retrievers}, ranker trained on "
             f"{ranker.manifest.retrievers}"
         )
-    return top_ranked(block, ranker.predict(block.x), n)
+    return top_ranked(block, ranker.predict(block.x), n, with_provenance)

@@ -41,7 +41,7 @@ class RankingItems:
         cls, views: Mapping[str, Mapping[str, ViewValues]], bundle: ModelBundle
     ) -> RankingItems:
         """From each item's decoded online views (``item_stats``, ``item_metadata``)."""
-        frame = item_frame(views)
+        frame = item_frame(views, bundle.items.ids)
         genres = [
             list((views.get(i) or {}).get(ITEM_METADATA, {}).get("genres") or [])
             for i in bundle.items.ids.tolist()
@@ -105,6 +105,7 @@ def two_stage(
         pd.Timestamp(now),
         # every candidate in ranked order: the rules may drop any of them
         model.ranker.manifest.depth * len(model.ranker.manifest.retrievers),
+        with_provenance=False,  # named below for the items that pass the rules
     )
     listed = ranked.item_rows[0] >= 0
     rows, scores = select(ranked.item_rows[0][listed], ranked.scores[0][listed], rules, catalog, k)
