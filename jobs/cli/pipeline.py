@@ -106,7 +106,11 @@ def evaluate(
         str, typer.Option(help="random (RecBole 8:1:1), temporal, leave-last-n, user-temporal.")
     ] = "random",
     models: Annotated[
-        str, typer.Option(help="Comma-separated: popularity,itemknn,als,bpr,ease.")
+        str,
+        typer.Option(
+            help="Comma-separated: popularity,itemknn,als,bpr,ease, and ranked (the two-stage "
+            "model: retrievers + LightGBM ranker, with paired bootstrap intervals)."
+        ),
     ] = "popularity,itemknn,als,bpr,ease",
     k: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "5,10,20",
     tune: Annotated[
@@ -120,7 +124,8 @@ def evaluate(
         Path | None, typer.Option(help="Report directory (default reports/...).")
     ] = None,
 ) -> None:
-    """Offline evaluation: protocols, models, tuning, served-hybrid replay -> reports/."""
+    """Offline evaluation: protocols, models (and the two-stage ``ranked``), tuning,
+    served-hybrid replay -> reports/."""
     settings = load_settings()
     path = run_evaluation(
         settings,
