@@ -182,7 +182,9 @@ def _checks(steps: dict[str, Any], users: int, events: int) -> dict[str, bool]:
     }
 
 
-def bench_size(args: argparse.Namespace, users: int, port: int) -> dict[str, Any]:
+def bench_size(
+    args: argparse.Namespace, users: int, port: int, steps: dict[str, Any], save: Any
+) -> dict[str, Any]:
     work = args.work / f"{users}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -194,13 +196,13 @@ def bench_size(args: argparse.Namespace, users: int, port: int) -> dict[str, Any
     feast = {**env, **feast_cli_env(settings)}
     reco = str(BIN / "reco")
     interactions = users * args.per_user
-    steps: dict[str, Any] = {}
     server = _own_redis(port, work)
     try:
 
         def step(name: str, result: dict[str, Any]) -> None:
             result.pop("out", None)
             steps[name] = result
+            save()  # a size that does not finish still reports the steps it did
             log.info(
                 "%d users, %s: %s", users, name, {k: result[k] for k in ("seconds", "peak_rss_mb")}
             )
@@ -260,14 +262,19 @@ def main() -> None:
         },
         "sizes": {},
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        args.out.write_text(json.dumps(out, indent=2, default=str))
+
     for i, users in enumerate(sizes):
+        steps = out["sizes"][str(users)] = {}
         try:
-            out["sizes"][str(users)] = bench_size(args, users, args.redis_port + i)
+            bench_size(args, users, args.redis_port + i, steps, save)
         except StepFailed as exc:
             log.error("%d users failed: %s", users, exc)
-            out["sizes"][str(users)] = {"failed": str(exc)[-3000:]}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2, default=str))
+            steps["failed"] = str(exc)[-3000:]
+        save()
     if args.docs:
         replace_section(Path(args.docs), START, END, f"{START}\n{markdown(out)}\n{END}")
     if any("failed" in s for s in out["sizes"].values()):

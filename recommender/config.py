@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     memory_budget_mb: int | None = Field(
         None, ge=64, description="memory a batch step may plan to use; default 70% of available"
     )
-    write_batch: int = Field(1000, ge=1, le=100_000, description="rows per Redis round trip")
-    write_workers: int = Field(2, ge=1, le=64, description="processes encoding and writing")
+    write_batch: int = Field(4000, ge=1, le=100_000, description="rows per Redis round trip")
+    write_workers: int = Field(
+        0, ge=0, le=64, description="processes encoding and writing; 0 = the writer thread"
+    )
     lock_seconds: float = Field(60.0, ge=1, description="run lock expiry (heartbeat: 1/3)")
     lock_wait_seconds: float = Field(0.0, ge=0, description="wait for a running run's lock")
     keep_list_runs: int = Field(7, ge=1, description="published runs kept in the offline table")
