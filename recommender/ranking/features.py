@@ -109,9 +109,12 @@ def per_user_z(scores: np.ndarray, user_pos: np.ndarray) -> np.ndarray:
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = frame[column]
     if column == feature_column(USER_PROFILE, "gender"):
-        return frame[column].map(GENDER_CODES).to_numpy(dtype=np.float64)
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        return values.map(GENDER_CODES).to_numpy(dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(values.dtype):  # Feast's offline rows: no parsing needed
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
 
 
 def feature_matrix(
