@@ -45,7 +45,7 @@ from bench.scale_report import markdown
 from bench.write_bench import redis_benchmark
 from recommender.batch.runs import RunManifest
 from recommender.config import Settings
-from recommender.events.synthetic import one_day_of_events
+from recommender.events.generate import one_day_of_events
 from recommender.featurestore.repo import feast_cli_env
 
 ROOT = Path(__file__).resolve().parents[1]

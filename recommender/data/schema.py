@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from recommender.errors import InvalidDataset
@@ -167,7 +168,7 @@ def canonical_users(df: pd.DataFrame | None, interactions: pd.DataFrame) -> pd.D
 
 def _genres(values: pd.Series) -> pd.Series:
     def split(value: object) -> list[str]:
-        if isinstance(value, list | tuple):
+        if isinstance(value, list | tuple | np.ndarray):  # parquet gives lists back as arrays
             return [str(v) for v in value]
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return []

@@ -20,7 +20,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,69 +32,23 @@ from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from recommender.featurestore.writer import varint
+from recommender.featurestore import resp
+from recommender.featurestore.resp import BIN, Part, binary, buffers, lengths, varint, varints
 
-BIN = pa.large_binary()
-Part: TypeAlias = "bytes | pa.Array"  # a constant, or one value per row
-_EMPTY = pa.scalar(b"", BIN)
-_SHIFTS = np.arange(0, 64, 7, dtype=np.uint64)  # the ten 7-bit groups of a 64-bit varint
-_LIMITS = np.left_shift(np.uint64(1), _SHIFTS[1:])  # a value >= 2**(7k) needs > k bytes
 _REPEATED = b"\x0a"  # field 1, length-delimited: StringList.val and the packed numeric lists
 
-
-def binary(offsets: np.ndarray, data: object) -> pa.Array:
-    """A ``large_binary`` array from its offsets (need not start at 0) and data buffer."""
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)  # type: ignore[arg-type]
-    return pa.Array.from_buffers(BIN, len(offsets) - 1, [None, pa.py_buffer(offsets), buf])
-
-
-def buffers(arr: pa.Array) -> tuple[np.ndarray, pa.Buffer]:
-    """Offsets and data buffer of a binary array without nulls (row i is
-    ``data[offsets[i]:offsets[i + 1]]``)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != BIN:
-        arr = arr.cast(BIN)
-    offsets_buf, data = arr.buffers()[1:3]
-    if offsets_buf is None:  # an empty array may come without buffers
-        return np.zeros(len(arr) + 1, np.int64), pa.py_buffer(b"")
-    offsets = np.frombuffer(offsets_buf, np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    return offsets, data or pa.py_buffer(b"")
-
-
-def lengths(arr: pa.Array) -> np.ndarray:
-    return np.diff(buffers(arr)[0])
+__all__ = ["binary", "buffers", "join", "lengths", "varints"]
 
 
 def join(*parts: Part) -> pa.Array:
-    """Row-wise concatenation of binary columns and constants (at least one column)."""
-    merged: list[Part] = []
-    for part in parts:
-        last = merged[-1] if merged else None
-        if isinstance(part, bytes) and isinstance(last, bytes):
-            merged[-1] = last + part
-        elif not isinstance(part, bytes) or part:
-            merged.append(part)
-    args = [pa.scalar(p, BIN) if isinstance(p, bytes) else _plain(p).cast(BIN) for p in merged]
-    return pc.binary_join_element_wise(*args, _EMPTY)
+    """Row-wise concatenation of binary columns (of any binary-like or dictionary type) and
+    constants (at least one column)."""
+    return resp.join(*(p if isinstance(p, bytes) else _plain(p).cast(BIN) for p in parts))
 
 
 def where(valid: np.ndarray, arr: pa.Array, other: bytes = b"") -> pa.Array:
     """``arr`` where ``valid``, else the constant ``other``."""
     return arr if valid.all() else pc.if_else(pa.array(valid), arr, pa.scalar(other, BIN))
-
-
-def varints(values: np.ndarray) -> pa.Array:
-    """Protobuf varints of int64 values (negatives as ten bytes, as protobuf writes them)."""
-    v = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
-    if not len(v) or v.max() < 128:
-        return binary(np.arange(len(v) + 1), v.astype(np.uint8))
-    nbytes = 1 + (v[:, None] >= _LIMITS).sum(axis=1)
-    groups = ((v[:, None] >> _SHIFTS) & np.uint64(0x7F)).astype(np.uint8)
-    column = np.arange(len(_SHIFTS))
-    groups |= np.where(column < (nbytes - 1)[:, None], 0x80, 0).astype(np.uint8)
-    return binary(np.concatenate([[0], np.cumsum(nbytes)]), groups[column < nbytes[:, None]])
 
 
 def fixed(tag: bytes, values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

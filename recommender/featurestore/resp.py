@@ -76,13 +76,12 @@ def lengths(arr: pa.Array) -> np.ndarray:
 
 
 def varints(values: np.ndarray) -> pa.Array:
-    """Protobuf varints of non-negative integers, one row each."""
+    """Protobuf varints of int64 values, one row each (negatives as ten bytes, as protobuf
+    writes them)."""
     v = np.ascontiguousarray(values, dtype=np.int64)
     if not len(v):
         return binary(np.zeros(1), b"")
-    if v.min() < 0:
-        raise ValueError("varints of negative numbers are not supported here")
-    if v.max() < 1 << 14:  # lengths of up to 16 KiB: one or two bytes, the common case
+    if v.min() >= 0 and v.max() < 1 << 14:  # up to 16 KiB: one or two bytes, the common case
         two = v >= 128
         if not two.any():
             return binary(np.arange(len(v) + 1), v.astype(np.uint8))

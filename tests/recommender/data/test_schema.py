@@ -64,3 +64,18 @@ def test_items_split_genres_and_reject_duplicates() -> None:
 def test_interactions_must_reference_known_items() -> None:
     with pytest.raises(InvalidDataset, match="missing from items: 11"):
         build_tables(raw(), items=pd.DataFrame({"item_id": ["10"]}))
+
+
+def test_genres_read_back_from_parquet_stay_lists(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Parquet gives list columns back as numpy arrays: re-canonicalising a stored items table
+    must keep ``['Action', 'Comedy']``, not split the array's text into ``"['Action'"``."""
+    inter = pd.DataFrame({"user_id": ["u"], "item_id": ["i"], "timestamp": ["2024-01-01"]})
+    items = pd.DataFrame(
+        {"item_id": ["i", "j"], "title": ["I", "J"], "genres": ["Action|Comedy", ""]}
+    )
+    stored = canonical_items(items, canonical_interactions(inter))
+    stored.to_parquet(tmp_path / "items.parquet")
+    again = canonical_items(
+        pd.read_parquet(tmp_path / "items.parquet"), canonical_interactions(inter)
+    )
+    assert again["genres"].map(list).tolist() == [["Action", "Comedy"], []]
