@@ -118,11 +118,10 @@ def evaluate_two_stage(
         t_test = pd.Timestamp(split.params["cutoff"])
         t_valid = pd.Timestamp(split.params["valid_from"])
         delta = t_test - t_valid
+        label_days = delta / pd.Timedelta(days=1)
         cutoffs = [t_valid - k * delta for k in reversed(range(n_cutoffs))]
         known = pd.concat([split.train, split.valid], ignore_index=True)
-        rows = training_rows(
-            known, cutoffs, delta / pd.Timedelta(days=1), users, items, reader, genres, config
-        )
+        rows = training_rows(known, cutoffs, label_days, users, items, reader, genres, config)
         history_frame, as_of = known, t_test
         fitted = fit_retrievers(known, users, items, t_test, config)
         mask = split.valid.iloc[0:0]
@@ -134,8 +133,9 @@ def evaluate_two_stage(
         block = candidate_block(fitted, history, valid_users, reader, genres, config)
         rows = _random_rows(split, block, items)
         history_frame, mask = split.train, split.valid
+        label_days = 0.0  # no time order: the validation part is the label set
     rows_seconds = time.perf_counter() - t0
-    ranker = fit_ranker(rows, config, 0.0)
+    ranker = fit_ranker(rows, config, label_days)
     test_users = sorted(split.test["user_id"].unique())
     history = history_for(fitted, history_frame, test_users, config.recent_n)
     block = candidate_block(fitted, history, test_users, reader, genres, config, as_of)
