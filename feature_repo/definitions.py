@@ -55,10 +55,11 @@ user_activity_source = parquet_source(n.USER_ACTIVITY)
 items_source = parquet_source(n.ITEMS_TABLE)
 item_stats_source = parquet_source(n.ITEM_STATS)
 recent_items_source = parquet_source(n.USER_RECENT_ITEMS)
-# One folder per published nightly run (recommender/data/lists.py), read as one table.
+# One folder per published nightly run (recommender/data/lists.py), read as one table: a glob,
+# which DuckDB, dask and our engine read alike (DuckDB does not read a folder).
 recommendations_source = FileSource(
     name=n.source_name(n.LISTS_TABLE),
-    path=str(DATA / n.LISTS_TABLE),
+    path=str(DATA / n.LISTS_TABLE / "**" / "*.parquet"),
     timestamp_field="event_timestamp",
 )
 

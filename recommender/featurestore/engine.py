@@ -25,6 +25,7 @@ sources...) go to Feast's local engine, which it extends; an online store other 
 
 from __future__ import annotations
 
+import glob
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versio
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.value_type import ValueType
+from pyarrow.fs import LocalFileSystem
 from pydantic import Field, StrictStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -136,7 +138,12 @@ class StreamingEngine(LocalComputeEngine):
         fs, path = FileSource.create_filesystem_and_path(
             uri, source.file_options.s3_endpoint_override, source.resolve_credentials()
         )
-        files = sorted(ds.dataset(path, filesystem=fs, format="parquet").files)
+        if any(c in path for c in "*?["):  # a glob (the lists' run folders): local files only
+            if not isinstance(fs, LocalFileSystem):
+                return None
+            files = sorted(glob.glob(path, recursive=True))
+        else:
+            files = sorted(ds.dataset(path, filesystem=fs, format="parquet").files)
         stored_as = _versioned_fv_name(view, self.repo_config)
         if not files:  # nothing to load yet (e.g. no nightly run has published lists)
             return _Plan(view, stored_as, fs, [], keys, features, ts, created, {})
