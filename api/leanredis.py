@@ -16,8 +16,9 @@ With ``cache_entries`` > 0 the replies are kept in memory, invalidated by Redis 
 ``invalidate`` message on the same connection when one changes: a list written for the user,
 the user's events pushed, a flush). Replies and pushes arrive in order on the connection and
 are applied in that order, so a reply is never cached after the invalidation that follows it;
-a lost or timed-out connection drops the whole cache (the tracking went with it). The cache
-holds raw replies: decoding (and the views' ttl) happens per request, as without it.
+a lost or timed-out connection drops the whole cache (the tracking went with it), and no reply
+is used after ``MAX_AGE_SECONDS``. The cache holds raw replies: decoding (and the views' ttl)
+happens per request, as without it.
 
 Errors are ``ConnectionError`` / ``TimeoutError`` (``OSError``), which the online store's
 circuit breaker already handles. One Redis only (``redis://``): TLS and Redis Cluster stay with
@@ -29,11 +30,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import hiredis
+
+# A cached reply is used for at most this long, whatever: a bound on staleness should an
+# invalidation ever be lost without the connection dropping (a proxy that failed over, say).
+MAX_AGE_SECONDS = 30.0
 
 
 def _bulk(arg: bytes) -> bytes:
@@ -91,7 +97,8 @@ class _Protocol(asyncio.Protocol):
                     future.set_exception(ConnectionError(f"redis: {reply}"))
                 continue
             if key is not None and self.cache is not None:
-                self.cache[key] = reply  # before any invalidation behind it is read
+                # before any invalidation behind it is read; stamped for MAX_AGE_SECONDS
+                self.cache[key] = (time.monotonic(), reply)
             if not future.done():
                 future.set_result(reply)
 
@@ -217,9 +224,9 @@ class LeanReader:
             if proto.closed:  # the drain found it closed: a new one (and an empty cache)
                 proto = await self._connection()
             got = cache.get(key)
-            if got is not None:
+            if got is not None and time.monotonic() - got[0] < MAX_AGE_SECONDS:
                 self.hits += 1
-                return got  # type: ignore[no-any-return]
+                return got[1]  # type: ignore[no-any-return]
             while len(cache) >= self.cache_entries:  # the oldest entries go first
                 del cache[next(iter(cache))]
         return await self._call(proto, self.head + _bulk(key) + self.tail, key)  # type: ignore[no-any-return]

@@ -217,8 +217,8 @@ def _measure(settings, lua, args, workers: int, feast_probe: bytes) -> dict:  # 
             "RECO_REDIS_URL": settings.redis_url,
             "RECO_EVENTS_DIR": str(Path(args.events_dir)),
             "RECO_LOG_LEVEL": "WARNING",
-            "RECO_USER_CACHE_ENTRIES": str(args.user_cache),
         }
+        | ({} if args.user_cache is None else {"RECO_USER_CACHE_ENTRIES": str(args.user_cache)})
     )
     r: dict = {}  # type: ignore[type-arg]
     with servers.ours(env, _free_port(), workers) as (base, pid):
@@ -270,7 +270,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="the N of 1 and N")
     parser.add_argument("--work", help="keep (or reuse) the trained setup in this directory")
     parser.add_argument("--skip-events", action="store_true")
-    parser.add_argument("--user-cache", type=int, default=0, help="RECO_USER_CACHE_ENTRIES")
+    parser.add_argument(
+        "--user-cache",
+        type=int,
+        default=None,
+        help="RECO_USER_CACHE_ENTRIES (default: its default)",
+    )
     parser.add_argument("--out", default="api.json", help="file name under bench/results/")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--profile", action="store_true", help="py-spy the warm path (1 worker)")

@@ -109,11 +109,11 @@ class Settings(BaseSettings):
     drift_sample_users: int = Field(2000, ge=10, description="users compared by drift checks")
 
     user_cache_entries: int = Field(
-        0,
+        10_000,
         ge=0,
         le=10_000_000,
-        description="warm-path replies kept per worker, invalidated by Redis (RESP3 client "
-        "tracking); 0 = off",
+        description="warm-path replies kept per worker (~2 KB each), invalidated by Redis "
+        "(RESP3 client tracking), none used after 30 s; 0 = off",
     )
     workers: int = Field(
         0,

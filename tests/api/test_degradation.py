@@ -43,6 +43,9 @@ def served(tmp_path: Path) -> Iterator[tuple[OwnRedis, str]]:
         "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
         "RECO_REDIS_TIMEOUT_MS": "100",
         "RECO_REDIS_RETRY_SECONDS": "0.5",
+        # every read goes to Redis: a cached reply would (correctly) hide the slow Redis
+        # (tests/api/test_user_cache.py covers the cache)
+        "RECO_USER_CACHE_ENTRIES": "0",
     }
     try:
         with serve_api(env, free_port()) as base:
