@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pandas as pd
 from tqdm import tqdm
 
 from jobs.ingest import ingest_event_log
@@ -39,12 +40,20 @@ from recommender.batch.publication import (
     read_live,
 )
 from recommender.batch.runs import RunManifest, resumable, write_manifest
-from recommender.batch.scoring import Chunk, plan_chunks, scoring_memory_mb
+from recommender.batch.scoring import (
+    Chunk,
+    RankingInputs,
+    item_genres,
+    plan_chunks,
+    ranked_chunks,
+    scoring_memory_mb,
+)
 from recommender.config import Settings
 from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
 from recommender.events.log import quarantined_count
+from recommender.featurestore.names import ITEM_STATS, USER_ACTIVITY, USER_RECENT_ITEMS
 from recommender.featurestore.repo import materialize, open_store, redis_client
 from recommender.lifecycle.gate import gate, record_promotion
 from recommender.lifecycle.monitor import monitor
@@ -124,6 +133,15 @@ def _model(
     return load_bundle(settings.artifacts_dir)
 
 
+def _ranking_inputs(settings: Settings, bundle: ModelBundle, as_of: str) -> RankingInputs:
+    """The latest snapshot tables the two-stage ranker reads (what materialization puts
+    online), read once per run."""
+    names = ("users", "items", USER_ACTIVITY, ITEM_STATS, USER_RECENT_ITEMS)
+    tables = {name: read_table(settings.data_dir, name) for name in names}
+    genres = item_genres(tables["items"], bundle.items.ids)
+    return RankingInputs(tables, genres, pd.Timestamp(as_of))
+
+
 def _score_and_write(
     settings: Settings,
     bundle: ModelBundle,
@@ -169,14 +187,25 @@ def _score_and_write(
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="list-writer") as pool:
             t0 = time.perf_counter()
-            scored = engine.score(
-                bundle.als.user_factors,
-                bundle.als.item_factors,
-                bundle.user_items,
-                todo,
-                settings.top_n,
-                settings.batch_size,
-            )
+            if bundle.ranking is not None:  # RECO_RANKER: two-stage lists, scored here
+                log.info(
+                    "nightly %s: model %s has a ranker; two-stage lists in this process "
+                    "(engine %s not used)",
+                    manifest.run_id,
+                    bundle.version,
+                    manifest.engine,
+                )
+                inputs = _ranking_inputs(settings, bundle, manifest.lists_timestamp)
+                scored = ranked_chunks(bundle, inputs, todo, settings.top_n)
+            else:
+                scored = engine.score(
+                    bundle.als.user_factors,
+                    bundle.als.item_factors,
+                    bundle.user_items,
+                    todo,
+                    settings.top_n,
+                    settings.batch_size,
+                )
             for chunk, rows, scores in scored:
                 score_seconds += time.perf_counter() - t0
                 lock.check()

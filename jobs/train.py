@@ -16,16 +16,21 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
+from recommender.batch.scoring import item_genres
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
 from recommender.evaluation.protocols import sample_users, user_temporal
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
+from recommender.ranking.dataset import FeastReader
+from recommender.ranking.model import default_cutoffs, fit_two_stage
 from recommender.training.artifacts import ModelBundle, new_version, save_bundle
 from recommender.training.fit import fit_bundle
 
 log = logging.getLogger(__name__)
+RANKER_CUTOFFS = 3
+RANKER_LABEL_DAYS = 14.0
 ALS_SETTINGS = {
     "factors": "als_factors",
     "regularization": "als_regularization",
@@ -90,6 +95,35 @@ def holdout_metrics(
     return out
 
 
+def fit_ranker(
+    settings: Settings,
+    bundle: ModelBundle,
+    interactions: pd.DataFrame,
+    items_table: pd.DataFrame,
+    store: FeatureStore,
+) -> None:
+    """The two-stage ranker (issue 15, ``RECO_RANKER``): training rows from Feast's offline
+    store at three cut-offs two weeks apart, for a seeded sample of at most
+    ``settings.ranker_fit_users`` users (the retrievers are refitted at every cut-off)."""
+    t0 = time.perf_counter()
+    sample, sampled = sample_users(interactions, settings.ranker_fit_users, settings.seed)
+    bundle.ranking = fit_two_stage(
+        sample,
+        bundle.users,
+        bundle.items,
+        bundle.als,
+        FeastReader(store),
+        item_genres(items_table, bundle.items.ids),
+        default_cutoffs(interactions, n=RANKER_CUTOFFS, label_days=RANKER_LABEL_DAYS),
+        label_days=RANKER_LABEL_DAYS,
+    )
+    summary = bundle.ranking.ranker.manifest.model_dump(
+        include={"train_rows", "train_queries", "fit_seconds", "cutoffs"}
+    )
+    bundle.manifest.metrics["ranker"] = {**summary, "sampled_users": sampled}
+    log.info("ranker trained in %.1fs: %s", time.perf_counter() - t0, summary)
+
+
 def train(
     settings: Settings,
     cutoff: datetime | None = None,
@@ -146,6 +180,8 @@ def train(
     )
     bundle.manifest.profile_model["tokens"] = len(bundle.profile.tokens)
     bundle.features = profiles.reset_index()  # the drift baseline (`reco monitor`)
+    if settings.ranker:
+        fit_ranker(settings, bundle, interactions, items_table, store)
     bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)
     log.info("trained model %s in %.1fs -> %s", bundle.version, time.perf_counter() - t0, path)

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     holdout_fit_users: int = Field(
         100_000, ge=100, description="users the hold-out ALS is fitted on (a seeded sample)"
     )
+    ranker: bool = Field(
+        False,
+        description="train the two-stage ranker with `reco train` and rank the nightly lists "
+        "with it (off: ALS lists)",
+    )
+    ranker_fit_users: int = Field(
+        50_000, ge=100, description="users the ranker's training rows come from (a seeded sample)"
+    )
 
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")

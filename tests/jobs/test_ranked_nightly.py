@@ -1,0 +1,125 @@
+"""RECO_RANKER=true: `reco train` fits the two-stage ranker from Feast's offline store and the
+nightly publishes its lists, end to end through real Feast, Redis and LightGBM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.nightly import run_nightly
+from recommender.batch.publication import live_lists, read_precomputed
+from recommender.batch.runs import RunManifest
+from recommender.config import Settings
+from recommender.data.tables import build_tables, read_table, write_tables
+from recommender.featurestore.names import (
+    ITEM_METADATA,
+    ITEM_STATS,
+    USER_ACTIVITY,
+    USER_PROFILE,
+    USER_RECENT_ITEMS,
+)
+from recommender.featurestore.repo import open_store
+from recommender.ranking.features import Genres
+from recommender.ranking.model import SUBDIR, ranked_top_n
+from recommender.ranking.onlinerows import item_frame, latest_views
+from recommender.ranking.retrievers import History, recent_from_lists
+from recommender.training.artifacts import load_bundle, models_dir
+from tests.support.repo import feast_apply, make_settings, teardown_repo
+from tests.support.synthetic import synthetic_tables
+
+pytestmark = pytest.mark.integration
+USERS = ("a_user0", "a_user3", "b_user7", "b_user12")
+
+
+@pytest.fixture(scope="module")
+def ranked_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Settings]:
+    settings = make_settings(tmp_path_factory.mktemp("ranked"), redis_url, ranker=True)
+    inter, users, items = synthetic_tables(np.random.default_rng(7))
+    write_tables(build_tables(inter, users, items), settings.data_dir)
+    feast_apply(settings)
+    run_nightly(settings, retrain=True)
+    yield settings
+    teardown_repo(settings)
+
+
+def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[str]]:
+    """The ranked lists recomputed from the saved bundle and the latest snapshot rows."""
+    bundle = load_bundle(settings.artifacts_dir)
+    assert bundle.ranking is not None
+    tables = {
+        name: read_table(settings.data_dir, name)
+        for name in ("users", "items", USER_ACTIVITY, ITEM_STATS, USER_RECENT_ITEMS)
+    }
+    item_ids = bundle.items.ids.tolist()
+    by_id = tables["items"].set_index("item_id")["genres"]
+    genres = Genres.from_lists([list(by_id[i]) for i in item_ids])
+    items_f = item_frame(
+        latest_views(tables, "item_id", {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}, item_ids),
+        bundle.items.ids,
+    )
+    user_views = latest_views(
+        tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}, user_ids
+    )
+    recent = tables[USER_RECENT_ITEMS].sort_values("event_timestamp").groupby("user_id").tail(1)
+    lists = recent.set_index("user_id")["recent_item_ids"]
+    rows = bundle.users.rows(user_ids)
+    history = History(
+        rows,
+        bundle.user_items[rows],
+        recent_from_lists([list(lists.get(u, [])) for u in user_ids], bundle.items),
+    )
+    ids, _, provenance = ranked_top_n(
+        bundle.ranking,
+        bundle.als,
+        bundle.popularity.item_scores,
+        bundle.items,
+        genres,
+        history,
+        user_ids,
+        user_views,
+        items_f,
+        pd.Timestamp(as_of),
+        settings.top_n,
+    )
+    assert all(p for per_user in provenance for p in per_user)  # every item says who found it
+    return [[item_ids[r] for r in row if r >= 0] for row in ids]
+
+
+def test_train_saves_the_ranker_in_the_bundle(ranked_repo: Settings) -> None:
+    bundle = load_bundle(ranked_repo.artifacts_dir)
+    assert bundle.ranking is not None
+    saved = models_dir(ranked_repo.artifacts_dir) / bundle.version / SUBDIR
+    assert saved.is_dir() and any(saved.iterdir())
+    summary = bundle.manifest.metrics["ranker"]
+    assert summary["train_rows"] > 0 and summary["train_queries"] > 0
+    assert len(summary["cutoffs"]) == 3 and summary["sampled_users"] is None  # 60 users
+
+
+def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
+    runs = sorted((ranked_repo.artifacts_dir / "runs").glob("*.json"))
+    manifest = RunManifest.model_validate_json(runs[-1].read_text())
+    assert manifest.status == "succeeded" and manifest.users_written == 60
+    expected = _expected(ranked_repo, list(USERS), manifest.lists_timestamp)
+    store = open_store(ranked_repo)
+    live = live_lists(ranked_repo)
+    bundle = load_bundle(ranked_repo.artifacts_dir)
+    for user_id, want in zip(USERS, expected, strict=True):
+        stored = read_precomputed(store, user_id, live)
+        assert stored is not None and stored["model_version"] == bundle.version
+        assert stored["item_ids"] == want
+        assert stored["scores"] == sorted(stored["scores"], reverse=True)
+        seen = set(bundle.items.ids[bundle.user_items[bundle.users.rows([user_id])].indices])
+        assert not seen & set(want)
+        row = bundle.users.rows([user_id])
+        _, als_scores = bundle.als.recommend(row, bundle.user_items[row], ranked_repo.top_n)
+        assert not np.allclose(stored["scores"][:5], als_scores[0][:5])  # the ranker's scores
+        # the synthetic groups: a user's own group's unseen items lead the ranked list
+        assert sum(i.startswith(user_id[0]) for i in want[:5]) >= 4, want
+
+
+def test_the_ranker_is_off_by_default(tmp_path: Path, redis_url: str) -> None:
+    assert make_settings(tmp_path, redis_url).ranker is False
