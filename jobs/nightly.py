@@ -136,8 +136,18 @@ def _model(
 def _ranking_inputs(settings: Settings, bundle: ModelBundle, as_of: str) -> RankingInputs:
     """The latest snapshot tables the two-stage ranker reads (what materialization puts
     online), read once per run."""
-    names = ("users", "items", USER_ACTIVITY, ITEM_STATS, USER_RECENT_ITEMS)
-    tables = {name: read_table(settings.data_dir, name) for name in names}
+    keys = {
+        "users": "user_id",
+        "items": "item_id",
+        USER_ACTIVITY: "user_id",
+        ITEM_STATS: "item_id",
+        USER_RECENT_ITEMS: "user_id",
+    }
+    tables = {}
+    for name, key in keys.items():  # the latest row per entity is all the ranker reads
+        table = read_table(settings.data_dir, name)
+        table = table.sort_values("event_timestamp", kind="stable").groupby(key).tail(1)
+        tables[name] = table.reset_index(drop=True)
     genres = item_genres(tables["items"], bundle.items.ids)
     return RankingInputs(tables, genres, pd.Timestamp(as_of))
 
