@@ -33,7 +33,7 @@ def _cell(step: dict[str, Any] | None) -> str:
         return "-"
     mb = step.get("peak_rss_mb", 0)
     child = step.get("manifest", {}).get("peak_rss_mb", {}).get("largest_child")
-    extra = f" (writer {child:,.0f})" if child else ""
+    extra = f" (child {child:,.0f})" if child else ""
     return f"{step['seconds']:,.0f} s / {mb:,} MB{extra}" if mb else f"{step['seconds']:,.0f} s"
 
 
@@ -90,13 +90,14 @@ def markdown(out: dict[str, Any]) -> str:
     names = list(sizes)
     head = " | ".join(f"{int(u):,} users" for u in names)
     lines = [
-        "## The whole night at 100k, 300k and 1M users (issue 14)",
+        "## The whole night at scale: every step, seconds and peak RSS (issue 14)",
         "",
         f"Command: `{m['command']}`, {m['date']}, {m['machine']} (shared, noisy). Each size:",
         f"`reco data synthetic` with {m['items']:,} items and {m['per_user']} interactions per",
         f"user over 180 days; scoring engine `{m['engine']}`; a redis-server of its own. Each",
         "cell: wall seconds / peak RSS of the step's largest process (`os.wait4`; a night's",
-        "writer processes in brackets, from its manifest). Growth: largest size over smallest.",
+        "largest child process, the lock keeper or a writer, in brackets, from its manifest).",
+        "Growth: largest size over smallest.",
         "",
         f"| step | {head} | growth (time / memory) | target at 1M |",
         "|---|" + "---|" * (len(names) + 2),
