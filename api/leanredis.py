@@ -106,7 +106,7 @@ class _Protocol(asyncio.Protocol):
         if self.cache is None or not push or push[0] != b"invalidate":
             return
         keys = push[1] if len(push) > 1 else None
-        if keys is None:  # FLUSHDB / FLUSHALL, or the tracking table evicted keys
+        if keys is None:  # the server flushed a database, or its tracking table evicted keys
             self.cache.clear()
         else:
             for key in keys:

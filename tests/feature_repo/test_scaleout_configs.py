@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +16,8 @@ import pytest
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.repo import open_store, write_lists_feast
-from tests.support.repo import ROOT, free_ports, make_settings, run_feast
+from tests.support.redis_cluster import redis_cluster as start_cluster
+from tests.support.repo import ROOT, make_settings, run_feast
 from tests.support.synthetic import synthetic_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,70 +67,10 @@ def _teardown_keys(settings: Settings) -> None:
 
 @pytest.fixture
 def redis_cluster(tmp_path: Path) -> Iterator[str]:
-    exe, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if exe is None or cli is None:
-        pytest.skip("redis-server / redis-cli are not installed")
-    # client and bus ports, all distinct; the bus port must be given because the default,
-    # port + 10000, can exceed 65535
-    chosen = free_ports(6)
-    ports, bus_ports = chosen[:3], chosen[3:]
-    procs = []
-    for port, bus in zip(ports, bus_ports, strict=True):
-        folder = tmp_path / str(port)
-        folder.mkdir()
-        procs.append(
-            subprocess.Popen(
-                [
-                    exe,
-                    "--port",
-                    str(port),
-                    "--cluster-port",
-                    str(bus),
-                    "--cluster-enabled",
-                    "yes",
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--dir",
-                    str(folder),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-    try:
-        for port in ports:  # every node answers before the cluster is formed
-            for _ in range(200):
-                pong = subprocess.run(
-                    [cli, "-p", str(port), "ping"], capture_output=True, text=True
-                )
-                if pong.stdout.strip() == "PONG":
-                    break
-                time.sleep(0.1)
-        nodes = [f"127.0.0.1:{p}" for p in ports]
-        made = subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert made.returncode == 0, made.stdout + made.stderr
-        for _ in range(100):
-            info = subprocess.run(
-                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True
-            ).stdout
-            if "cluster_state:ok" in info:
-                break
-            time.sleep(0.2)
+    """A 3-node cluster of the test's own (tests/support/redis_cluster.py), as Feast's
+    ``connection_string`` wants it: the nodes, comma-separated."""
+    with start_cluster(tmp_path / "cluster") as nodes:
         yield ",".join(nodes)
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def test_redis_cluster_online_store(tmp_path: Path, redis_url: str, redis_cluster: str) -> None:
