@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 DAY = pd.Timedelta(days=1)
+_DAY_NS = DAY.value
+_TS = pa.timestamp("ns", tz="UTC")
 
 
 def _day_boundary_after(ts: pd.Series) -> pd.Series:
@@ -52,11 +55,23 @@ def daily_counts(interactions: pd.DataFrame, key: str) -> pd.DataFrame:
     """Events per ``key`` and day boundary: ``key, day, n, s`` (count and rating sum). Partial
     results of disjoint parts of the interactions add up (:func:`add_daily`), so a table too
     big for memory is counted one chunk at a time."""
-    return (
-        interactions.assign(day=_day_boundary_after(interactions["event_timestamp"]))
-        .groupby([key, "day"], sort=True, observed=True)["rating"]
-        .agg(n="size", s="sum")
-        .reset_index()
+    if interactions.empty:
+        return pd.DataFrame({key: [], "day": pd.to_datetime([], utc=True), "n": [], "s": []})
+    codes, uniques = pd.factorize(interactions[key], sort=True)
+    day = pd.DatetimeIndex(interactions["event_timestamp"]).asi8 // _DAY_NS + 1
+    base = int(day.min())
+    packed = codes.astype(np.int64) * (int(day.max()) - base + 1) + (day - base)
+    order = np.argsort(packed, kind="stable")  # by (key, day); a string groupby was 3x slower
+    packed = packed[order]
+    starts = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
+    rating = interactions["rating"].to_numpy(dtype=np.float64)[order]
+    return pd.DataFrame(
+        {
+            key: uniques.take(codes[order][starts]),
+            "day": pd.to_datetime(day[order][starts] * _DAY_NS, utc=True),
+            "n": np.diff(np.r_[starts, len(packed)]).astype(np.int64),
+            "s": np.add.reduceat(rating, starts),
+        }
     )
 
 
@@ -70,37 +85,49 @@ def snapshots_from_daily(
     daily: pd.DataFrame, key: str, window_days: int = 30, prefix: str = ""
 ) -> pd.DataFrame:
     """:func:`activity_snapshots` from the daily counts (:func:`daily_counts` or
-    :func:`add_daily`, sorted by ``key, day``)."""
+    :func:`add_daily`: sorted by ``key, day``, days on UTC day boundaries).
+
+    In arrays: every (entity, day) pair is one integer ``code * span + day``, so "the last
+    daily row of this entity at or before t" is one ``searchsorted`` over the sorted keys
+    (a pandas ``merge_asof`` by string key was a third of ``reco data synthetic``)."""
     cols = _activity_columns(window_days, prefix)
     if daily.empty:
         return pd.DataFrame(columns=[key, "event_timestamp", *cols])
-    # daily_counts and add_daily both return it sorted by (key, day), as the cumsums need
-    daily["cum_n"] = daily.groupby(key)["n"].cumsum()
-    daily["cum_s"] = daily.groupby(key)["s"].cumsum()
-    cum = daily[[key, "day", "cum_n", "cum_s"]].sort_values("day")
+    codes, _ = pd.factorize(daily[key], sort=False)  # sorted input: codes never decrease
+    day = pd.DatetimeIndex(daily["day"]).asi8 // _DAY_NS
+    # the per-entity running sums, summed in the same order as before (exact)
+    cum_n = daily["n"].groupby(codes).cumsum().to_numpy(dtype=np.float64)
+    cum_s = daily["s"].groupby(codes).cumsum().to_numpy(dtype=np.float64)
 
-    window = pd.Timedelta(days=window_days)
-    points = pd.concat([daily[[key, "day"]], daily[[key, "day"]].assign(day=daily["day"] + window)])
-    points = points.drop_duplicates().rename(columns={"day": "event_timestamp"})
-    points = points.sort_values("event_timestamp").reset_index(drop=True)
+    base = int(day.min()) - window_days  # every probe (t or t - window) lies in [base, top]
+    span = int(day.max()) + window_days - base + 1
+    packed = codes.astype(np.int64) * span + (day - base)  # sorted ascending
+    # two sorted runs: a stable (tim)sort merges them in linear time; np.unique's hash path
+    # took 2 s per million rows
+    points = np.sort(np.concatenate([packed, packed + window_days]), kind="stable")
+    points = points[np.r_[True, points[1:] != points[:-1]]]
+    point_code = points // span
+    point_day = points % span + base
 
-    def cumulative_at(times: pd.Series) -> pd.DataFrame:
-        """Cumulative count/sum of events with day-boundary <= times (i.e. events < times)."""
-        probe = pd.DataFrame({key: points[key], "t": times}).reset_index()
-        probe = probe.sort_values("t")
-        merged = pd.merge_asof(probe, cum, left_on="t", right_on="day", by=key)
-        merged = merged.set_index("index").sort_index()
-        return merged[["cum_n", "cum_s"]].fillna(0.0)
+    def cumulative_at(probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Running count/sum of the point's entity at the last day <= probe (0 if none)."""
+        j = np.searchsorted(packed, probe, side="right") - 1
+        hit = j >= 0
+        hit[hit] = codes[j[hit]] == point_code[hit]
+        j = np.where(hit, j, 0)
+        return np.where(hit, cum_n[j], 0.0), np.where(hit, cum_s[j], 0.0)
 
-    total = cumulative_at(points["event_timestamp"])
-    before_window = cumulative_at(points["event_timestamp"] - window)
-    n_total = total["cum_n"].to_numpy()
-    s_total = total["cum_s"].to_numpy()
-    n_win = n_total - before_window["cum_n"].to_numpy()
-    s_win = s_total - before_window["cum_s"].to_numpy()
+    n_total, s_total = cumulative_at(points)
+    n_before, s_before = cumulative_at(points - window_days)
+    n_win = n_total - n_before
+    s_win = s_total - s_before
+    first_row = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    keys = daily[key].iloc[first_row[point_code]].reset_index(drop=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = points.assign(
-            **{
+        return pd.DataFrame(
+            {
+                key: keys,
+                "event_timestamp": pd.to_datetime(point_day * _DAY_NS, utc=True),
                 cols[0]: n_win.astype("int64"),
                 cols[1]: np.where(n_win > 0, s_win / np.maximum(n_win, 1), 0.0).astype("float32"),
                 cols[2]: n_total.astype("int64"),
@@ -109,36 +136,54 @@ def snapshots_from_daily(
                 ),
             }
         )
-    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[ns, UTC]")
-    return out.sort_values([key, "event_timestamp"]).reset_index(drop=True)
 
 
-def recent_items_snapshots(interactions: pd.DataFrame, n: int = 20) -> pd.DataFrame:
-    """The last ``n`` item ids of each user (newest first) as of each day boundary.
+def recent_items_table(interactions: pd.DataFrame, n: int = 20) -> pa.Table:
+    """The last ``n`` item ids of each user (newest first) as of each day boundary, as Arrow
+    (``user_id``, ``event_timestamp``, ``recent_item_ids: list<string>``).
 
     This is the batch side of the ``user_events`` push source: the real-time path pushes the
-    same shape for users the nightly model has never seen.
+    same shape for users the nightly model has never seen. Built with array indices and one
+    Arrow ``take``: no Python list per row.
     """
-    cols = ["user_id", "event_timestamp", "recent_item_ids"]
     if interactions.empty:
-        return pd.DataFrame(columns=cols)
-    df = interactions.sort_values(["user_id", "event_timestamp"], kind="stable")
-    day = _day_boundary_after(df["event_timestamp"]).to_numpy()
-    users = df["user_id"].to_numpy()
-    items = df["item_id"].to_numpy()
+        return pa.table(
+            {"user_id": pa.array([], pa.string()), "event_timestamp": pa.array([], _TS)},
+        ).append_column("recent_item_ids", pa.array([], pa.list_(pa.string())))
+    codes, uniques = pd.factorize(interactions["user_id"], sort=True)
+    ts = pd.DatetimeIndex(interactions["event_timestamp"]).asi8
+    order = np.lexsort((ts, codes))  # stable: ties keep their input order
+    users = codes[order]
+    day = ts[order] // _DAY_NS + 1  # the boundary after the event's UTC day, in days
     # last row of every (user, day) run
-    last = np.ones(len(df), dtype=bool)
+    last = np.ones(len(order), dtype=bool)
     last[:-1] = (users[1:] != users[:-1]) | (day[1:] != day[:-1])
-    user_start = np.zeros(len(df), dtype=np.int64)
+    user_start = np.zeros(len(order), dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     user_start[starts] = starts
     user_start = np.maximum.accumulate(user_start)
     rows = np.flatnonzero(last)
-    lists = [items[max(user_start[i], i - n + 1) : i + 1][::-1].tolist() for i in rows]
-    out = pd.DataFrame(
-        {"user_id": users[rows], "event_timestamp": day[rows], "recent_item_ids": lists}
+    lengths = rows - np.maximum(user_start[rows], rows - n + 1) + 1
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    back = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    picks = np.repeat(rows, lengths) - back  # row r, r - 1, ... newest first
+    items = pa.array(interactions["item_id"].to_numpy()[order], pa.string())
+    lists = pa.LargeListArray.from_arrays(offsets, items.take(picks)).cast(pa.list_(pa.string()))
+    return pa.table(
+        {
+            "user_id": pa.array(uniques, pa.string()).take(users[rows]),
+            "event_timestamp": pa.array(day[rows] * _DAY_NS, _TS),
+            "recent_item_ids": lists,
+        }
     )
-    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+
+
+def recent_items_snapshots(interactions: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """:func:`recent_items_table` as pandas, each list a Python list of ids."""
+    table = recent_items_table(interactions, n)
+    out = table.drop_columns(["recent_item_ids"]).to_pandas()
+    out["recent_item_ids"] = table.column("recent_item_ids").to_pylist()
     return out
 
 

@@ -27,6 +27,7 @@ from recommender.data.snapshots import (
     add_daily,
     daily_counts,
     recent_items_snapshots,
+    recent_items_table,
     snapshots_from_daily,
 )
 from recommender.errors import InvalidDataset
@@ -129,10 +130,14 @@ def write_tables_chunked(
                 "interactions": inter,
                 "users": canonical_users(raw_users, inter),
                 names.USER_ACTIVITY: activity_snapshots(inter, "user_id"),
-                names.USER_RECENT_ITEMS: recent_items_snapshots(inter, n=recent_n),
+                names.USER_RECENT_ITEMS: recent_items_table(inter, n=recent_n),
             }
             for name, frame in parts.items():
-                table = pa.Table.from_pandas(frame, preserve_index=False)
+                table = (
+                    frame
+                    if isinstance(frame, pa.Table)
+                    else pa.Table.from_pandas(frame, preserve_index=False)
+                )
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(tmp[name], table.schema)
                 writers[name].write_table(table.cast(writers[name].schema))
