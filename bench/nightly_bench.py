@@ -248,6 +248,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep each size's work folder")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "nightly_bench.json")
     ap.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"), help="'' for none")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other sizes already in --out (sizes run one invocation at a time)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -263,6 +268,10 @@ def main() -> None:
         "sizes": {},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        out["sizes"] = {k: v for k, v in earlier.get("sizes", {}).items() if int(k) not in sizes}
+        out["meta"]["earlier"] = earlier.get("meta", {})
 
     def save() -> None:
         args.out.write_text(json.dumps(out, indent=2, default=str))

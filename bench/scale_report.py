@@ -87,12 +87,13 @@ def _night_rows(sizes: dict[str, Any]) -> list[str]:
 
 def markdown(out: dict[str, Any]) -> str:
     m, sizes = out["meta"], out["sizes"]
-    names = list(sizes)
+    names = sorted(sizes, key=int)  # --merge adds sizes in the order they ran
     head = " | ".join(f"{int(u):,} users" for u in names)
     lines = [
         "## The whole night at scale: every step, seconds and peak RSS (issue 14)",
         "",
-        f"Command: `{m['command']}`, {m['date']}, {m['machine']} (shared, noisy). Each size:",
+        f"Command: `{m['command']}` (with `--merge`: one size per invocation, the last"
+        f" run {m['date']}), {m['machine']} (shared, noisy). Each size:",
         f"`reco data synthetic` with {m['items']:,} items and {m['per_user']} interactions per",
         f"user over 180 days; scoring engine `{m['engine']}`; a redis-server of its own. Each",
         "cell: wall seconds / peak RSS of the step's largest process (`os.wait4`; a night's",

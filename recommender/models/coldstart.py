@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 
 AGE_BINS = (0, 18, 25, 35, 45, 50, 56, 200)  # MovieLens-1M's age groups
 AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
@@ -56,13 +57,25 @@ class ProfileModel:
     def fit(
         cls, profiles: pd.DataFrame, user_vectors: np.ndarray, l2: float = 10.0
     ) -> ProfileModel:
-        """Ridge regression (closed form); ``profiles`` rows align with ``user_vectors`` rows."""
-        rows = [profile_tokens(r) for r in profiles.to_dict("records")]
+        """Ridge regression (closed form); ``profiles`` rows align with ``user_vectors`` rows.
+
+        Users with the same profile share one design row: the normal equations are summed per
+        distinct profile (a few hundred), not per user (a million)."""
+        group = profiles.groupby(list(profiles.columns), dropna=False, sort=False).ngroup()
+        group_rows = group.to_numpy()
+        first = np.unique(group_rows, return_index=True)[1]  # one user per profile, by group
+        rows = [profile_tokens(r) for r in profiles.iloc[first].to_dict("records")]
         vocab = np.array(sorted({t for r in rows for t in r}), dtype=str)
-        x = _design(rows, {t: i for i, t in enumerate(vocab.tolist())})
-        gram = x.T @ x + l2 * np.eye(x.shape[1])
+        x = _design(rows, {t: i for i, t in enumerate(vocab.tolist())})  # one row per profile
+        counts = np.bincount(group_rows, minlength=len(rows)).astype(np.float64)
+        members = csr_matrix(
+            (np.ones(len(group_rows)), (group_rows, np.arange(len(group_rows)))),
+            shape=(len(rows), len(group_rows)),
+        )
+        sums = members @ user_vectors.astype(np.float64)  # summed user vectors per profile
+        gram = x.T @ (counts[:, None] * x) + l2 * np.eye(x.shape[1])
         gram[0, 0] -= l2  # do not shrink the bias (the mean user)
-        weights = np.linalg.solve(gram, x.T @ user_vectors.astype(np.float64))
+        weights = np.linalg.solve(gram, x.T @ sums)
         return cls(vocab, weights.astype(np.float32))
 
     def known_tokens(self, profile: Mapping[str, object]) -> list[str]:
