@@ -322,6 +322,7 @@ def run_nightly(
             bundle = _model(settings, manifest, retrain, model_version, live)
             gc.freeze()  # the model's millions of objects never need the cyclic GC again
             manifest.model_version = bundle.version
+            manifest.lists = "ranked" if bundle.ranking is not None else "als"
             manifest.users = len(bundle.users)
             step("load", t0)
 

@@ -43,6 +43,7 @@ class RunManifest(BaseModel):
     resumed: int = 0
     model_version: str | None = None
     model_source: Literal["loaded", "trained", "pinned"] | None = None
+    lists: Literal["als", "ranked"] | None = None  # ALS top-N, or two-stage (RECO_RANKER)
     promotion: dict[str, Any] | None = None  # the gate's decision and drift checks
     users: int = 0
     users_written: int = 0

@@ -139,7 +139,7 @@ class StreamingEngine(LocalComputeEngine):
             uri, source.file_options.s3_endpoint_override, source.resolve_credentials()
         )
         if any(c in path for c in "*?["):  # a glob (the lists' run folders): local files only
-            if not isinstance(fs, LocalFileSystem):
+            if fs is not None and not isinstance(fs, LocalFileSystem):  # None: Feast's local
                 return None
             files = sorted(glob.glob(path, recursive=True))
         else:

@@ -39,7 +39,7 @@ def test_every_known_user_gets_an_online_list_from_their_group(trained_repo: Set
 def test_run_manifest_and_offline_table(trained_repo: Settings) -> None:
     runs = sorted((trained_repo.artifacts_dir / "runs").glob("*.json"))
     manifest = RunManifest.model_validate_json(runs[-1].read_text())
-    assert manifest.status == "succeeded" and manifest.users == 60
+    assert manifest.status == "succeeded" and manifest.users == 60 and manifest.lists == "als"
     assert manifest.users_written == 60 and manifest.chunks_done == [0]
     assert manifest.peak_rss_mb["self"] > 0
     assert set(manifest.durations_s) == {

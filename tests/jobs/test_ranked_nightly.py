@@ -103,6 +103,7 @@ def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
     runs = sorted((ranked_repo.artifacts_dir / "runs").glob("*.json"))
     manifest = RunManifest.model_validate_json(runs[-1].read_text())
     assert manifest.status == "succeeded" and manifest.users_written == 60
+    assert manifest.lists == "ranked"
     expected = _expected(ranked_repo, list(USERS), manifest.lists_timestamp)
     store = open_store(ranked_repo)
     live = live_lists(ranked_repo)
