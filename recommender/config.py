@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     drift_max_coverage_drop: float = Field(0.5, ge=0, le=1)
     drift_max_gini: float = Field(0.95, gt=0, le=1)
     drift_sample_users: int = Field(2000, ge=10, description="users compared by drift checks")
+    drift_list_users: int = Field(
+        100_000, ge=10, description="users whose lists the drift monitor compares (a sample)"
+    )
 
     user_cache_entries: int = Field(
         10_000,

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from recommender.batch.publication import LiveLists, history, monitor_key, read_live
 from recommender.batch.scoring import top_n
@@ -56,12 +58,36 @@ FEATURES = (
 LIST_COLUMNS = ["user_id", "rec_item_ids", "rec_scores"]
 
 
-def read_run(data_dir: Path, run_id: str) -> pd.DataFrame | None:
-    """One run's lists from the offline table (published, else staged), or None."""
+def _run_folder(data_dir: Path, run_id: str) -> Path | None:
     for folder in (published_dir(data_dir) / run_id, staging_dir(data_dir, run_id)):
         if folder.exists() and any(folder.glob("*.parquet")):
-            return pq.read_table(folder, columns=LIST_COLUMNS).to_pandas()
+            return folder
     return None
+
+
+def run_users(data_dir: Path, run_id: str, n: int, seed: int) -> pa.Array | None:
+    """A seeded sample of at most ``n`` of the run's users (all of them when it has fewer),
+    read from the user column alone; None when the run has no lists on disk."""
+    folder = _run_folder(data_dir, run_id)
+    if folder is None:
+        return None
+    ids = ds.dataset(folder, format="parquet").to_table(columns=["user_id"])["user_id"]
+    if len(ids) <= n:
+        return ids.combine_chunks()
+    picks = np.sort(np.random.default_rng(seed).choice(len(ids), n, replace=False))
+    return ids.take(pa.array(picks)).combine_chunks()
+
+
+def read_run(data_dir: Path, run_id: str, users: pa.Array | None = None) -> pd.DataFrame | None:
+    """One run's lists from the offline table (published, else staged), or None; only the
+    rows of ``users`` when given (filtered batch by batch while reading: the lists of a
+    million users are gigabytes in pandas, which the monitor's figures do not need)."""
+    folder = _run_folder(data_dir, run_id)
+    if folder is None:
+        return None
+    where = None if users is None else pc.field("user_id").isin(users)
+    table = ds.dataset(folder, format="parquet").to_table(columns=LIST_COLUMNS, filter=where)
+    return table.to_pandas()
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -108,8 +134,16 @@ def candidate_checks(
             base, candidate.features, [f for f in FEATURES if f in base and f in candidate.features]
         )
         out["features"] = table
-    if live is not None and (previous := read_run(settings.data_dir, live.run_id)) is not None:
-        sample = _sample(previous, settings.drift_sample_users, settings.seed)
+    users = (
+        run_users(settings.data_dir, live.run_id, settings.drift_sample_users, settings.seed)
+        if live is not None
+        else None
+    )
+    if (
+        live is not None
+        and users is not None
+        and (sample := read_run(settings.data_dir, live.run_id, users)) is not None
+    ):
         mine = candidate_lists(candidate, sample["user_id"].astype(str).tolist())
         out["lists"] = list_drift(mine, sample, len(candidate.items))
     out["reasons"] = thresholds(settings).verdict(out["features"], out["lists"])
@@ -129,8 +163,10 @@ def monitor(
             return {"live": None, "suspicious": False, "reasons": ["nothing published yet"]}
         previous = next((r for r in runs if r.run_id != live.run_id), None)
         bundle = load_bundle(settings.artifacts_dir, live.model_version)
-        current = read_run(settings.data_dir, live.run_id)
-        before = read_run(settings.data_dir, previous.run_id) if previous else None
+        # the same seeded sample of users from both runs (overlap compares a user's lists)
+        users = run_users(settings.data_dir, live.run_id, settings.drift_list_users, settings.seed)
+        current = read_run(settings.data_dir, live.run_id, users) if users is not None else None
+        before = read_run(settings.data_dir, previous.run_id, users) if previous else None
         lists = list_drift(current, before, len(bundle.items)) if current is not None else None
         base = training_features(settings.artifacts_dir, live.model_version)
         features = None
