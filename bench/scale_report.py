@@ -57,7 +57,7 @@ def _verdict(name: str, step: dict[str, Any] | None) -> str:
 
 def _night_rows(sizes: dict[str, Any]) -> list[str]:
     rows = []
-    for users, steps in sizes.items():
+    for users, steps in sorted(sizes.items(), key=lambda kv: int(kv[0])):
         for night in ("night_1", "night_2"):
             n = steps.get(night)
             if not n:
@@ -121,7 +121,10 @@ def markdown(out: dict[str, Any]) -> str:
         *_night_rows(sizes),
         "",
         "Redis memory after both nights (two list slots + features): "
-        + ", ".join(f"{int(u):,} users {s.get('redis_used_mb', '-')} MB" for u, s in sizes.items()),
+        + ", ".join(
+            f"{int(u):,} users {s.get('redis_used_mb', '-')} MB"
+            for u, s in sorted(sizes.items(), key=lambda kv: int(kv[0]))
+        ),
     ]
     for users, error in failed.items():
         lines += ["", f"**{int(users):,} users failed:** `{error.splitlines()[0][:300]}`"]
