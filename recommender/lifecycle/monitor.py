@@ -165,8 +165,10 @@ def monitor(
         bundle = load_bundle(settings.artifacts_dir, live.model_version)
         # the same seeded sample of users from both runs (overlap compares a user's lists)
         users = run_users(settings.data_dir, live.run_id, settings.drift_list_users, settings.seed)
-        current = read_run(settings.data_dir, live.run_id, users) if users is not None else None
-        before = read_run(settings.data_dir, previous.run_id, users) if previous else None
+        current, before = None, None
+        if users is not None:  # None: the live run has no lists on disk
+            current = read_run(settings.data_dir, live.run_id, users)
+            before = read_run(settings.data_dir, previous.run_id, users) if previous else None
         lists = list_drift(current, before, len(bundle.items)) if current is not None else None
         base = training_features(settings.artifacts_dir, live.model_version)
         features = None
