@@ -24,6 +24,12 @@ def _day_boundary_after(ts: pd.Series) -> pd.Series:
     return ts.dt.floor("D") + DAY
 
 
+def _days_after(ts: pd.Series | np.ndarray) -> np.ndarray:
+    """:func:`_day_boundary_after` as whole days since the epoch (int64), for array code."""
+    ns = pd.DatetimeIndex(ts).asi8 if isinstance(ts, pd.Series) else ts
+    return ns // _DAY_NS + 1
+
+
 def _activity_columns(window_days: int, prefix: str) -> list[str]:
     w = f"{window_days}d"
     return [
@@ -58,7 +64,7 @@ def daily_counts(interactions: pd.DataFrame, key: str) -> pd.DataFrame:
     if interactions.empty:
         return pd.DataFrame({key: [], "day": pd.to_datetime([], utc=True), "n": [], "s": []})
     codes, uniques = pd.factorize(interactions[key], sort=True)
-    day = pd.DatetimeIndex(interactions["event_timestamp"]).asi8 // _DAY_NS + 1
+    day = _days_after(interactions["event_timestamp"])
     base = int(day.min())
     packed = codes.astype(np.int64) * (int(day.max()) - base + 1) + (day - base)
     order = np.argsort(packed, kind="stable")  # by (key, day); a string groupby was 3x slower
@@ -154,7 +160,7 @@ def recent_items_table(interactions: pd.DataFrame, n: int = 20) -> pa.Table:
     ts = pd.DatetimeIndex(interactions["event_timestamp"]).asi8
     order = np.lexsort((ts, codes))  # stable: ties keep their input order
     users = codes[order]
-    day = ts[order] // _DAY_NS + 1  # the boundary after the event's UTC day, in days
+    day = _days_after(ts[order])
     # last row of every (user, day) run
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (users[1:] != users[:-1]) | (day[1:] != day[:-1])
