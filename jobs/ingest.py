@@ -6,15 +6,10 @@ import logging
 from pathlib import Path
 
 from recommender.config import Settings
+from recommender.data.generate import SyntheticSpec, write_synthetic
 from recommender.data.incremental import append_interactions
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
-from recommender.data.synthetic import synthetic_items, synthetic_user_chunks
-from recommender.data.tables import (
-    build_tables,
-    read_input,
-    write_tables,
-    write_tables_chunked,
-)
+from recommender.data.tables import build_tables, read_input, write_tables
 from recommender.events.log import commit_watermark, read_new_events
 from recommender.events.records import events_to_interactions
 
@@ -52,12 +47,12 @@ def synthetic_data(
     seed: int = 0,
 ) -> dict[str, int]:
     """Generate a synthetic catalog of the chosen size and write it as the canonical tables,
-    one block of ``settings.chunk_users`` users at a time (memory bounded by the block)."""
-    catalog = synthetic_items(n_items, n_genres=n_genres, seed=seed)
-    chunks = synthetic_user_chunks(
-        catalog, n_users, n_interactions, days=days, seed=seed, chunk_users=settings.chunk_users
+    one block of ``settings.chunk_users`` users at a time (memory bounded by the block), the
+    blocks built by ``settings.data_workers`` processes."""
+    spec = SyntheticSpec(
+        n_users, n_items, n_interactions, n_genres, days, seed, chunk_users=settings.chunk_users
     )
-    return write_tables_chunked(catalog.items, chunks, settings.data_dir)
+    return write_synthetic(spec, settings.data_dir, settings.resolved_data_workers)
 
 
 def ingest_event_log(settings: Settings) -> int:

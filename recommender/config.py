@@ -6,6 +6,7 @@ configuration at import time.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
 
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")
+    data_workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="processes building the blocks of `reco data synthetic`; default one per "
+        "core, 0 = in the job's own process",
+    )
     memory_budget_mb: int | None = Field(
         None, ge=64, description="memory a batch step may plan to use; default 70% of available"
     )
@@ -166,6 +174,10 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """Offline tables live inside the Feast repo, as in Feast's own templates."""
         return self.feature_repo / "data"
+
+    @property
+    def resolved_data_workers(self) -> int:
+        return (os.cpu_count() or 1) if self.data_workers is None else self.data_workers
 
     @property
     def event_log_dir(self) -> Path:

@@ -11,6 +11,8 @@ values are constant, so the table is exact yet sparse.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,7 +26,7 @@ def _day_boundary_after(ts: pd.Series) -> pd.Series:
     return ts.dt.floor("D") + DAY
 
 
-def _days_after(ts: pd.Series | np.ndarray) -> np.ndarray:
+def days_after(ts: pd.Series | np.ndarray) -> np.ndarray:
     """:func:`_day_boundary_after` as whole days since the epoch (int64), for array code."""
     ns = pd.DatetimeIndex(ts).asi8 if isinstance(ts, pd.Series) else ts
     return ns // _DAY_NS + 1
@@ -64,20 +66,50 @@ def daily_counts(interactions: pd.DataFrame, key: str) -> pd.DataFrame:
     if interactions.empty:
         return pd.DataFrame({key: [], "day": pd.to_datetime([], utc=True), "n": [], "s": []})
     codes, uniques = pd.factorize(interactions[key], sort=True)
-    day = _days_after(interactions["event_timestamp"])
+    code, day, n, s = daily_by_code(
+        codes,
+        days_after(interactions["event_timestamp"]),
+        interactions["rating"].to_numpy(dtype=np.float64),
+    )
+    return pd.DataFrame(
+        {key: uniques.take(code), "day": pd.to_datetime(day * _DAY_NS, utc=True), "n": n, "s": s}
+    )
+
+
+class DailyCounts(NamedTuple):
+    """Events per entity code and day (whole days since the epoch), sorted by code and day."""
+
+    code: np.ndarray
+    day: np.ndarray
+    n: np.ndarray
+    s: np.ndarray
+
+
+def daily_by_code(codes: np.ndarray, day: np.ndarray, rating: np.ndarray) -> DailyCounts:
+    """:func:`daily_counts` on integer entity codes and whole days (one row per event):
+    ``(code, day, n, s)`` sorted by code and day; parts add up with :func:`add_daily_by_code`."""
+    return add_daily_by_code(codes, day, np.ones(len(codes), dtype=np.int64), rating)
+
+
+def add_daily_by_code(
+    codes: np.ndarray, day: np.ndarray, n: np.ndarray, s: np.ndarray
+) -> DailyCounts:
+    """Sum ``n`` and ``s`` per (code, day): the daily counts of the union of parts whose
+    ``(code, day, n, s)`` arrays were concatenated. Sorted by code and day."""
+    if len(codes) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return DailyCounts(empty, empty, empty, np.zeros(0, dtype=np.float64))
     base = int(day.min())
     packed = codes.astype(np.int64) * (int(day.max()) - base + 1) + (day - base)
     order = np.argsort(packed, kind="stable")  # by (key, day); a string groupby was 3x slower
     packed = packed[order]
     starts = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
-    rating = interactions["rating"].to_numpy(dtype=np.float64)[order]
-    return pd.DataFrame(
-        {
-            key: uniques.take(codes[order][starts]),
-            "day": pd.to_datetime(day[order][starts] * _DAY_NS, utc=True),
-            "n": np.diff(np.r_[starts, len(packed)]).astype(np.int64),
-            "s": np.add.reduceat(rating, starts),
-        }
+    first = order[starts]
+    return DailyCounts(
+        codes[first].astype(np.int64),
+        day[first].astype(np.int64),
+        np.add.reduceat(n[order], starts).astype(np.int64),
+        np.add.reduceat(s[order].astype(np.float64), starts),
     )
 
 
@@ -160,7 +192,7 @@ def recent_items_table(interactions: pd.DataFrame, n: int = 20) -> pa.Table:
     ts = pd.DatetimeIndex(interactions["event_timestamp"]).asi8
     order = np.lexsort((ts, codes))  # stable: ties keep their input order
     users = codes[order]
-    day = _days_after(ts[order])
+    day = days_after(ts[order])
     # last row of every (user, day) run
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (users[1:] != users[:-1]) | (day[1:] != day[:-1])

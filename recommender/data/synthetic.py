@@ -127,50 +127,65 @@ def synthetic_user_chunks(
     chunk_users: int = 100_000,
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Raw ``(interactions, users)`` of consecutive blocks of ``chunk_users`` users, each from
-    its own seeded generator: memory is bounded by the chunk, the same seed gives the same
-    tables, and the total is close to ``n_interactions`` (the mean per user is fixed up
-    front rather than normalised over everyone)."""
+    its own seeded generator (:func:`synthetic_user_block`): memory is bounded by the chunk, the
+    same seed gives the same tables, and the total is close to ``n_interactions`` (the mean per
+    user is fixed up front rather than normalised over everyone)."""
+    for c in range(-(-n_users // chunk_users)):
+        yield synthetic_user_block(catalog, n_users, n_interactions, days, seed, chunk_users, c)
+
+
+def synthetic_user_block(
+    catalog: Catalog,
+    n_users: int,
+    n_interactions: int,
+    days: int,
+    seed: int,
+    chunk_users: int,
+    block: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Block number ``block`` of :func:`synthetic_user_chunks`, on its own (blocks can be
+    generated in any order, by any process)."""
     n_genres = len(catalog.by_genre)
     lognormal_mean = float(np.exp(0.8**2 / 2))
     per_user = n_interactions / n_users / lognormal_mean
     start_ts = pd.Timestamp("2026-01-01", tz="UTC").timestamp()
     has_items = np.array([len(ix) > 0 for ix in catalog.by_genre])
-    for c, first in enumerate(range(0, n_users, chunk_users)):
-        rng = np.random.default_rng([seed, 1, c])
-        n = min(chunk_users, n_users - first)
-        counts = np.maximum(3, np.round(rng.lognormal(0, 0.8, n) * per_user)).astype(np.int64)
-        local = np.repeat(np.arange(n), counts)
-        tastes = rng.integers(0, n_genres, (n, 2))
-        chosen = tastes[local, rng.integers(0, 2, len(local))]
-        from_taste = (rng.random(len(local)) < 0.8) & has_items[chosen]
-        draws = rng.random(len(local))
-        item_rows = np.searchsorted(catalog.cum_all, draws).clip(0, len(catalog.cum_all) - 1)
-        order = np.argsort(chosen, kind="stable")
-        bounds = np.searchsorted(chosen[order], np.arange(n_genres + 1))
-        for g in range(n_genres):
-            idx = order[bounds[g] : bounds[g + 1]]
-            idx = idx[from_taste[idx]]
-            if idx.size:
-                ix = catalog.by_genre[g]
-                item_rows[idx] = ix[
-                    np.searchsorted(catalog.cum_genre[g], draws[idx]).clip(0, len(ix) - 1)
-                ]
-        user_ids = "u" + pd.Series(first + np.arange(n)).astype(str)
-        inter = pd.DataFrame(
-            {
-                "user_id": user_ids.to_numpy()[local],
-                "item_id": "i" + pd.Series(item_rows).astype(str),
-                "rating": rng.integers(1, 6, len(local)),
-                "timestamp": (start_ts + rng.uniform(0, days * 86400, len(local))).astype(np.int64),
-            }
-        ).drop_duplicates(["user_id", "item_id"])
-        users = pd.DataFrame(
-            {
-                "user_id": user_ids,
-                "age": rng.integers(16, 70, n),
-                "gender": rng.choice(["F", "M"], n),
-                "occupation": np.array(OCCUPATIONS)[tastes[:, 0] % len(OCCUPATIONS)],
-                "zip_code": "00000",
-            }
-        )
-        yield inter, users
+    first = block * chunk_users
+    rng = np.random.default_rng([seed, 1, block])
+    n = min(chunk_users, n_users - first)
+    counts = np.maximum(3, np.round(rng.lognormal(0, 0.8, n) * per_user)).astype(np.int64)
+    local = np.repeat(np.arange(n), counts)
+    tastes = rng.integers(0, n_genres, (n, 2))
+    chosen = tastes[local, rng.integers(0, 2, len(local))]
+    from_taste = (rng.random(len(local)) < 0.8) & has_items[chosen]
+    draws = rng.random(len(local))
+    item_rows = np.searchsorted(catalog.cum_all, draws).clip(0, len(catalog.cum_all) - 1)
+    order = np.argsort(chosen, kind="stable")
+    bounds = np.searchsorted(chosen[order], np.arange(n_genres + 1))
+    for g in range(n_genres):
+        idx = order[bounds[g] : bounds[g + 1]]
+        idx = idx[from_taste[idx]]
+        if idx.size:
+            ix = catalog.by_genre[g]
+            item_rows[idx] = ix[
+                np.searchsorted(catalog.cum_genre[g], draws[idx]).clip(0, len(ix) - 1)
+            ]
+    user_ids = "u" + pd.Series(first + np.arange(n)).astype(str)
+    inter = pd.DataFrame(
+        {
+            "user_id": user_ids.to_numpy()[local],
+            "item_id": "i" + pd.Series(item_rows).astype(str),
+            "rating": rng.integers(1, 6, len(local)),
+            "timestamp": (start_ts + rng.uniform(0, days * 86400, len(local))).astype(np.int64),
+        }
+    ).drop_duplicates(["user_id", "item_id"])
+    users = pd.DataFrame(
+        {
+            "user_id": user_ids,
+            "age": rng.integers(16, 70, n),
+            "gender": rng.choice(["F", "M"], n),
+            "occupation": np.array(OCCUPATIONS)[tastes[:, 0] % len(OCCUPATIONS)],
+            "zip_code": "00000",
+        }
+    )
+    return inter, users

@@ -17,7 +17,6 @@ one writer, the holder of the run lock.
 
 from __future__ import annotations
 
-import pickle
 import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +30,7 @@ import pyarrow as pa
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from recommender.childmap import RemoteTraceback, send_reply
 from recommender.errors import FeatureStoreUnavailable
 from recommender.featurestore.listencoder import ListEncoder as ListEncoder
 from recommender.featurestore.resp import CommandBatch
@@ -115,7 +115,7 @@ class ListWriterPool:
             self._broken = f"list writer process {child.pid} exited (status {status})"
             raise BrokenProcessPool(self._broken) from exc
         if kind == "error":
-            value.__cause__ = _RemoteTraceback(remote)
+            value.__cause__ = RemoteTraceback(remote)
             raise value
         return int(value)
 
@@ -128,13 +128,6 @@ class ListWriterPool:
             child.close_input()
         for child in children:
             child.close(timeout=10)
-
-
-class _RemoteTraceback(Exception):
-    """The traceback of an error raised in a writer process (as ``__cause__``)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class _Writer:
@@ -171,11 +164,7 @@ def serve_worker(inbox: Connection, outbox: Connection) -> None:
             reply: tuple[str, Any, str] = ("ok", result, "")
         except Exception as exc:  # noqa: BLE001 - the pool re-raises it in the parent
             reply = ("error", exc, traceback.format_exc())
-        try:
-            outbox.send(reply)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            error = RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")
-            outbox.send(("error", error, reply[2]))
+        send_reply(outbox, reply)
         try:
             message = inbox.recv()
         except EOFError:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from recommender.data.synthetic import synthetic_items, synthetic_user_chunks
-from recommender.data.tables import build_tables, read_table, write_tables_chunked
+from recommender.data.tables import (
+    _item_stats_parts,
+    block_tables,
+    build_tables,
+    item_vocabulary,
+    read_table,
+    write_tables_chunked,
+)
 from recommender.errors import InvalidDataset
 from recommender.featurestore import names
 
@@ -64,3 +72,16 @@ def test_an_unknown_item_fails_and_leaves_the_old_tables(tmp_path: Path) -> None
         write_tables_chunked(catalog.items, iter([(bad_inter, good[0][1])]), tmp_path)
     pd.testing.assert_frame_equal(read_table(tmp_path, "interactions"), before)
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_item_stats_in_small_parts_equal_item_stats_in_one() -> None:
+    catalog = synthetic_items(60, n_genres=4, seed=5)
+    inter, users = next(synthetic_user_chunks(catalog, 80, 1500, days=50, seed=5))
+    item_ids = item_vocabulary(catalog.items)
+    daily = block_tables(inter, users, item_ids).daily
+    whole = pa.concat_tables(_item_stats_parts(daily, item_ids, rows=10**9)).to_pandas()
+    parts = list(_item_stats_parts(daily, item_ids, rows=37))
+    assert len(parts) > 5
+    pd.testing.assert_frame_equal(pa.concat_tables(parts).to_pandas(), whole)
+    want = build_tables(inter, users, catalog.items)[names.ITEM_STATS]
+    pd.testing.assert_frame_equal(whole, want, check_dtype=False)
