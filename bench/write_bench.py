@@ -156,7 +156,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("feast").setLevel(logging.WARNING)
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import FloatList, StringList, Value
+    from feast.protos.feast.types.Value_pb2 import FloatList, Int32List, StringList, Value
 
     from recommender.featurestore.writer import (
         ListEncoder,
@@ -194,6 +194,8 @@ def main() -> None:
                 "rec_scores": [s.tolist() for s in scores[:nf]],
                 "model_version": "v1",
                 "run_id": "r1",
+                "rec_sources": [[] for _ in range(nf)],
+                "rec_source_names": "als",
                 "event_timestamp": pd.Timestamp(now),
             }
         )
@@ -209,6 +211,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         mv, rid = Value(string_val="v1"), Value(string_val="r1")
+        no_masks, names = Value(int32_list_val=Int32List()), Value(string_val="als")
         data = [
             (
                 EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=u)]),
@@ -217,6 +220,8 @@ def main() -> None:
                     "rec_scores": Value(float_list_val=FloatList(val=s.tolist())),
                     "model_version": mv,
                     "run_id": rid,
+                    "rec_sources": no_masks,
+                    "rec_source_names": names,
                 },
                 now,
                 None,

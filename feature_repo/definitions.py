@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
-from feast.types import Array, Bool, Float32, Int64, String
+from feast.types import Array, Bool, Float32, Int32, Int64, String
 from feast.value_type import ValueType
 
 from recommender.featurestore import names as n
@@ -153,6 +153,10 @@ def recommendations_view(slot: str) -> FeatureView:
             Field(name="rec_scores", dtype=Array(Float32)),
             Field(name="model_version", dtype=String),
             Field(name="run_id", dtype=String),
+            # per item: a bit mask of the rec_source_names that proposed it (bit j: name j);
+            # empty when every item comes from the one source named (ALS lists)
+            Field(name="rec_sources", dtype=Array(Int32)),
+            Field(name="rec_source_names", dtype=String),  # comma-separated
         ],
     )
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -206,21 +207,26 @@ def _score_and_write(
                     manifest.engine,
                 )
                 inputs = _ranking_inputs(settings, bundle, manifest.lists_timestamp)
-                scored = ranked_chunks(bundle, inputs, todo, settings.top_n)
-            else:
-                scored = engine.score(
-                    bundle.als.user_factors,
-                    bundle.als.item_factors,
-                    bundle.user_items,
-                    todo,
-                    settings.top_n,
-                    settings.batch_size,
+                scored: Iterator[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray | None]] = (
+                    ranked_chunks(bundle, inputs, todo, settings.top_n)
                 )
-            for chunk, rows, scores in scored:
+            else:
+                scored = (
+                    (chunk, rows, scores, None)
+                    for chunk, rows, scores in engine.score(
+                        bundle.als.user_factors,
+                        bundle.als.item_factors,
+                        bundle.user_items,
+                        todo,
+                        settings.top_n,
+                        settings.batch_size,
+                    )
+                )
+            for chunk, rows, scores, sources in scored:
                 score_seconds += time.perf_counter() - t0
                 lock.check()
                 shorts += int((rows[:, -1] < 0).sum())
-                pending.append(pool.submit(writer.write, chunk, rows, scores))
+                pending.append(pool.submit(writer.write, chunk, rows, scores, sources))
                 while len(pending) > 1:  # at most one chunk waiting: memory stays bounded
                     finish(pending.popleft())
                 t0 = time.perf_counter()

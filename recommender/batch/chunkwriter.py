@@ -30,6 +30,10 @@ class ChunkWriter:
         online = self.store.config.online_store
         redis_type = getattr(online, "redis_type", None)
         self.fast = online.type == "redis" and getattr(redis_type, "value", redis_type) == "redis"
+        ranking = bundle.ranking
+        self.source_names = (
+            tuple(ranking.ranker.manifest.retrievers) if ranking is not None else ("als",)
+        )
         self.pool = None
         if self.fast:
             self.pool = ListWriterPool(
@@ -44,14 +48,19 @@ class ChunkWriter:
                 run_id=manifest.run_id,
                 timestamp=self.timestamp,
                 serialization_version=self.store.config.entity_key_serialization_version,
+                source_names=self.source_names,
             )
         self.seconds = {"encode_write_online": 0.0, "write_offline": 0.0}
 
-    def write(self, chunk: Chunk, rows: np.ndarray, scores: np.ndarray) -> Chunk:
+    def write(
+        self, chunk: Chunk, rows: np.ndarray, scores: np.ndarray, sources: np.ndarray | None
+    ) -> Chunk:
+        """Write a scored chunk; ``sources``: each item's mask of the retrievers that proposed
+        it (two-stage lists), None for one-model lists."""
         users = self.bundle.users.ids[chunk.start : chunk.stop]
         t0 = time.perf_counter()
         if self.pool is not None:  # online first: its time is the list-write rate alone
-            self.pool.write(users, rows, scores)
+            self.pool.write(users, rows, scores, sources)
         t1 = time.perf_counter()
         table = lists_table(
             users,
@@ -61,6 +70,8 @@ class ChunkWriter:
             self.bundle.version,
             self.manifest.run_id,
             self.timestamp,
+            sources,
+            self.source_names,
         )
         if self.pool is None:
             write_lists_feast(self.store, self.view, table.to_pandas())

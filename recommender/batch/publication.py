@@ -331,6 +331,8 @@ def read_precomputed(
     return {
         "item_ids": list(row["rec_item_ids"]),
         "scores": list(row.get("rec_scores") or []),
+        "sources": list(row.get("rec_sources") or []),
+        "source_names": [n for n in (row.get("rec_source_names") or "").split(",") if n],
         "model_version": row.get("model_version"),
         "run_id": row.get("run_id"),
         "generated_at": datetime.fromtimestamp(ts, timezone.utc) if ts else None,

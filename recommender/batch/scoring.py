@@ -169,10 +169,11 @@ def _latest_recent_lists(table: pd.DataFrame) -> dict[str, list[str]]:
 
 def ranked_chunks(
     bundle: ModelBundle, inputs: RankingInputs, chunks: Sequence[Chunk], n: int
-) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray]]:
     """The two-stage model's top-``n`` for each chunk, in :func:`top_n`'s shape (what an
-    engine's ``score`` yields): retrieval from the users' training rows and their latest
-    recent items, ranked on the latest feature rows (as the real-time path ranks them)."""
+    engine's ``score`` yields) plus each item's source mask (:func:`ranked_top_n`):
+    retrieval from the users' training rows and their latest recent items, ranked on the
+    latest feature rows (as the real-time path ranks them)."""
     model = bundle.ranking
     if model is None:
         raise ValueError(f"model {bundle.version} has no ranker")
@@ -195,7 +196,7 @@ def ranked_chunks(
             bundle.user_items[chunk.start : chunk.stop],
             recent_from_lists([recent.get(u, []) for u in ids], bundle.items),
         )
-        rows, scores, _ = ranked_top_n(
+        rows, scores, sources = ranked_top_n(
             model,
             bundle.als,
             bundle.popularity.item_scores,
@@ -208,4 +209,4 @@ def ranked_chunks(
             inputs.as_of,
             n,
         )
-        yield chunk, rows, scores
+        yield chunk, rows, scores, sources

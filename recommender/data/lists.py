@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,8 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         ("rec_scores", pa.list_(pa.float32())),
         ("model_version", pa.string()),
         ("run_id", pa.string()),
+        ("rec_sources", pa.list_(pa.int32())),
+        ("rec_source_names", pa.string()),
         ("event_timestamp", pa.timestamp("ns", tz="UTC")),
     ]
 )
@@ -44,11 +47,21 @@ def lists_table(
     model_version: str,
     run_id: str,
     timestamp: datetime,
+    sources: np.ndarray | None = None,
+    source_names: Sequence[str] = ("als",),
 ) -> pa.Table:
     """One chunk's lists as an Arrow table with :data:`RECOMMENDATIONS_SCHEMA` (padding
-    ``-1`` rows are dropped)."""
+    ``-1`` rows are dropped). ``sources``: per item, the bit mask of the ``source_names``
+    that proposed it; without it every list's masks are empty (all from the one source)."""
     valid = rows >= 0
     offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
+    masks = (
+        pa.ListArray.from_arrays(pa.array(offsets), pa.array(sources[valid].astype(np.int32)))
+        if sources is not None
+        else pa.ListArray.from_arrays(
+            pa.array(np.zeros(len(user_ids) + 1, np.int32)), pa.array([], pa.int32())
+        )
+    )
     names = pa.DictionaryArray.from_arrays(
         pa.array(rows[valid].astype(np.int32)), pa.array(item_ids.astype(str))
     ).cast(pa.string())
@@ -62,6 +75,8 @@ def lists_table(
             ),
             "model_version": pa.array([model_version] * n),
             "run_id": pa.array([run_id] * n),
+            "rec_sources": masks,
+            "rec_source_names": pa.array([",".join(source_names)] * n),
             "event_timestamp": pa.array([timestamp] * n, pa.timestamp("ns", tz="UTC")),
         },
         schema=RECOMMENDATIONS_SCHEMA,
@@ -77,13 +92,44 @@ def staging_dir(data_dir: Path, run_id: str) -> Path:
 
 
 def ensure_table(data_dir: Path) -> None:
-    """An empty file with the schema, so Feast can read the table before the first run."""
+    """An empty file with the schema, so Feast can read the table before the first run, and
+    every published part in the current schema (:func:`upgrade_parts`)."""
     folder = published_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / EMPTY).exists():
         tmp = folder / f".{EMPTY}.tmp-{os.getpid()}"
         pq.write_table(RECOMMENDATIONS_SCHEMA.empty_table(), tmp)
         os.replace(tmp, folder / EMPTY)
+    upgrade_parts(data_dir)
+
+
+def upgrade_parts(data_dir: Path) -> list[Path]:
+    """Rewrite the published parts written before the source columns existed, with empty
+    masks and no source names ("not recorded"), so that every reader of the glob (Feast's
+    offline store, the materialization engine, the monitor) sees one schema. Reads only the
+    footers of parts already current; returns the parts rewritten."""
+    done = []
+    for path in sorted(published_dir(data_dir).rglob("*.parquet")):
+        schema = pq.read_schema(path)
+        if schema.names == RECOMMENDATIONS_SCHEMA.names:
+            continue
+        table = pq.read_table(path)
+        n = table.num_rows
+        empty = pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.int32())
+        )
+        extra = {"rec_sources": empty, "rec_source_names": pa.array([""] * n, pa.string())}
+        columns = [
+            table[name] if name in table.column_names else extra[name]
+            for name in RECOMMENDATIONS_SCHEMA.names
+        ]
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        pq.write_table(pa.table(columns, schema=RECOMMENDATIONS_SCHEMA), tmp)
+        os.replace(tmp, path)
+        done.append(path)
+    if done:
+        log.info("added the source columns to %d published list parts", len(done))
+    return done
 
 
 def write_part(table: pa.Table, data_dir: Path, run_id: str, chunk: int) -> Path:

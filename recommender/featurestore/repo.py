@@ -175,7 +175,10 @@ def historical_user_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd
 def write_lists_feast(store: FeatureStore, view: str, lists: pd.DataFrame) -> None:
     """Write lists through Feast's own write path, without its timestamp read (only the
     lock holder writes the unpublished slot). For online stores the fast writer
-    (:mod:`recommender.featurestore.writer`) does not speak, such as Redis Cluster."""
+    (:mod:`recommender.featurestore.writer`) does not speak, such as Redis Cluster. Lists
+    without source columns are one model's (no masks, source "als")."""
+    defaults = {"rec_sources": [[] for _ in range(len(lists))], "rec_source_names": "als"}
+    lists = lists.assign(**{k: v for k, v in defaults.items() if k not in lists})
     config = store.config.online_store
     previous = getattr(config, "skip_dedup", None)
     if previous is not None:

@@ -72,13 +72,21 @@ class ListWriterPool:
     def pids(self) -> list[int]:
         return [child.pid for child in self._children]
 
-    def write(self, user_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> int:
+    def write(
+        self,
+        user_ids: np.ndarray,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        sources: np.ndarray | None = None,
+    ) -> int:
+        """Write a chunk's lists (``sources``: the per-item source masks of
+        :meth:`ListEncoder.encode`); returns the number of rows written."""
         bounds = np.linspace(0, len(user_ids), self.workers + 1).astype(int)
         with self._lock:
             if self._broken:
                 raise BrokenProcessPool(self._broken)
             if self._local is not None:
-                return self._local.write(user_ids, rows, scores)
+                return self._local.write(user_ids, rows, scores, sources)
             if not self._set_up:
                 try:
                     for child in self._children:
@@ -91,7 +99,8 @@ class ListWriterPool:
             for child, a, b in zip(self._children, bounds[:-1], bounds[1:], strict=True):
                 if b > a:
                     try:
-                        child.send((user_ids[a:b].tolist(), rows[a:b], scores[a:b]))
+                        part = None if sources is None else sources[a:b]
+                        child.send((user_ids[a:b].tolist(), rows[a:b], scores[a:b], part))
                     except OSError as exc:  # it died; replies of the others stay unread
                         status = child.proc.wait()
                         self._broken = f"list writer process {child.pid} exited (status {status})"
@@ -142,9 +151,14 @@ class _Writer:
         self.batch = batch
 
     def write(
-        self, user_ids: Sequence[str] | np.ndarray, rows: np.ndarray, scores: np.ndarray
+        self,
+        user_ids: Sequence[str] | np.ndarray,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        sources: np.ndarray | None = None,
     ) -> int:
-        return send_batches(self.client, self.encoder.batches(user_ids, rows, scores, self.batch))
+        batches = self.encoder.batches(user_ids, rows, scores, self.batch, sources)
+        return send_batches(self.client, batches)
 
 
 _worker: dict[str, _Writer] = {}

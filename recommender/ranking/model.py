@@ -177,16 +177,17 @@ def ranked_top_n(
     as_of: pd.Timestamp,
     n: int,
     block_users: int = 512,
-) -> tuple[np.ndarray, np.ndarray, list[list[list[str]]]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The nightly's ranked lists for a chunk, in :func:`recommender.batch.scoring.top_n`'s
-    shape (item rows int32 padded -1, scores float32 padded -inf) plus each item's provenance;
-    ``block_users`` at a time (the candidate features are the memory that grows)."""
+    shape (item rows int32 padded -1, scores float32 padded -inf) plus each item's provenance
+    as a bit mask of the ranker's retrievers (uint8, bit j: ``manifest.retrievers[j]``; 0 for
+    padding); ``block_users`` at a time (the candidate features are the memory that grows)."""
     ids = np.full((len(history), n), -1, dtype=np.int32)
     scores = np.full((len(history), n), -np.inf, dtype=np.float32)
-    provenance: list[list[list[str]]] = []
+    sources = np.zeros((len(history), n), dtype=np.uint8)
     for start in range(0, len(history), block_users):
         stop = min(start + block_users, len(history))
-        ranked, _ = rank_users(
+        ranked, block = rank_users(
             model,
             als,
             popularity,
@@ -198,8 +199,23 @@ def ranked_top_n(
             item_frame,
             as_of,
             n,
+            with_provenance=False,
         )
         ids[start:stop] = ranked.item_rows
         scores[start:stop] = ranked.scores
-        provenance += ranked.provenance
-    return ids, scores, provenance
+        sources[start:stop] = source_masks(block.cands.proposed, ranked.pairs)
+    return ids, scores, sources
+
+
+def source_masks(proposed: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Per listed pair (``pairs``: candidate indices, -1 padded), the bit mask of the
+    retrievers that proposed it (``proposed``: (candidates, retrievers) bool)."""
+    bits = (proposed.astype(np.uint8) << np.arange(proposed.shape[1], dtype=np.uint8)).sum(
+        axis=1, dtype=np.uint8
+    )
+    return np.where(pairs >= 0, bits[np.maximum(pairs, 0)] if len(bits) else 0, 0).astype(np.uint8)
+
+
+def source_names(mask: int, names: Sequence[str]) -> list[str]:
+    """The names of a :func:`source_masks` mask's bits, in ``names``' order."""
+    return [name for j, name in enumerate(names) if mask >> j & 1]

@@ -58,6 +58,8 @@ class Context:
 
     list_item_ids: list[str] = field(default_factory=list)
     list_scores: list[float] = field(default_factory=list)
+    list_sources: list[int] = field(default_factory=list)  # per item: a retriever bit mask
+    list_source_names: list[str] = field(default_factory=list)  # the masks' bits, in order
     list_model_version: str | None = None
     list_run_id: str | None = None
     list_ts: datetime | None = None
@@ -73,6 +75,8 @@ class Context:
             self,
             list_item_ids=[],
             list_scores=[],
+            list_sources=[],
+            list_source_names=[],
             list_model_version=None,
             list_run_id=None,
             list_ts=None,
@@ -87,6 +91,8 @@ class Context:
         if rec and rec.get("rec_item_ids") and rec.get("run_id") == live.run_id:  # type: ignore[union-attr]
             ctx.list_item_ids = [str(i) for i in rec["rec_item_ids"]]
             ctx.list_scores = [float(s) for s in rec.get("rec_scores") or []]
+            ctx.list_sources = [int(m) for m in rec.get("rec_sources") or []]
+            ctx.list_source_names = [n for n in (rec.get("rec_source_names") or "").split(",") if n]
             ctx.list_model_version, ctx.list_run_id = rec.get("model_version"), rec.get("run_id")
             ctx.list_ts = rec["_ts"]
         if (recent := views.get(RECENT_VIEW)) and recent.get("recent_item_ids"):
@@ -153,6 +159,8 @@ def recommend(
         stored = {
             "item_ids": ctx.list_item_ids,
             "scores": ctx.list_scores,
+            "sources": ctx.list_sources,
+            "source_names": ctx.list_source_names,
             "model_version": ctx.list_model_version,
             "run_id": ctx.list_run_id,
             "generated_at": ctx.list_ts,

@@ -28,6 +28,7 @@ import numpy as np
 from recommender.data.vocab import items_row
 from recommender.errors import UnknownItems
 from recommender.featurestore.layout import ViewValues
+from recommender.ranking.model import source_names
 from recommender.serving.rerank import RankingItems, two_stage
 from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
@@ -279,7 +280,26 @@ def from_precomputed(
     ranked.model_version = str(stored.get("model_version") or bundle.version)
     ranked.generated_at = stored.get("generated_at")
     ranked.run_id = stored.get("run_id")
+    ranked.provenance = stored_provenance(
+        rows, stored.get("sources") or [], stored.get("source_names") or [], ranked.rows
+    )
     return ranked
+
+
+def stored_provenance(
+    list_rows: np.ndarray, masks: Sequence[int], names: Sequence[str], served: np.ndarray
+) -> list[list[str]] | None:
+    """Per served item, the retrievers that proposed it, from a stored two-stage list's
+    source masks (bit j: ``names[j]``); an item topped up from the user's vector is ALS's.
+    None for a list stored without masks (one model's list)."""
+    if len(masks) != len(list_rows) or not len(masks) or not names:
+        return None
+    mask_of = {int(r): int(m) for r, m in zip(list_rows, masks, strict=True) if r >= 0}
+    out = []
+    for row in np.asarray(served).tolist():
+        mask = mask_of.get(row)
+        out.append(["als"] if mask is None else source_names(mask, names))
+    return out
 
 
 def similar_items(

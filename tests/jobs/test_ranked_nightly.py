@@ -72,7 +72,7 @@ def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[
         bundle.user_items[rows],
         recent_from_lists([list(lists.get(u, [])) for u in user_ids], bundle.items),
     )
-    ids, _, provenance = ranked_top_n(
+    ids, _, masks = ranked_top_n(
         bundle.ranking,
         bundle.als,
         bundle.popularity.item_scores,
@@ -85,7 +85,7 @@ def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[
         pd.Timestamp(as_of),
         settings.top_n,
     )
-    assert all(p for per_user in provenance for p in per_user)  # every item says who found it
+    assert ((masks > 0) == (ids >= 0)).all()  # every listed item says who found it
     return [[item_ids[r] for r in row if r >= 0] for row in ids]
 
 
@@ -108,11 +108,14 @@ def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
     store = open_store(ranked_repo)
     live = live_lists(ranked_repo)
     bundle = load_bundle(ranked_repo.artifacts_dir)
+    assert bundle.ranking is not None
     for user_id, want in zip(USERS, expected, strict=True):
         stored = read_precomputed(store, user_id, live)
         assert stored is not None and stored["model_version"] == bundle.version
         assert stored["item_ids"] == want
         assert stored["scores"] == sorted(stored["scores"], reverse=True)
+        assert stored["source_names"] == list(bundle.ranking.ranker.manifest.retrievers)
+        assert len(stored["sources"]) == len(want) and all(0 < m < 32 for m in stored["sources"])
         seen = set(bundle.items.ids[bundle.user_items[bundle.users.rows([user_id])].indices])
         assert not seen & set(want)
         row = bundle.users.rows([user_id])
@@ -120,6 +123,11 @@ def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
         assert not np.allclose(stored["scores"][:5], als_scores[0][:5])  # the ranker's scores
         # the synthetic groups: a user's own group's unseen items lead the ranked list
         assert sum(i.startswith(user_id[0]) for i in want[:5]) >= 4, want
+    offline = pd.read_parquet(ranked_repo.data_dir / "user_recommendations" / manifest.run_id)
+    assert (
+        offline["rec_source_names"] == ",".join(bundle.ranking.ranker.manifest.retrievers)
+    ).all()
+    assert (offline["rec_sources"].map(len) == offline["rec_item_ids"].map(len)).all()
 
 
 def test_the_ranker_is_off_by_default(tmp_path: Path, redis_url: str) -> None:

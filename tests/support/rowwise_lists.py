@@ -1,7 +1,8 @@
 """The list encoder as it was before the vectorised one (git 926a52a): one ``HSET`` packed by
 hiredis per row, about 20 us of Python a 100-item row. Kept as the byte-for-byte reference of
 ``tests/recommender/featurestore/test_writer.py`` and as the baseline of
-``bench/write_bench.py``."""
+``bench/write_bench.py``. The source masks and names (added later) are built with Feast's
+protobuf classes, one ``Value`` per row."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ import hiredis
 import numpy as np
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
+from feast.protos.feast.types.Value_pb2 import Int32List, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.featurestore.resp import varint
 
-LIST_FEATURES = ("rec_item_ids", "rec_scores", "model_version", "run_id")
+LIST_FEATURES = (
+    "rec_item_ids",
+    "rec_scores",
+    "model_version",
+    "run_id",
+    "rec_sources",
+    "rec_source_names",
+)
 _STRING_LIST_TAG = b"\x62"
 _FLOAT_LIST_TAG = b"\x82\x01"
 _REPEATED_TAG = b"\x0a"
@@ -42,6 +50,7 @@ class RowwiseListEncoder:
         timestamp: datetime,
         join_key: str = "user_id",
         serialization_version: int = 3,
+        source_names: Sequence[str] = ("als",),
     ) -> None:
         self.project_bytes = project.encode()
         probe = _redis_key(
@@ -61,6 +70,8 @@ class RowwiseListEncoder:
             Value(string_val=model_version).SerializeToString(),
             self.fields[3],
             Value(string_val=run_id).SerializeToString(),
+            self.fields[5],
+            Value(string_val=",".join(source_names)).SerializeToString(),
         ]
         pieces = []
         for item in item_ids:
@@ -80,7 +91,11 @@ class RowwiseListEncoder:
         return _float_list(np.ascontiguousarray(scores, dtype="<f4").tobytes())
 
     def commands(
-        self, user_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray
+        self,
+        user_ids: Sequence[str],
+        rows: np.ndarray,
+        scores: np.ndarray,
+        sources: np.ndarray | None = None,
     ) -> list[bytes]:
         """One packed ``HSET`` per user; ``rows``/``scores`` are padded with -1/-inf.
 
@@ -97,9 +112,10 @@ class RowwiseListEncoder:
         for i, user in enumerate(user_ids):
             score = scores[i] if full[i] else scores[i][rows[i] >= 0]
             items, floats = _string_list(pieces[i]), _float_list(score.tobytes())
-            out.append(
-                pack((b"HSET", key(str(user)), *head, f_items, items, f_scores, floats, *constant))
-            )
+            masks = [] if sources is None else [int(m) for m in sources[i][rows[i] >= 0]]
+            source = Value(int32_list_val=Int32List(val=masks)).SerializeToString()
+            args = (f_items, items, f_scores, floats, self.fields[4], source, *constant)
+            out.append(pack((b"HSET", key(str(user)), *head, *args)))
         return out
 
 

@@ -98,6 +98,20 @@ def test_the_vectorised_encoder_writes_the_rowwise_encoders_bytes(
     with pytest.raises(ValueError, match="differ"):
         new.encode(users[:2], rows[:3], scores[:3])
 
+    # source masks (two-stage lists): per item, which of the named retrievers proposed it
+    names = ("als", "ease", "recent", "trending", "popular")
+    masks = rng.integers(1, 32, rows.shape).astype(np.uint8)
+    new = ListEncoder("proj_é", "view_a", items, "v1", "r1", now, source_names=names)
+    old = RowwiseListEncoder("proj_é", "view_a", items, "v1", "r1", now, source_names=names)
+    expected = old.commands(users, rows, scores, masks)
+    assert new.commands(users, rows, scores, masks) == expected
+    batches = list(new.batches(np.array(users), rows, scores, 100, masks))
+    assert b"".join(b.data.to_pybytes() for b in batches) == b"".join(expected)
+    with pytest.raises(ValueError, match="source masks"):
+        new.encode(users[:2], rows[:2], scores[:2], np.full(rows[:2].shape, 32))
+    with pytest.raises(ValueError, match="list sources"):
+        ListEncoder("p", "v", items, "v1", "r1", now, source_names=[f"r{i}" for i in range(8)])
+
 
 @pytest.mark.integration
 def test_feast_reads_back_ragged_rows_sent_in_batches(
@@ -106,21 +120,31 @@ def test_feast_reads_back_ragged_rows_sent_in_batches(
     store = open_store(synthetic_repo)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     items = np.array(["a0", "a1", "b2", "b3", "é" * 40])
-    enc = ListEncoder(store.project, "user_recommendations_b", items, "v7", "rb", now)
+    names = ("als", "knn", "popular")
+    enc = ListEncoder(
+        store.project, "user_recommendations_b", items, "v7", "rb", now, source_names=names
+    )
     users = np.array([f"lwb_{i}" for i in range(2500)])
     rows, scores = _ragged_lists(rng, len(users), 6, len(items))
+    masks = rng.integers(1, 8, rows.shape)
     client = redis.Redis.from_url(synthetic_repo.redis_url)
+    view = "user_recommendations_b"
     try:
-        assert send_batches(client, enc.batches(users, rows, scores, 333)) == 2500
+        assert send_batches(client, enc.batches(users, rows, scores, 333, masks)) == 2500
         picked = [0, 1, 332, 333, 334, 970, 2499]
         got = store.get_online_features(
-            features=["user_recommendations_b:rec_item_ids", "user_recommendations_b:rec_scores"],
+            features=[
+                f"{view}:{name}"
+                for name in ("rec_item_ids", "rec_scores", "rec_sources", "rec_source_names")
+            ],
             entity_rows=[{"user_id": users[i]} for i in picked],
         ).to_dict()
         for n, i in enumerate(picked):
             keep = rows[i] >= 0
             assert (got["rec_item_ids"][n] or []) == items[rows[i][keep]].tolist()
             assert (got["rec_scores"][n] or []) == pytest.approx(scores[i][keep].tolist())
+            assert (got["rec_sources"][n] or []) == masks[i][keep].tolist()
+            assert got["rec_source_names"][n] == "als,knn,popular"
     finally:
         client.delete(*[enc.key(u) for u in users])
 
@@ -148,7 +172,7 @@ def test_an_error_in_an_earlier_batch_or_in_encoding_drops_the_connection(
             send_batches(client, failing())
         assert client.ping()
         assert send_batches(client, enc.batches(users, rows, scores, 7)) == 30
-        assert client.hlen(enc.key("b29")) == 5
+        assert client.hlen(enc.key("b29")) == 7  # the timestamp and the six list features
     finally:
         client.delete(*[enc.key(u) for u in users])
 

@@ -24,6 +24,7 @@ from recommender.ranking.model import (
     history_block,
     rank_users,
     ranked_top_n,
+    source_names,
 )
 from recommender.ranking.onlinerows import item_frame, latest_views, online_rows
 from recommender.ranking.ranker import Ranker
@@ -208,9 +209,12 @@ def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.Dat
     item_views = latest_views(tables, "item_id", {ITEM_STATS: ITEM_STATS}, items.ids.tolist())
     pop = np.asarray((fitted.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
     common = (model, als, pop, items, genres, history, who, user_views, item_frame(item_views))
-    ids, scores, prov = ranked_top_n(*common, SECOND, 7, block_users=2)
+    ids, scores, masks = ranked_top_n(*common, SECOND, 7, block_users=2)
     whole, _ = rank_users(*common, SECOND, 7)
     assert ids.dtype == np.int32 and ids.shape == (5, 7) and scores.dtype == np.float32
     np.testing.assert_array_equal(ids, whole.item_rows)
     np.testing.assert_allclose(scores, whole.scores.astype(np.float32))
-    assert prov == whole.provenance and all(len(p) == 7 for p in prov)
+    names = model.ranker.manifest.retrievers
+    assert masks.dtype == np.uint8 and masks.shape == ids.shape and (masks > 0).all()
+    by_mask = [[sorted(source_names(int(m), names)) for m in row] for row in masks]
+    assert by_mask == [[sorted(p) for p in row] for row in whole.provenance]

@@ -50,3 +50,25 @@ def test_nightly_lists_exclude_seen_items_and_stay_in_group(bundle: ModelBundle)
         seen = set(bundle.items.ids[bundle.user_items[row].indices])
         assert items and not seen & set(items)
         assert all(i.startswith(user_id[0]) for i in items)
+
+
+def test_a_stored_two_stage_list_names_its_retrievers_after_the_rules(bundle: ModelBundle) -> None:
+    """Masks stay with their items through the rules; items topped up from the user's vector
+    are ALS's; a list stored without masks (one model's) names none."""
+    row = bundle.users.row("a_user0")
+    seen = set(bundle.items.ids[bundle.user_items[row].indices])
+    unseen = [i for i in bundle.items.ids if i.startswith("a") and i not in seen][:3]
+    stored = {
+        "item_ids": unseen,
+        "scores": [3.0, 2.0, 1.0],
+        "sources": [0b011, 0b100, 0b001],
+        "source_names": ["als", "ease", "recent"],
+    }
+    rules = paths.Rules().with_excluded(bundle.items.rows([unseen[1]]))
+    ranked = paths.from_precomputed(bundle, stored, 4, rules, user_row=row)
+    assert ranked.item_ids[:2] == [unseen[0], unseen[2]]
+    assert ranked.provenance is not None and len(ranked.provenance) == len(ranked.item_ids) == 4
+    assert ranked.provenance[:2] == [["als", "ease"], ["als"]]
+    assert ranked.provenance[2:] == [["als"], ["als"]]  # the user's vector
+    plain = paths.from_precomputed(bundle, {**stored, "sources": []}, 2)
+    assert plain.provenance is None
