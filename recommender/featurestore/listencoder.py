@@ -114,12 +114,6 @@ class ListEncoder:
         inner = _REPEATED_TAG + varint(len(packed)) + packed if packed else b""
         return _FLOAT_LIST_TAG + varint(len(inner)) + inner
 
-    @staticmethod
-    def source_list_value(sources: np.ndarray) -> bytes:
-        packed = np.ascontiguousarray(sources, dtype=np.uint8).tobytes()
-        inner = _REPEATED_TAG + varint(len(packed)) + packed if packed else b""
-        return _INT32_LIST_TAG + varint(len(inner)) + inner
-
     def encode(
         self,
         user_ids: Sequence[str] | np.ndarray | pa.Array,
