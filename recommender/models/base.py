@@ -36,7 +36,8 @@ class Recommender(Protocol):
 
 
 def top_n_excluding(scores: np.ndarray, seen: csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-``n`` of a dense score block after masking ``seen`` entries.
+    """Row-wise top-``n`` of a dense score block after masking ``seen`` entries; ties go to
+    the lower item index.
 
     Example: scores ``[[3, 2, 1]]`` with item 0 seen and ``n=2`` give ids ``[[1, 2]]``.
     """
@@ -44,16 +45,60 @@ def top_n_excluding(scores: np.ndarray, seen: csr_matrix, n: int) -> tuple[np.nd
     coo = seen.tocoo()
     scores[coo.row, coo.col] = -np.inf
     n_eff = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    ids = np.take_along_axis(part, order, axis=1)
-    top = np.take_along_axis(part_scores, order, axis=1)
+    if n_eff == 0:
+        ids, top = np.zeros((len(scores), 0), np.int64), np.zeros((len(scores), 0), np.float32)
+    else:
+        ids, top = top_k_rows(scores, n_eff)
     ids = np.where(np.isfinite(top), ids, -1)
     if n_eff < n:
         pad = n - n_eff
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
         top = np.pad(top, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return ids, top
+
+
+_BLOCK = 64  # items per block of the threshold pass
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest values and their columns, largest first, ties by lower column
+    (``0 < k <= columns``).
+
+    A full ``argpartition`` of every row was three quarters of the two-stage nightly at 50k
+    items. Instead: the row's maxima over blocks of 64 columns give a threshold (the k-th
+    largest block maximum: at least ``k`` values reach it), and only the values at or above it
+    are sorted. Small catalogs, and rows where too many values tie at the threshold, take a
+    full stable sort."""
+    n_rows, n_cols = scores.shape
+    ids = np.zeros((n_rows, k), dtype=np.int64)
+    top = np.zeros((n_rows, k), dtype=np.float32)
+    heavy = np.ones(n_rows, dtype=bool)
+    n_blocks = -(-n_cols // _BLOCK)
+    if n_rows and n_blocks >= 4 * k:
+        maxima = np.maximum.reduceat(scores, np.arange(0, n_cols, _BLOCK), axis=1)
+        threshold = np.partition(maxima, n_blocks - k, axis=1)[:, n_blocks - k]
+        # only blocks whose maximum reaches the threshold can hold a top value
+        rows, blocks = np.nonzero(maxima >= threshold[:, None])
+        cols = blocks[:, None] * _BLOCK + np.arange(_BLOCK)
+        inside = cols < n_cols
+        values = np.where(inside, scores[rows[:, None], np.minimum(cols, n_cols - 1)], -np.inf)
+        hit = inside & (values >= threshold[rows][:, None])
+        rows, cols = np.broadcast_to(rows[:, None], cols.shape)[hit], cols[hit]
+        counts = np.bincount(rows, minlength=n_rows)
+        heavy = (counts > max(16 * k, 4096)) | ~np.isfinite(threshold)
+        keep = ~heavy[rows]
+        rows, cols, values = rows[keep], cols[keep], values[hit][keep]
+        order = np.lexsort((cols, -values, rows))  # by row, then value down, then column
+        rows, cols, values = rows[order], cols[order], values[order]
+        starts = np.searchsorted(rows, np.arange(n_rows))
+        rank = np.arange(len(rows)) - starts[rows]
+        first = rank < k
+        ids[rows[first], rank[first]] = cols[first]
+        top[rows[first], rank[first]] = values[first]
+    if heavy.any():  # small catalogs, or rows of ties: a stable full sort of those rows
+        sub = scores[heavy]
+        order = np.argsort(-sub, axis=1, kind="stable")[:, :k]
+        ids[heavy], top[heavy] = order, np.take_along_axis(sub, order, axis=1)
     return ids, top
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.models.base import top_n_excluding
-from recommender.ranking.retrievers import History, Retriever
+from recommender.ranking.retrievers import History, ItemScoreRetriever, Retriever
 
 
 @dataclass
@@ -62,23 +62,31 @@ class CandidateSet:
 
 def _block(retrievers: Sequence[Retriever], history: History, depth: int) -> CandidateSet:
     n_users, n_items = history.matrix.shape
-    dense = [r.scores(history) for r in retrievers]
     seen = history.matrix
-    proposed = np.zeros((n_users, n_items), dtype=bool)
-    rank_maps = []
-    for block in dense:
-        ids, top = top_n_excluding(block, seen, depth)
+    dense: list[np.ndarray] = []  # per retriever: its (users, items) block, or item scores
+    proposals = []  # per retriever: sorted (user * n_items + item) keys and their ranks
+    for retriever in retrievers:
+        if isinstance(retriever, ItemScoreRetriever):  # one order for everyone: no dense block
+            ids = retriever.top(seen, depth)
+            dense.append(retriever.item_scores)
+        else:
+            block = retriever.scores(history)
+            ids, _ = top_n_excluding(block, seen, depth)
+            dense.append(block)
         ok = ids >= 0
-        u = np.repeat(np.arange(n_users), ids.shape[1])[ok.ravel()]
-        i = ids[ok]
-        proposed[u, i] = True
-        rank = np.full((n_users, n_items), np.nan, dtype=np.float32)
-        rank[u, i] = np.tile(np.arange(1, ids.shape[1] + 1), n_users)[ok.ravel()]
-        rank_maps.append(rank)
-    u, i = np.nonzero(proposed)  # row-major: grouped by user, items ascending
-    scores = np.stack([block[u, i] for block in dense], axis=1).astype(np.float32)
+        keys = (np.arange(n_users)[:, None] * n_items + ids)[ok]
+        rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[ok]
+        order = np.argsort(keys, kind="stable")
+        proposals.append((keys[order], rank[order]))
+    # the union, sorted: grouped by user, items ascending
+    union = np.unique(np.concatenate([keys for keys, _ in proposals]))
+    u, i = union // n_items, union % n_items
+    scores = np.stack([b[u, i] if b.ndim == 2 else b[i] for b in dense], axis=1)
+    scores = scores.astype(np.float32)
     scores[~np.isfinite(scores)] = np.nan
-    ranks = np.stack([rank[u, i] for rank in rank_maps], axis=1)
+    ranks = np.full((len(union), len(retrievers)), np.nan, dtype=np.float32)
+    for j, (keys, rank) in enumerate(proposals):
+        ranks[np.searchsorted(union, keys), j] = rank
     names = tuple(r.name for r in retrievers)
     return CandidateSet(names, u.astype(np.int64), i.astype(np.int64), scores, ranks)
 

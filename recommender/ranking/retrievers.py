@@ -115,9 +115,28 @@ class ItemScoreRetriever:
     def __init__(self, name: str, item_scores: np.ndarray) -> None:
         self.name = name
         self.item_scores = np.asarray(item_scores, dtype=np.float32)
+        finite = np.isfinite(self.item_scores)
+        order = np.argsort(-self.item_scores, kind="stable")  # ties: the lower item row
+        self.order = order[finite[order]]
 
     def scores(self, history: History) -> np.ndarray:
         return np.broadcast_to(self.item_scores, (len(history), len(self.item_scores))).copy()
+
+    def top(self, seen: csr_matrix, depth: int) -> np.ndarray:
+        """Each user's top ``depth`` unseen items (rows -1 padded), what
+        :func:`~recommender.models.base.top_n_excluding` gives on :meth:`scores`, from the one
+        global order: only its first ``depth`` + (most items a user has seen) are looked at."""
+        n_users = seen.shape[0]
+        most = int(np.diff(seen.indptr).max()) if n_users else 0
+        head = self.order[: depth + most]
+        taken = np.asarray((seen[:, head] != 0).todense()) if n_users else np.zeros((0, 0), bool)
+        free = ~taken
+        rank = np.cumsum(free, axis=1)
+        pick = free & (rank <= depth)
+        ids = np.full((n_users, depth), -1, dtype=np.int64)
+        users, pos = np.nonzero(pick)
+        ids[users, rank[users, pos] - 1] = head[pos]
+        return ids
 
 
 def recent_matrix(

@@ -18,7 +18,7 @@ from recommender.models import (
     build_model,
 )
 from recommender.models import ease as ease_module
-from recommender.models.base import top_n_excluding
+from recommender.models.base import top_k_rows, top_n_excluding
 from tests.support.matrices import SIZE, checkerboard
 
 PERSONALISED = {
@@ -135,3 +135,23 @@ def test_vocab_and_matrix() -> None:
     assert m.toarray().tolist() == [[5.0, 0.0], [0.0, 1.0]]  # duplicates keep the max
     with pytest.raises(ValueError):
         Vocab.from_ids(["a", "a"])
+
+
+@pytest.mark.parametrize("n_items", [50, 700, 5000])
+def test_top_k_rows_equals_a_full_stable_sort(n_items: int) -> None:
+    """The threshold pass (large catalogs) and the full sort (small ones, rows of ties, rows
+    with too few finite values) give each row's k largest, ties by the lower column."""
+    rng = np.random.default_rng(n_items)
+    scores = rng.standard_normal((40, n_items)).astype(np.float32)
+    scores[1] = np.round(scores[1])  # heavy ties
+    scores[2] = 0.0  # all tied
+    scores[3, 5:] = -np.inf  # fewer finite values than k
+    scores[4, ::3] = -np.inf
+    scores[5, : n_items // 2] = scores[5, n_items // 2 :][: n_items // 2]  # duplicated values
+    k = min(10, n_items)
+    ids, top = top_k_rows(scores, k)
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(ids, want)
+    np.testing.assert_array_equal(top, np.take_along_axis(scores, want, axis=1))
+    got_ids, got_top = top_n_excluding(scores, csr_matrix(scores.shape, dtype=np.float32), k)
+    np.testing.assert_array_equal(got_ids, np.where(np.isfinite(got_top), want, -1))

@@ -1,0 +1,160 @@
+"""The ranked nightly beside the ALS-only nightly on the same synthetic catalog (issue 15's
+"ranking adds <= 50% to the nightly's score time").
+
+    python -m bench.ranked_nightly_bench --users 50000            # 50k users x 50k items
+    python -m bench.ranked_nightly_bench --users 5000 --docs ''   # a quick check
+
+Steps, each its own process (seconds and peak RSS as in ``bench.nightly_bench``), on a
+redis-server of its own (``--redis-port``, no persistence) and a throw-away Feast project:
+
+1. ``reco data synthetic`` (``--users`` x ``--items``, ``--per-user`` interactions each, 180 days)
+2. ``feast apply``
+3. ``reco train``                    (ALS only)
+4. ``reco nightly``                  (ALS lists: the run manifest's ``score`` phase)
+5. ``RECO_RANKER=true reco train``   (the same plus the two-stage ranker)
+6. ``reco nightly``                  (ranked lists, with provenance)
+
+The comparison is the two manifests' ``score`` seconds (scoring only: the list writes run in
+a thread beside it and are timed apart) per user, and their ratio. Results: ``--out`` (JSON)
+and the ranked-nightly section of ``--docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.markdown import replace_section
+from bench.nightly_bench import BIN, StepFailed, _env, _night, _own_redis, run_step
+from bench.repo import copy_feature_repo
+from recommender.config import Settings
+from recommender.featurestore.repo import feast_cli_env
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- ranked-nightly-bench:start -->", "<!-- ranked-nightly-bench:end -->"
+log = logging.getLogger("bench.ranked_nightly")
+
+
+def _phases(step: dict[str, Any]) -> dict[str, Any]:
+    manifest = step["manifest"]
+    return {
+        "seconds": step["seconds"],
+        "peak_rss_mb": step["peak_rss_mb"],
+        "lists": manifest["lists"],
+        "users": manifest["users_written"],
+        "phases": manifest["durations_s"],
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = args.work
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    repo = copy_feature_repo(work)
+    project = f"rankedbench{args.users}"
+    url = f"redis://127.0.0.1:{args.redis_port}/0"
+    env = _env(work, project, url, "local")
+    settings = Settings(feature_repo=repo, feast_project=project, redis_url=url)  # type: ignore[call-arg]
+    feast = {**env, **feast_cli_env(settings)}
+    reco = str(BIN / "reco")
+    steps: dict[str, Any] = {}
+    server = _own_redis(args.redis_port, work)
+    try:
+        synth = [
+            f"--users={args.users}",
+            f"--items={args.items}",
+            f"--interactions={args.users * args.per_user}",
+            "--days=180",
+            "--seed=1",
+        ]
+        steps["data"] = run_step([reco, "data", "synthetic", *synth], env)
+        steps["feast_apply"] = run_step([str(BIN / "feast"), "apply"], feast, cwd=repo)
+        steps["train_als"] = run_step([reco, "train"], env)
+        steps["night_als"] = _phases(_night(env))
+        ranked_env = {**env, "RECO_RANKER": "true"}
+        steps["train_ranked"] = run_step([reco, "train"], ranked_env)
+        steps["night_ranked"] = _phases(_night(ranked_env))
+        for name in ("data", "feast_apply", "train_als", "train_ranked"):
+            steps[name].pop("out", None)
+        if steps["night_ranked"]["lists"] != "ranked" or steps["night_als"]["lists"] != "als":
+            raise StepFailed(f"unexpected lists: {steps['night_als']}, {steps['night_ranked']}")
+    finally:
+        server.terminate()
+        server.wait(30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    als = steps["night_als"]["phases"]["score"]
+    ranked = steps["night_ranked"]["phases"]["score"]
+    steps["score_ms_per_user"] = {
+        "als": round(1000 * als / args.users, 3),
+        "ranked": round(1000 * ranked / args.users, 3),
+    }
+    steps["ranked_over_als"] = round(ranked / als, 2)
+    return steps
+
+
+def markdown(out: dict[str, Any]) -> str:
+    meta, s = out["meta"], out["result"]
+    per = s["score_ms_per_user"]
+    lines = [
+        f"`{meta['command']}`, {meta['date']}, {meta['machine']}: {meta['users']:,} users x "
+        f"{meta['items']:,} items, {meta['per_user']} interactions per user.",
+        "",
+        "| | ALS-only nightly | ranked nightly |",
+        "|---|---:|---:|",
+        f"| train (s / peak MB) | {s['train_als']['seconds']} / {s['train_als']['peak_rss_mb']}"
+        f" | {s['train_ranked']['seconds']} / {s['train_ranked']['peak_rss_mb']} |",
+        f"| nightly (s / peak MB) | {s['night_als']['seconds']} / "
+        f"{s['night_als']['peak_rss_mb']} | {s['night_ranked']['seconds']} / "
+        f"{s['night_ranked']['peak_rss_mb']} |",
+        f"| score phase (s) | {s['night_als']['phases']['score']:.1f} | "
+        f"{s['night_ranked']['phases']['score']:.1f} |",
+        f"| score ms per user | {per['als']} | {per['ranked']} |",
+        "",
+        f"Ranked over ALS-only score time: **{s['ranked_over_als']}x** (target <= 1.5x).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--users", type=int, default=50_000)
+    ap.add_argument("--items", type=int, default=50_000)
+    ap.add_argument("--per-user", type=int, default=20)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/reco-ranked-bench"))
+    ap.add_argument("--redis-port", type=int, default=6440)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "ranked_nightly_bench.json"
+    )
+    ap.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"), help="'' for none")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    out: dict[str, Any] = {
+        "meta": {
+            "command": "python -m bench.ranked_nightly_bench " + " ".join(sys.argv[1:]),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+            "users": args.users,
+            "items": args.items,
+            "per_user": args.per_user,
+        },
+    }
+    out["result"] = run(args)
+    log.info("%s", json.dumps(out["result"], default=str))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=str))
+    if args.docs:
+        replace_section(Path(args.docs), START, END, f"{START}\n{markdown(out)}\n{END}")
+
+
+if __name__ == "__main__":
+    main()

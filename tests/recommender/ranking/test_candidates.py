@@ -1,0 +1,67 @@
+"""Candidate sets: the union of the retrievers' top items, with every retriever's score and
+the rank of those it proposed, equal to a dense brute-force construction."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse import random as sparse_random
+
+from recommender.models.base import top_n_excluding
+from recommender.ranking.candidates import candidates
+from recommender.ranking.retrievers import History, ItemScoreRetriever
+
+
+class DenseRetriever:
+    def __init__(self, name: str, scores: np.ndarray) -> None:
+        self.name, self.block = name, scores
+
+    def scores(self, history: History) -> np.ndarray:
+        return self.block[history.user_rows]
+
+
+def _brute_force(dense: list[np.ndarray], seen: csr_matrix, depth: int) -> tuple:
+    n_users, n_items = seen.shape
+    proposed = np.zeros((n_users, n_items), dtype=bool)
+    rank_maps = []
+    for block in dense:
+        ids, _ = top_n_excluding(block, seen, depth)
+        rank = np.full((n_users, n_items), np.nan, dtype=np.float32)
+        for u in range(n_users):
+            for r, i in enumerate(ids[u]):
+                if i >= 0:
+                    proposed[u, i] = True
+                    rank[u, i] = r + 1
+        rank_maps.append(rank)
+    u, i = np.nonzero(proposed)
+    scores = np.stack([b[u, i] for b in dense], axis=1).astype(np.float32)
+    scores[~np.isfinite(scores)] = np.nan
+    return u, i, scores, np.stack([r[u, i] for r in rank_maps], axis=1)
+
+
+def test_candidates_equal_the_dense_construction() -> None:
+    rng = np.random.default_rng(11)
+    n_users, n_items, depth = 37, 60, 8
+    seen = csr_matrix(sparse_random(n_users, n_items, density=0.2, random_state=3, format="csr"))
+    a = rng.standard_normal((n_users, n_items)).astype(np.float32)
+    b = np.round(rng.standard_normal((n_users, n_items)), 1).astype(np.float32)  # ties
+    b[:, ::7] = -np.inf  # nothing to say about some items
+    b[5] = -np.inf  # nor anything about one user
+    popular = np.round(rng.random(n_items), 1).astype(np.float32)  # ties: the lower item first
+    trending = np.where(rng.random(n_items) < 0.5, popular, -np.inf).astype(np.float32)
+    retrievers = [
+        DenseRetriever("a", a),
+        DenseRetriever("b", b),
+        ItemScoreRetriever("popular", popular),
+        ItemScoreRetriever("trending", trending),  # nothing to say about half the items
+    ]
+    history = History(np.arange(n_users), seen, seen)
+    got = candidates(retrievers, history, depth, block_users=10)  # several blocks
+    dense = [a, b, *(np.broadcast_to(x, (n_users, n_items)) for x in (popular, trending))]
+    u, i, scores, ranks = _brute_force(dense, seen, depth)
+    np.testing.assert_array_equal(got.user_pos, u)
+    np.testing.assert_array_equal(got.item_rows, i)
+    np.testing.assert_array_equal(got.scores, scores)
+    np.testing.assert_array_equal(got.ranks, ranks)
+    assert got.retrievers == ("a", "b", "popular", "trending")
+    assert not seen[got.user_pos, got.item_rows].any()  # nothing seen is proposed
