@@ -65,37 +65,42 @@ def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     (``0 < k <= columns``).
 
     A full ``argpartition`` of every row was three quarters of the two-stage nightly at 50k
-    items. Instead: the row's maxima over blocks of 64 columns give a threshold (the k-th
-    largest block maximum: at least ``k`` values reach it), and only the values at or above it
-    are sorted. Small catalogs, and rows where too many values tie at the threshold, take a
-    full stable sort."""
+    items. Instead, a per-row threshold that at least ``k`` values reach, and a sort of only
+    the values at or above it: on wide rows the k-th largest maximum of the row's blocks of
+    64 columns (only the blocks whose maximum reaches it are looked into), on narrow ones the
+    k-th largest value itself (``np.partition``). Rows where too many values tie at the
+    threshold, or with fewer than ``k`` finite values, take a full stable sort."""
     n_rows, n_cols = scores.shape
     ids = np.zeros((n_rows, k), dtype=np.int64)
     top = np.zeros((n_rows, k), dtype=np.float32)
-    heavy = np.ones(n_rows, dtype=bool)
+    if not n_rows:
+        return ids, top
     n_blocks = -(-n_cols // _BLOCK)
-    if n_rows and n_blocks >= 4 * k:
+    if n_blocks >= 4 * k:
         maxima = np.maximum.reduceat(scores, np.arange(0, n_cols, _BLOCK), axis=1)
         threshold = np.partition(maxima, n_blocks - k, axis=1)[:, n_blocks - k]
-        # only blocks whose maximum reaches the threshold can hold a top value
         rows, blocks = np.nonzero(maxima >= threshold[:, None])
         cols = blocks[:, None] * _BLOCK + np.arange(_BLOCK)
         inside = cols < n_cols
         values = np.where(inside, scores[rows[:, None], np.minimum(cols, n_cols - 1)], -np.inf)
         hit = inside & (values >= threshold[rows][:, None])
         rows, cols = np.broadcast_to(rows[:, None], cols.shape)[hit], cols[hit]
-        counts = np.bincount(rows, minlength=n_rows)
-        heavy = (counts > max(16 * k, 4096)) | ~np.isfinite(threshold)
-        keep = ~heavy[rows]
-        rows, cols, values = rows[keep], cols[keep], values[hit][keep]
-        order = np.lexsort((cols, -values, rows))  # by row, then value down, then column
-        rows, cols, values = rows[order], cols[order], values[order]
-        starts = np.searchsorted(rows, np.arange(n_rows))
-        rank = np.arange(len(rows)) - starts[rows]
-        first = rank < k
-        ids[rows[first], rank[first]] = cols[first]
-        top[rows[first], rank[first]] = values[first]
-    if heavy.any():  # small catalogs, or rows of ties: a stable full sort of those rows
+        values = values[hit]
+    else:
+        threshold = np.partition(scores, n_cols - k, axis=1)[:, n_cols - k]
+        rows, cols = np.nonzero(scores >= threshold[:, None])
+        values = scores[rows, cols]
+    counts = np.bincount(rows, minlength=n_rows)
+    heavy = (counts > max(16 * k, 4096)) | ~np.isfinite(threshold)
+    keep = ~heavy[rows]
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.lexsort((cols, -values, rows))  # by row, then value down, then column
+    rows, cols, values = rows[order], cols[order], values[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
+    first = rank < k
+    ids[rows[first], rank[first]] = cols[first]
+    top[rows[first], rank[first]] = values[first]
+    if heavy.any():  # rows of ties, or with too few finite values: a stable full sort
         sub = scores[heavy]
         order = np.argsort(-sub, axis=1, kind="stable")[:, :k]
         ids[heavy], top[heavy] = order, np.take_along_axis(sub, order, axis=1)
