@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 from recommender.config import Settings
-from recommender.data.generate import SyntheticSpec, write_synthetic
 from recommender.data.incremental import append_interactions
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
+from recommender.data.synthetic_tables import SyntheticSpec, write_synthetic
 from recommender.data.tables import build_tables, read_input, write_tables
 from recommender.events.log import commit_watermark, read_new_events
 from recommender.events.records import events_to_interactions

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from recommender.data.generate import SyntheticSpec, write_synthetic
 from recommender.data.synthetic import synthetic_items, synthetic_user_chunks
+from recommender.data.synthetic_tables import SyntheticSpec, write_synthetic
 from recommender.data.tables import read_table, write_tables_chunked
 from tests.recommender.data.test_tables import KEYS
 
