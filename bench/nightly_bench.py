@@ -93,6 +93,16 @@ def _env(work: Path, project: str, redis_url: str, engine: str) -> dict[str, str
     return env
 
 
+def run_meta(module: str, **fields: Any) -> dict[str, Any]:
+    """A result file's ``meta``: the command as run, when, on what, plus ``fields``."""
+    return {
+        "command": f"python -m {module} " + " ".join(sys.argv[1:]),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        **fields,
+    }
+
+
 def _own_redis(port: int, work: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("redis-server")
     if exe is None:
@@ -257,14 +267,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sizes = [int(s) for s in args.sizes.split(",")]
     out: dict[str, Any] = {
-        "meta": {
-            "command": "python -m bench.nightly_bench " + " ".join(sys.argv[1:]),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-            "items": args.items,
-            "per_user": args.per_user,
-            "engine": args.engine,
-        },
+        "meta": run_meta(
+            "bench.nightly_bench", items=args.items, per_user=args.per_user, engine=args.engine
+        ),
         "sizes": {},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,16 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shutil
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.markdown import replace_section
-from bench.nightly_bench import BIN, StepFailed, _env, _night, _own_redis, run_step
+from bench.nightly_bench import BIN, StepFailed, _env, _night, _own_redis, run_meta, run_step
 from bench.repo import copy_feature_repo
 from recommender.config import Settings
 from recommender.featurestore.repo import feast_cli_env
@@ -139,14 +135,12 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out: dict[str, Any] = {
-        "meta": {
-            "command": "python -m bench.ranked_nightly_bench " + " ".join(sys.argv[1:]),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-            "users": args.users,
-            "items": args.items,
-            "per_user": args.per_user,
-        },
+        "meta": run_meta(
+            "bench.ranked_nightly_bench",
+            users=args.users,
+            items=args.items,
+            per_user=args.per_user,
+        ),
     }
     out["result"] = run(args)
     log.info("%s", json.dumps(out["result"], default=str))

@@ -24,6 +24,8 @@ from typing import Any
 
 from recommender.lifeline import Child, start_child
 
+_NO_TASK = object()
+
 
 class RemoteTraceback(Exception):
     """The traceback of an error raised in a helper process (as ``__cause__``)."""
@@ -55,12 +57,11 @@ def map_in_children(
 
         def hand_out() -> None:
             nonlocal sent
-            for task in todo:
-                child = children[sent % workers]
-                child.send(task)
-                pending.append(child)
+            task = next(todo, _NO_TASK)
+            if task is not _NO_TASK:
+                children[sent % workers].send(task)
+                pending.append(children[sent % workers])
                 sent += 1
-                return
 
         for _ in range(workers * ahead):
             hand_out()

@@ -34,6 +34,7 @@ from redis.lock import Lock
 
 from recommender.batch.lockkeeper import LockKeeper, spec_for
 from recommender.config import Settings
+from recommender.data.lists import split_source_names
 from recommender.errors import LockLost, RunLocked
 from recommender.featurestore.keys import project_key
 from recommender.featurestore.names import SLOTS, list_view, precomputed_service
@@ -332,7 +333,7 @@ def read_precomputed(
         "item_ids": list(row["rec_item_ids"]),
         "scores": list(row.get("rec_scores") or []),
         "sources": list(row.get("rec_sources") or []),
-        "source_names": [n for n in (row.get("rec_source_names") or "").split(",") if n],
+        "source_names": split_source_names(row.get("rec_source_names")),
         "model_version": row.get("model_version"),
         "run_id": row.get("run_id"),
         "generated_at": datetime.fromtimestamp(ts, timezone.utc) if ts else None,

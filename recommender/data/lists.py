@@ -58,9 +58,7 @@ def lists_table(
     masks = (
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(sources[valid].astype(np.int32)))
         if sources is not None
-        else pa.ListArray.from_arrays(
-            pa.array(np.zeros(len(user_ids) + 1, np.int32)), pa.array([], pa.int32())
-        )
+        else _no_masks(len(user_ids))
     )
     names = pa.DictionaryArray.from_arrays(
         pa.array(rows[valid].astype(np.int32)), pa.array(item_ids.astype(str))
@@ -81,6 +79,16 @@ def lists_table(
         },
         schema=RECOMMENDATIONS_SCHEMA,
     )
+
+
+def split_source_names(stored: object) -> list[str]:
+    """A stored list's ``rec_source_names`` (comma-separated; empty or missing: none)."""
+    return [name for name in str(stored or "").split(",") if name]
+
+
+def _no_masks(n: int) -> pa.ListArray:
+    """``n`` empty source-mask lists."""
+    return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.int32()))
 
 
 def published_dir(data_dir: Path) -> Path:
@@ -115,10 +123,7 @@ def upgrade_parts(data_dir: Path) -> list[Path]:
             continue
         table = pq.read_table(path)
         n = table.num_rows
-        empty = pa.ListArray.from_arrays(
-            pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.int32())
-        )
-        extra = {"rec_sources": empty, "rec_source_names": pa.array([""] * n, pa.string())}
+        extra = {"rec_sources": _no_masks(n), "rec_source_names": pa.array([""] * n, pa.string())}
         columns = [
             table[name] if name in table.column_names else extra[name]
             for name in RECOMMENDATIONS_SCHEMA.names

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from recommender.batch.publication import LiveLists
+from recommender.data.lists import split_source_names
 from recommender.featurestore.layout import ViewValues, age_seconds
 from recommender.featurestore.names import (
     SLOTS,
@@ -92,7 +93,7 @@ class Context:
             ctx.list_item_ids = [str(i) for i in rec["rec_item_ids"]]
             ctx.list_scores = [float(s) for s in rec.get("rec_scores") or []]
             ctx.list_sources = [int(m) for m in rec.get("rec_sources") or []]
-            ctx.list_source_names = [n for n in (rec.get("rec_source_names") or "").split(",") if n]
+            ctx.list_source_names = split_source_names(rec.get("rec_source_names"))
             ctx.list_model_version, ctx.list_run_id = rec.get("model_version"), rec.get("run_id")
             ctx.list_ts = rec["_ts"]
         if (recent := views.get(RECENT_VIEW)) and recent.get("recent_item_ids"):

@@ -17,16 +17,9 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Int32List, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from recommender.featurestore.listencoder import LIST_FEATURES  # the Feast field names
 from recommender.featurestore.resp import varint
 
-LIST_FEATURES = (
-    "rec_item_ids",
-    "rec_scores",
-    "model_version",
-    "run_id",
-    "rec_sources",
-    "rec_source_names",
-)
 _STRING_LIST_TAG = b"\x62"
 _FLOAT_LIST_TAG = b"\x82\x01"
 _REPEATED_TAG = b"\x0a"
