@@ -1,10 +1,11 @@
 """Where the nightly scoring runs: in this process (``local``) or on Ray (``ray``).
 
 Both yield ``(chunk, item_rows, scores)`` for the chunks they are given, in any order, from
-the same pure function (:func:`recommender.batch.scoring.top_n`), so their lists are identical. Ray
-is used as it is meant to be: the item factors go into its object store once, every chunk is
-a task, and Ray schedules them on whatever cluster ``RECO_RAY_ADDRESS`` names (a local
-instance by default). Writing stays in the driver, so the online store sees one writer.
+the same pure function (:func:`recommender.models.topn.factor_top_n`), so their lists are
+identical. Ray is used as it is meant to be: the item factors go into its object store
+once, every chunk is a task, and Ray schedules them on whatever cluster ``RECO_RAY_ADDRESS``
+names (a local instance by default). Writing stays in the driver, so the online store sees
+one writer.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from recommender.batch.scoring import Chunk, top_n
+from recommender.batch.scoring import Chunk
 from recommender.config import Settings
 from recommender.errors import InvalidRequest
+from recommender.models.topn import factor_top_n
 
 log = logging.getLogger(__name__)
 Scored = tuple[Chunk, np.ndarray, np.ndarray]
@@ -56,7 +58,7 @@ class LocalEngine:
     ) -> Iterator[Scored]:
         for chunk in chunks:
             sl = slice(chunk.start, chunk.stop)
-            ids, scores = top_n(user_factors[sl], item_factors, seen[sl], n, batch_size)
+            ids, scores = factor_top_n(user_factors[sl], item_factors, seen[sl], n, batch_size)
             yield chunk, ids, scores
 
     def close(self) -> None:
@@ -72,7 +74,7 @@ def _score_task(
 ) -> tuple[np.ndarray, np.ndarray]:
     data, indices, indptr, shape = seen
     matrix = csr_matrix((data, indices, indptr), shape=shape)
-    return top_n(user_factors, item_factors, matrix, n, batch_size, num_threads=1)
+    return factor_top_n(user_factors, item_factors, matrix, n, batch_size, num_threads=1)
 
 
 class RayEngine:

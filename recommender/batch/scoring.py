@@ -4,7 +4,8 @@ The nightly job cuts the users into *chunks* (the unit of progress, resume and d
 and each chunk into *batches* (the unit of memory): a batch's ``batch_size x n_items`` score
 matrix is the only dense one that ever exists, so peak memory is the model plus one batch,
 whatever the number of users. Top-N selection with seen items excluded is implicit's
-``topk`` (a blocked matrix product plus a per-row heap, in C++ threads).
+``topk`` (a blocked matrix product plus a per-row heap, in C++ threads:
+:func:`recommender.models.topn.factor_top_n`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from implicit.cpu.topk import topk
-from scipy.sparse import csr_matrix
-from threadpoolctl import threadpool_limits
 
 from recommender.featurestore.names import (
     ITEM_METADATA,
@@ -25,14 +23,12 @@ from recommender.featurestore.names import (
     USER_PROFILE,
     USER_RECENT_ITEMS,
 )
+from recommender.models.topn import factor_top_n
 from recommender.ranking.features import Genres
 from recommender.ranking.model import ranked_top_n
 from recommender.ranking.onlinerows import item_frame, latest_views
 from recommender.ranking.retrievers import History, recent_from_lists
 from recommender.training.artifacts import ModelBundle
-
-# implicit marks exhausted rows with filtered items scored -FLT_MAX
-_FILTERED = -np.finfo(np.float32).max / 2
 
 
 @dataclass(frozen=True)
@@ -72,63 +68,10 @@ def scoring_memory_mb(batch_size: int, n_items: int, chunk_users: int, n: int) -
     return (batch + chunks) / 2**20
 
 
-def top_n(
-    user_factors: np.ndarray,
-    item_factors: np.ndarray,
-    seen: csr_matrix,
-    n: int,
-    batch_size: int = 1024,
-    num_threads: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``n`` item rows and scores (inner product) for each row of ``user_factors``,
-    excluding the items in the same row of ``seen``; rows with fewer than ``n`` unseen items
-    are padded with ``-1`` / ``-inf``. At most ``batch_size`` users are scored at once.
-
-    ``num_threads=0`` uses every core; BLAS stays single-threaded under implicit's threads.
-    """
-    n_users, n_items = user_factors.shape[0], item_factors.shape[0]
-    if seen.shape != (n_users, n_items):
-        raise ValueError(f"seen is {seen.shape}, expected {(n_users, n_items)}")
-    ids = np.full((n_users, n), -1, dtype=np.int32)
-    scores = np.full((n_users, n), -np.inf, dtype=np.float32)
-    k = min(n, n_items)
-    if n_users == 0 or k == 0:
-        return ids, scores
-    items = np.ascontiguousarray(item_factors, dtype=np.float32)
-    with threadpool_limits(1, "blas"):
-        for start in range(0, n_users, batch_size):
-            stop = min(start + batch_size, n_users)
-            query = np.ascontiguousarray(user_factors[start:stop], dtype=np.float32)
-            got_ids, got_scores = topk(
-                items, query, k, filter_query_items=seen[start:stop], num_threads=num_threads
-            )
-            ids[start:stop, :k] = got_ids
-            scores[start:stop, :k] = got_scores
-    bad = (scores <= _FILTERED) | ~np.isfinite(scores) | (ids < 0)
-    ids[bad], scores[bad] = -1, -np.inf
-    return ids, scores
-
-
-def dense_top_n(
-    user_factors: np.ndarray, item_factors: np.ndarray, seen: csr_matrix, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The same lists from the full score matrix in one go (the reference for tests; only
-    for small data). Ties are broken by the lower item row."""
-    scores = user_factors.astype(np.float64) @ item_factors.astype(np.float64).T
-    scores[seen.nonzero()] = -np.inf
-    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores))
-    order = order[:, :n]
-    top = np.take_along_axis(scores, order, axis=1)
-    ids = np.where(np.isfinite(top), order, -1).astype(np.int32)
-    ids = np.pad(ids, ((0, 0), (0, max(0, n - ids.shape[1]))), constant_values=-1)
-    top = np.pad(top, ((0, 0), (0, max(0, n - top.shape[1]))), constant_values=-np.inf)
-    return ids, top.astype(np.float32)
-
-
 def top_n_lists(bundle: ModelBundle, n: int, batch_size: int = 1024) -> pd.DataFrame:
     """Every known user's top-N (seen items excluded) as ``user_id, rec_item_ids,
     rec_scores``, scored one batch at a time (the nightly job's lists, as a DataFrame)."""
-    rows, scores = top_n(
+    rows, scores = factor_top_n(
         bundle.als.user_factors, bundle.als.item_factors, bundle.user_items, n, batch_size
     )
     item_ids = bundle.items.ids

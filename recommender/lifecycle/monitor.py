@@ -25,12 +25,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from recommender.batch.publication import LiveLists, history, monitor_key, read_live
-from recommender.batch.scoring import top_n
 from recommender.config import Settings
 from recommender.data.lists import published_dir, staging_dir
 from recommender.data.tables import read_table
 from recommender.featurestore.repo import historical_user_features, open_store, redis_client
 from recommender.lifecycle.drift import Thresholds, feature_drift, list_drift
+from recommender.models.topn import factor_top_n
 from recommender.training.artifacts import ModelBundle, load_bundle, training_features
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def candidate_lists(bundle: ModelBundle, user_ids: list[str], k: int = 10) -> pd
     rows = bundle.users.rows(user_ids)
     known = rows >= 0
     rows = rows[known]
-    items, scores = top_n(
+    items, scores = factor_top_n(
         bundle.als.user_factors[rows], bundle.als.item_factors, bundle.user_items[rows], k
     )
     ids = bundle.items.ids

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from recommender.models.base import binary, top_n_excluding
+from recommender.models.base import binary
+from recommender.models.topn import top_n_excluding
 
 MAX_ITEMS = 20_000  # 20k x 20k float64 = 3.2 GB while inverting
 

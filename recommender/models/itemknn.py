@@ -16,7 +16,8 @@ from implicit.nearest_neighbours import (
 )
 from scipy.sparse import csr_matrix, load_npz, save_npz
 
-from recommender.models.base import binary, top_n_excluding
+from recommender.models.base import binary
+from recommender.models.topn import top_n_excluding
 
 WEIGHTINGS: dict[str, type[ItemItemRecommender]] = {
     "cosine": CosineRecommender,

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.models.base import top_n_excluding
-from recommender.ranking.retrievers import History, ItemScoreRetriever, Retriever
+from recommender.ranking.retrievers import History, Retriever
 
 
 @dataclass
@@ -62,17 +61,10 @@ class CandidateSet:
 
 def _block(retrievers: Sequence[Retriever], history: History, depth: int) -> CandidateSet:
     n_users, n_items = history.matrix.shape
-    seen = history.matrix
-    dense: list[np.ndarray] = []  # per retriever: its (users, items) block, or item scores
+    answers = [retriever.retrieve(history, depth) for retriever in retrievers]
     proposals = []  # per retriever: sorted (user * n_items + item) keys and their ranks
-    for retriever in retrievers:
-        if isinstance(retriever, ItemScoreRetriever):  # one order for everyone: no dense block
-            ids = retriever.top(seen, depth)
-            dense.append(retriever.item_scores)
-        else:
-            block = retriever.scores(history)
-            ids, _ = top_n_excluding(block, seen, depth)
-            dense.append(block)
+    for answer in answers:
+        ids = answer.ids
         ok = ids >= 0
         keys = (np.arange(n_users)[:, None] * n_items + ids)[ok]
         rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[ok]
@@ -81,8 +73,7 @@ def _block(retrievers: Sequence[Retriever], history: History, depth: int) -> Can
     # the union, sorted: grouped by user, items ascending
     union = np.unique(np.concatenate([keys for keys, _ in proposals]))
     u, i = union // n_items, union % n_items
-    scores = np.stack([b[u, i] if b.ndim == 2 else b[i] for b in dense], axis=1)
-    scores = scores.astype(np.float32)
+    scores = np.stack([answer.at(u, i) for answer in answers], axis=1).astype(np.float32)
     scores[~np.isfinite(scores)] = np.nan
     ranks = np.full((len(union), len(retrievers)), np.nan, dtype=np.float32)
     for j, (keys, rank) in enumerate(proposals):

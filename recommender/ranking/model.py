@@ -53,9 +53,9 @@ class TwoStageModel:
     config: RankingConfig
 
     def retrievers(
-        self, als: ALSModel, popularity: np.ndarray, trending: np.ndarray
+        self, als: ALSModel, popularity: np.ndarray, trending: np.ndarray, num_threads: int = 1
     ) -> list[Retriever]:
-        return assemble(als, self.ease, self.similarity, trending, popularity)
+        return assemble(als, self.ease, self.similarity, trending, popularity, num_threads)
 
     def save(self, directory: Path) -> list[str]:
         """Write into ``directory / "ranking"``; return the file names relative to
@@ -127,6 +127,7 @@ def rank_users(
     as_of: pd.Timestamp,
     n: int,
     with_provenance: bool = True,
+    num_threads: int = 1,
 ) -> tuple[RankedLists, Block]:
     """Retrieve and rank for a block of users from online-shaped features (``user_views``:
     each user's decoded views; ``item_frame``: :func:`~recommender.ranking.onlinerows.item_frame`
@@ -134,9 +135,11 @@ def rank_users(
 
     Returns the top-``n`` per user (item rows, ranker scores, provenance) and the candidate
     block (for ``explain``: :meth:`Ranker.contributions` on ``block.x``). Rules and filters
-    apply after this, on the returned order.
+    apply after this, on the returned order. ``num_threads``: 1 (the calling thread) for a
+    request, 0 (every core) for the nightly's ALS top-k.
     """
-    retrievers = model.retrievers(als, popularity, item_trending(items, item_frame))
+    trending = item_trending(items, item_frame)
+    retrievers = model.retrievers(als, popularity, trending, num_threads)
     cands = candidates(retrievers, history, model.ranker.manifest.depth, model.config.block_users)
     ids = np.asarray(list(user_ids), dtype=str)
     rows = online_rows(cands, ids, items.ids, user_views, item_frame, as_of)
@@ -178,7 +181,7 @@ def ranked_top_n(
     n: int,
     block_users: int = 512,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The nightly's ranked lists for a chunk, in :func:`recommender.batch.scoring.top_n`'s
+    """The nightly's ranked lists for a chunk, in :func:`recommender.models.topn.factor_top_n`'s
     shape (item rows int32 padded -1, scores float32 padded -inf) plus each item's provenance
     as a bit mask of the ranker's retrievers (uint8, bit j: ``manifest.retrievers[j]``; 0 for
     padding); ``block_users`` at a time (the candidate features are the memory that grows)."""
@@ -200,6 +203,7 @@ def ranked_top_n(
             as_of,
             n,
             with_provenance=False,
+            num_threads=0,
         )
         ids[start:stop] = ranked.item_rows
         scores[start:stop] = ranked.scores

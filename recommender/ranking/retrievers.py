@@ -1,15 +1,18 @@
-"""Retrievers: the first stage. Each scores every item for a block of users from what is
-known about them at one time (their items, and the most recent of those); the candidate set
-(:mod:`recommender.ranking.candidates`) keeps each retriever's top items. Pure.
+"""Retrievers: the first stage. Each proposes its top unseen items for a block of users from
+what is known about them at one time (their items, and the most recent of those), and can
+score any (user, item) pair another retriever proposed; the candidate set
+(:mod:`recommender.ranking.candidates`) is the union of the proposals. Pure.
 
-One contract, :class:`Retriever`: ``scores(history) -> (users, items)`` dense float32 block,
-``-inf`` where a retriever has nothing to say. Dense blocks are what the item-item models
-compute anyway; callers score users in blocks (``block_users``) to bound memory.
+One contract, :class:`Retriever`: ``retrieve(history, depth) -> Retrieved`` (each user's top
+``depth`` item rows, and ``at(user_pos, item_rows)`` for any pair, ``-inf`` where a retriever
+has nothing to say). No retriever needs a dense users x items block unless its model is dense:
 
 * :class:`ALSRetriever` - the ALS user vector (the trained one, fold-in for users the model has
-  not seen or whose history changed) against the item factors: the FAISS index's inner product;
-* :class:`EASERetriever` - EASE's item-item weights where the catalog allows it, else
-  :class:`SimilarityRetriever` over item-kNN similarities;
+  not seen or whose history changed) against the item factors, top items by implicit's
+  ``topk`` (the exact inner product the FAISS index approximates);
+* :class:`EASERetriever` - EASE's item-item weights where the catalog allows it (dense), else
+  :class:`SimilarityRetriever` over item-kNN similarities (sparse: only items a neighbour
+  list reaches are proposed; a pair no neighbour list reaches scores 0);
 * :class:`SimilarityRetriever` on the *recent* matrix - "more like the user's recent items";
 * :class:`ItemScoreRetriever` - the same score for everyone: popularity or 30-day trending.
 """
@@ -27,6 +30,7 @@ from scipy.sparse import csr_matrix
 from recommender.data.vocab import Vocab
 from recommender.models import ALSModel, EASEModel
 from recommender.models.base import binary
+from recommender.models.topn import factor_top_n, sparse_top_n, top_n_excluding
 
 
 @dataclass(frozen=True)
@@ -52,22 +56,94 @@ class History:
         return History(self.user_rows[rows], self.matrix[rows], self.recent[rows], self.refold)
 
 
+class Retrieved(Protocol):
+    """One retriever's answer for a history block."""
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(users, depth) item rows, best first, -1 padded."""
+        ...
+
+    def at(self, user_pos: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """float32 scores of (user position, item row) pairs, ``-inf``: nothing to say."""
+        ...
+
+
 class Retriever(Protocol):
-    """Scores every item for every user of a history block."""
+    """Proposes items for every user of a history block."""
 
     name: str
 
-    def scores(self, history: History) -> np.ndarray: ...
+    def retrieve(self, history: History, depth: int) -> Retrieved: ...
+
+
+@dataclass(frozen=True)
+class DenseRetrieved:
+    """The top items of a dense (users, items) score block, and the block."""
+
+    ids: np.ndarray
+    block: np.ndarray
+
+    @classmethod
+    def of(cls, block: np.ndarray, seen: csr_matrix, depth: int) -> DenseRetrieved:
+        return cls(top_n_excluding(block, seen, depth)[0], block)
+
+    def at(self, user_pos: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.block[user_pos, item_rows], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FactorRetrieved:
+    """The top items of user vectors against item factors; any pair is one dot product."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    item_factors: np.ndarray
+
+    def at(self, user_pos: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        products = np.einsum("ij,ij->i", self.vectors[user_pos], self.item_factors[item_rows])
+        return np.asarray(products, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class SparseRetrieved:
+    """The top stored entries of a sparse (users, items) block; pairs not stored score 0."""
+
+    ids: np.ndarray
+    block: csr_matrix  # canonical (sorted, no duplicates)
+
+    def at(self, user_pos: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        n_items = self.block.shape[1]
+        rows = np.repeat(np.arange(self.block.shape[0]), np.diff(self.block.indptr))
+        keys = rows.astype(np.int64) * n_items + self.block.indices
+        wanted = np.asarray(user_pos, np.int64) * n_items + np.asarray(item_rows, np.int64)
+        pos = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        found = keys[pos] == wanted if len(keys) else np.zeros(len(wanted), bool)
+        return np.where(found, self.block.data[pos] if len(keys) else 0, 0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GlobalRetrieved:
+    """Everyone's scores are the same per item."""
+
+    ids: np.ndarray
+    item_scores: np.ndarray
+
+    def at(self, user_pos: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        return self.item_scores[item_rows]
 
 
 class ALSRetriever:
-    """User vector . item factors (what the FAISS inner-product index returns)."""
+    """User vector . item factors (what the FAISS inner-product index returns); the top items
+    by implicit's ``topk`` on ``num_threads`` (1: the calling thread, what a request needs;
+    0: every core, for the nightly)."""
 
     name = "als"
 
-    def __init__(self, als: ALSModel) -> None:
+    def __init__(self, als: ALSModel, num_threads: int = 1) -> None:
         self.als = als
-        self.item_factors = als.item_factors
+        self.item_factors = np.ascontiguousarray(als.item_factors, dtype=np.float32)
+        self.num_threads = num_threads
 
     def vectors(self, history: History) -> np.ndarray:
         rows = history.user_rows
@@ -80,33 +156,42 @@ class ALSRetriever:
             out[fold] = self.als.fold_in(history.matrix[np.flatnonzero(fold)])
         return out
 
-    def scores(self, history: History) -> np.ndarray:
-        return np.asarray(self.vectors(history) @ self.item_factors.T, dtype=np.float32)
+    def retrieve(self, history: History, depth: int) -> FactorRetrieved:
+        vectors = self.vectors(history)
+        ids, _ = factor_top_n(
+            vectors, self.item_factors, history.matrix, depth, num_threads=self.num_threads
+        )
+        return FactorRetrieved(ids.astype(np.int64), vectors, self.item_factors)
 
 
 class EASERetriever:
-    """EASE scores from the user's whole history."""
+    """EASE scores from the user's whole history (a dense model: a dense block)."""
 
     name = "ease"
 
     def __init__(self, ease: EASEModel) -> None:
         self.ease = ease
 
-    def scores(self, history: History) -> np.ndarray:
-        return np.asarray(self.ease.scores(history.matrix), dtype=np.float32)
+    def retrieve(self, history: History, depth: int) -> DenseRetrieved:
+        block = np.asarray(self.ease.scores(history.matrix), dtype=np.float32)
+        return DenseRetrieved.of(block, history.matrix, depth)
 
 
 class SimilarityRetriever:
-    """History (or recent items, ``use_recent``) times an items x items similarity."""
+    """History (or recent items, ``use_recent``) times an items x items similarity, kept
+    sparse: the items the source items' neighbour lists reach."""
 
     def __init__(self, name: str, similarity: csr_matrix, use_recent: bool = False) -> None:
         self.name = name
         self.similarity = csr_matrix(similarity, dtype=np.float32)
         self.use_recent = use_recent
 
-    def scores(self, history: History) -> np.ndarray:
+    def retrieve(self, history: History, depth: int) -> SparseRetrieved:
         source = history.recent if self.use_recent else binary(history.matrix)
-        return np.asarray((source @ self.similarity).toarray(), dtype=np.float32)
+        block = csr_matrix(source @ self.similarity, dtype=np.float32)
+        block.sum_duplicates()
+        ids, _ = sparse_top_n(block, history.matrix, depth)
+        return SparseRetrieved(ids, block)
 
 
 class ItemScoreRetriever:
@@ -119,13 +204,14 @@ class ItemScoreRetriever:
         order = np.argsort(-self.item_scores, kind="stable")  # ties: the lower item row
         self.order = order[finite[order]]
 
-    def scores(self, history: History) -> np.ndarray:
-        return np.broadcast_to(self.item_scores, (len(history), len(self.item_scores))).copy()
+    def retrieve(self, history: History, depth: int) -> GlobalRetrieved:
+        return GlobalRetrieved(self.top(history.matrix, depth), self.item_scores)
 
     def top(self, seen: csr_matrix, depth: int) -> np.ndarray:
         """Each user's top ``depth`` unseen items (rows -1 padded), what
-        :func:`~recommender.models.base.top_n_excluding` gives on :meth:`scores`, from the one
-        global order: only its first ``depth`` + (most items a user has seen) are looked at."""
+        :func:`~recommender.models.topn.top_n_excluding` gives on the broadcast scores, from
+        the one global order: only its first ``depth`` + (most items a user has seen) are
+        looked at."""
         n_users = seen.shape[0]
         most = int(np.diff(seen.indptr).max()) if n_users else 0
         head = self.order[: depth + most]

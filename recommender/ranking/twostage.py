@@ -87,14 +87,16 @@ def assemble(
     similarity: csr_matrix,
     trending: np.ndarray,
     popularity: np.ndarray,
+    num_threads: int = 1,
 ) -> list[Retriever]:
     """The retrievers in the ranker's order: ALS, EASE (item-kNN when the catalog is too big
-    for EASE), more like the recent items, trending, popular."""
+    for EASE), more like the recent items, trending, popular. ``num_threads``: ALS's top-k
+    threads (1, the calling thread, for requests; 0, every core, for the nightly)."""
     item_item: Retriever = (
         EASERetriever(ease) if ease is not None else SimilarityRetriever("itemknn", similarity)
     )
     return [
-        ALSRetriever(als),
+        ALSRetriever(als, num_threads),
         item_item,
         SimilarityRetriever("recent", similarity, use_recent=True),
         ItemScoreRetriever("trending", trending),

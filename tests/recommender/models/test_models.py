@@ -18,7 +18,7 @@ from recommender.models import (
     build_model,
 )
 from recommender.models import ease as ease_module
-from recommender.models.base import top_k_rows, top_n_excluding
+from recommender.models.topn import top_k_rows, top_n_excluding
 from tests.support.matrices import SIZE, checkerboard
 
 PERSONALISED = {

@@ -7,17 +7,24 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse import random as sparse_random
 
-from recommender.models.base import top_n_excluding
+from recommender.models import ALSModel
+from recommender.models.topn import top_n_excluding
 from recommender.ranking.candidates import candidates
-from recommender.ranking.retrievers import History, ItemScoreRetriever
+from recommender.ranking.retrievers import (
+    ALSRetriever,
+    DenseRetrieved,
+    History,
+    ItemScoreRetriever,
+    SimilarityRetriever,
+)
 
 
 class DenseRetriever:
     def __init__(self, name: str, scores: np.ndarray) -> None:
         self.name, self.block = name, scores
 
-    def scores(self, history: History) -> np.ndarray:
-        return self.block[history.user_rows]
+    def retrieve(self, history: History, depth: int) -> DenseRetrieved:
+        return DenseRetrieved.of(self.block[history.user_rows], history.matrix, depth)
 
 
 def _brute_force(dense: list[np.ndarray], seen: csr_matrix, depth: int) -> tuple:
@@ -65,3 +72,40 @@ def test_candidates_equal_the_dense_construction() -> None:
     np.testing.assert_array_equal(got.ranks, ranks)
     assert got.retrievers == ("a", "b", "popular", "trending")
     assert not seen[got.user_pos, got.item_rows].any()  # nothing seen is proposed
+
+
+def test_sparse_and_factor_retrievers_equal_their_dense_blocks() -> None:
+    """item-kNN and "recent" propose the best *reached* items of the dense product (an item
+    no neighbour list reaches is not proposed, and scores 0); ALS proposes the best items of
+    the dense inner products; every pair's score is the dense block's value."""
+    rng = np.random.default_rng(5)
+    n_users, n_items, depth = 40, 90, 12
+    seen = csr_matrix(sparse_random(n_users, n_items, density=0.05, random_state=4, format="csr"))
+    seen.data[:] = 1.0
+    recent = seen.copy()
+    recent.data = np.round(rng.random(recent.nnz), 1).astype(np.float32)
+    similarity = csr_matrix(
+        sparse_random(n_items, n_items, density=0.04, random_state=6, format="csr"),
+        dtype=np.float32,
+    )
+    similarity.data = np.round(similarity.data, 1)  # ties: the lower item first
+    als = ALSModel(factors=6, iterations=2, random_state=1).fit(seen)
+    history = History(np.arange(n_users), seen, recent)
+    for retriever, dense in [
+        (SimilarityRetriever("knn", similarity), (seen @ similarity).toarray()),
+        (
+            SimilarityRetriever("recent", similarity, use_recent=True),
+            (recent @ similarity).toarray(),
+        ),
+    ]:
+        got = retriever.retrieve(history, depth)
+        reached = np.where(dense != 0, dense, -np.inf).astype(np.float32)
+        np.testing.assert_array_equal(got.ids, top_n_excluding(reached, seen, depth)[0])
+        u, i = np.nonzero(np.ones((n_users, n_items), bool))
+        np.testing.assert_allclose(got.at(u, i), dense[u, i], rtol=1e-6)
+    assert (got.ids >= 0).any() and (got.ids == -1).any()  # some users reach < depth items
+    als_got = ALSRetriever(als).retrieve(history, depth)
+    dense = als.user_factors @ als.item_factors.T
+    np.testing.assert_array_equal(als_got.ids, top_n_excluding(dense, seen, depth)[0])
+    u, i = np.nonzero(np.ones((n_users, n_items), bool))
+    np.testing.assert_allclose(als_got.at(u, i), dense[u, i], rtol=1e-5, atol=1e-6)
