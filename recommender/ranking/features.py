@@ -1,10 +1,12 @@
 """The ranker's feature vector, computed by one function from Feast rows. Pure.
 
 Training feeds :func:`feature_matrix` the rows of ``get_historical_features`` (the offline
-store, point in time); serving feeds it the same columns read from the online store (user
-features from the request's HMGET, item features held in memory with the catalog). The
-columns are Feast's full feature names (``user_activity__interactions_30d``), listed once in
-:data:`FEAST_FEATURES`; a test checks both paths give identical vectors.
+store, point in time); serving feeds :func:`matrix_from_values`, which both share, the same
+columns read from the online store (user features from the request's HMGET, item features
+held in memory with the catalog), converted to numbers once per entity by the same
+:func:`numeric_column` (:mod:`recommender.ranking.onlinerows`). The columns are Feast's full
+feature names (``user_activity__interactions_30d``), listed once in :data:`FEAST_FEATURES`; a
+test checks both paths give identical vectors.
 
 Features, in order: per retriever its score, rank (NaN: not proposed) and score standardised
 over the user's candidates, then the Feast
@@ -108,13 +110,21 @@ def per_user_z(scores: np.ndarray, user_pos: np.ndarray) -> np.ndarray:
     return out
 
 
-def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """One Feast column as float64 (gender coded, strings parsed, NaN where missing): the
+    one conversion both paths use, per pair for Feast's rows, per entity for online values."""
     values = frame[column]
     if column == feature_column(USER_PROFILE, "gender"):
         return values.map(GENDER_CODES).to_numpy(dtype=np.float64)
     if pd.api.types.is_numeric_dtype(values.dtype):  # Feast's offline rows: no parsing needed
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def fractional_year(when: pd.Series | pd.Timestamp) -> np.ndarray:
+    """Year plus day-of-year / 365.25 (the item's age is this minus its release year)."""
+    stamps = pd.to_datetime(pd.Series(when) if isinstance(when, pd.Timestamp) else when, utc=True)
+    return (stamps.dt.year + stamps.dt.dayofyear / 365.25).to_numpy(dtype=np.float64)
 
 
 def feature_matrix(
@@ -136,13 +146,26 @@ def feature_matrix(
     missing = [c for c in (*FEAST_COLUMNS, "event_timestamp") if c not in rows.columns]
     if missing:
         raise ValueError(f"feature rows lack columns {missing}")
+    feast = np.stack([numeric_column(rows, c) for c in FEAST_COLUMNS], axis=1)
+    return matrix_from_values(
+        cands, feast, fractional_year(rows["event_timestamp"]), user_genres, genres
+    )
+
+
+def matrix_from_values(
+    cands: CandidateSet,
+    feast: np.ndarray,
+    year_now: np.ndarray | float,
+    user_genres: np.ndarray,
+    genres: Genres,
+) -> np.ndarray:
+    """:func:`feature_matrix` from its numbers: ``feast`` (pairs x :data:`FEAST_COLUMNS`,
+    :func:`numeric_column` values) and ``year_now`` (:func:`fractional_year` of each pair's
+    time, or one for all)."""
     rets = np.empty((len(cands), 3 * len(cands.retrievers)), dtype=np.float64)
     rets[:, 0::3], rets[:, 1::3] = cands.scores, cands.ranks
     rets[:, 2::3] = per_user_z(cands.scores, cands.user_pos)
-    feast = np.stack([_numeric(rows, c) for c in FEAST_COLUMNS], axis=1)
     col = {c: j for j, c in enumerate(FEAST_COLUMNS)}
-    when = pd.to_datetime(rows["event_timestamp"], utc=True)
-    year_now = (when.dt.year + when.dt.dayofyear / 365.25).to_numpy(dtype=np.float64)
     item_30d = feast[:, col[feature_column(ITEM_STATS, "interactions_30d")]]
     item_total = feast[:, col[feature_column(ITEM_STATS, "interactions_total")]]
     item_genres = genres.matrix[cands.item_rows]

@@ -24,8 +24,8 @@ from recommender.featurestore.names import ITEM_STATS, feature_column
 from recommender.models import ALSModel, EASEModel, ItemKNNModel
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import FeatureReader
-from recommender.ranking.features import Genres, feature_matrix, user_genre_shares
-from recommender.ranking.onlinerows import EntityViews, online_rows
+from recommender.ranking.features import Genres, user_genre_shares
+from recommender.ranking.onlinerows import ITEM_COLUMNS, online_matrix
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrievers import History, Retriever
 from recommender.ranking.twostage import (
@@ -106,45 +106,43 @@ def fit_two_stage(
     return TwoStageModel(ranker, final.ease, knn.similarity, config)
 
 
-def item_trending(items: Vocab, item_frame: pd.DataFrame) -> np.ndarray:
+def item_trending(item_values: np.ndarray) -> np.ndarray:
     """``item_stats.interactions_30d`` per item row (0 when unknown): the trending retriever
-    reads the same in-memory item features the ranker does."""
-    column = feature_column(ITEM_STATS, "interactions_30d")
-    values = pd.to_numeric(item_frame[column], errors="coerce").reindex(items.ids)
-    return np.nan_to_num(values.to_numpy(dtype=np.float32))
+    reads the same in-memory item features the ranker does (``item_values``:
+    :func:`~recommender.ranking.onlinerows.entity_values` of the model's items)."""
+    column = ITEM_COLUMNS.index(feature_column(ITEM_STATS, "interactions_30d"))
+    return np.nan_to_num(item_values[:, column]).astype(np.float32)
 
 
 def rank_users(
     model: TwoStageModel,
     als: ALSModel,
     popularity: np.ndarray,
-    items: Vocab,
     genres: Genres,
     history: History,
     user_ids: Sequence[str],
-    user_views: EntityViews,
-    item_frame: pd.DataFrame,
+    user_values: np.ndarray,
+    item_values: np.ndarray,
     as_of: pd.Timestamp,
     n: int,
     with_provenance: bool = True,
     num_threads: int = 1,
 ) -> tuple[RankedLists, Block]:
-    """Retrieve and rank for a block of users from online-shaped features (``user_views``:
-    each user's decoded views; ``item_frame``: :func:`~recommender.ranking.onlinerows.item_frame`
-    aligned with ``items``).
+    """Retrieve and rank for a block of users from online-shaped features (``user_values``:
+    one row per user of the block, ``item_values``: one row per item row of the model;
+    :func:`~recommender.ranking.onlinerows.entity_values` or
+    :func:`~recommender.ranking.onlinerows.latest_values`).
 
     Returns the top-``n`` per user (item rows, ranker scores, provenance) and the candidate
     block (for ``explain``: :meth:`Ranker.contributions` on ``block.x``). Rules and filters
     apply after this, on the returned order. ``num_threads``: 1 (the calling thread) for a
     request, 0 (every core) for the nightly's ALS top-k.
     """
-    trending = item_trending(items, item_frame)
-    retrievers = model.retrievers(als, popularity, trending, num_threads)
+    retrievers = model.retrievers(als, popularity, item_trending(item_values), num_threads)
     cands = candidates(retrievers, history, model.ranker.manifest.depth, model.config.block_users)
-    ids = np.asarray(list(user_ids), dtype=str)
-    rows = online_rows(cands, ids, items.ids, user_views, item_frame, as_of)
-    x = feature_matrix(cands, rows, user_genre_shares(history.matrix, genres), genres)
-    block = Block(ids, cands, x)
+    shares = user_genre_shares(history.matrix, genres)
+    x = online_matrix(cands, user_values, item_values, as_of, shares, genres)
+    block = Block(np.asarray(list(user_ids), dtype=str), cands, x)
     return rank_block(model.ranker, block, n, with_provenance), block
 
 
@@ -171,12 +169,11 @@ def ranked_top_n(
     model: TwoStageModel,
     als: ALSModel,
     popularity: np.ndarray,
-    items: Vocab,
     genres: Genres,
     history: History,
     user_ids: Sequence[str],
-    user_views: EntityViews,
-    item_frame: pd.DataFrame,
+    user_values: np.ndarray,
+    item_values: np.ndarray,
     as_of: pd.Timestamp,
     n: int,
     block_users: int = 512,
@@ -194,12 +191,11 @@ def ranked_top_n(
             model,
             als,
             popularity,
-            items,
             genres,
             history.block(start, stop),
             list(user_ids[start:stop]),
-            user_views,
-            item_frame,
+            user_values[start:stop],
+            item_values,
             as_of,
             n,
             with_provenance=False,

@@ -1,11 +1,15 @@
-"""The ranker's feature rows from online values, in the shape the online store is read in
+"""The ranker's feature matrix from online values, in the shape the online store is read in
 (:class:`recommender.featurestore.layout.FeastLayout` decodes one HMGET into
 ``{view: {feature: value, "_ts": time}}``). Pure; the caller reads Redis.
 
-Serving holds every item's ``item_stats`` and ``item_metadata`` in memory (refreshed with the
-catalog) and reads the user's ``user_activity`` and ``user_profile`` with the request's HMGET;
-the nightly job can pass the latest snapshot rows the same way. Both then go through
-:func:`recommender.ranking.features.feature_matrix`, like training rows from Feast.
+Values are converted to numbers once per entity (:func:`entity_values`), not once per
+candidate pair: serving holds every item's ``item_stats`` and ``item_metadata`` numbers in
+memory (refreshed with the catalog) and converts the user's ``user_activity`` and
+``user_profile`` from the request's HMGET; the nightly job takes the latest snapshot rows of
+every user at once (:func:`latest_values`, what materialization puts online).
+:func:`online_matrix` then takes each pair's user and item numbers and hands them to
+:func:`recommender.ranking.features.matrix_from_values`, the function training rows from
+Feast go through as well (a test checks both give identical vectors).
 """
 
 from __future__ import annotations
@@ -17,81 +21,91 @@ import pandas as pd
 
 from recommender.featurestore.names import feature_column
 from recommender.ranking.candidates import CandidateSet
-from recommender.ranking.dataset import KEYS, ROW
-from recommender.ranking.features import FEAST_FEATURES, USER_VIEWS
+from recommender.ranking.features import (
+    FEAST_COLUMNS,
+    FEAST_FEATURES,
+    USER_VIEWS,
+    Genres,
+    fractional_year,
+    matrix_from_values,
+    numeric_column,
+)
 
 ViewValues = Mapping[str, object]
 EntityViews = Mapping[str, Mapping[str, ViewValues]]  # entity id -> view -> values
 
-
-def _flat(views: Mapping[str, ViewValues], wanted: list[tuple[str, str]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for view, feature in wanted:
-        values = views.get(view) or {}
-        out[feature_column(view, feature)] = values.get(feature)
-    return out
+USER_FEATURES = tuple((v, f) for v, f in FEAST_FEATURES if v in USER_VIEWS)
+ITEM_FEATURES = tuple((v, f) for v, f in FEAST_FEATURES if v not in USER_VIEWS)
+USER_COLUMNS = tuple(feature_column(v, f) for v, f in USER_FEATURES)
+ITEM_COLUMNS = tuple(feature_column(v, f) for v, f in ITEM_FEATURES)
 
 
-def item_frame(items: EntityViews, ids: Sequence[str] | np.ndarray | None = None) -> pd.DataFrame:
-    """Item features held in memory: one row per item id (in the order of ``ids``, the
-    model's item rows, when given), the ranker's item columns."""
-    wanted = [(v, f) for v, f in FEAST_FEATURES if v not in USER_VIEWS]
-    columns = [feature_column(v, f) for v, f in wanted]
-    rows = {item_id: _flat(views, wanted) for item_id, views in items.items()}
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-    return frame if ids is None else frame.reindex(list(ids))
+def _numbers(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    if not len(columns):
+        return np.zeros((len(frame), 0), dtype=np.float64)
+    return np.stack([numeric_column(frame, c) for c in columns], axis=1)
 
 
-def online_rows(
+def entity_values(views: EntityViews, ids: Sequence[str] | np.ndarray, user: bool) -> np.ndarray:
+    """(len(ids), columns) float64: each entity's decoded online views as the ranker's
+    numbers (:data:`USER_COLUMNS` or :data:`ITEM_COLUMNS`; NaN where a view or value is
+    missing), in the order of ``ids``."""
+    wanted = USER_FEATURES if user else ITEM_FEATURES
+    columns = USER_COLUMNS if user else ITEM_COLUMNS
+    records = []
+    for entity in ids:
+        by_view = views.get(str(entity)) or {}
+        records.append([(by_view.get(v) or {}).get(f) for v, f in wanted])
+    return _numbers(pd.DataFrame.from_records(records, columns=list(columns)), columns)
+
+
+def online_matrix(
     cands: CandidateSet,
-    user_ids: np.ndarray,
-    item_ids: np.ndarray,
-    users: EntityViews,
-    items: pd.DataFrame,
+    user_values: np.ndarray,
+    item_values: np.ndarray,
     as_of: pd.Timestamp,
-) -> pd.DataFrame:
-    """Feature rows for ``cands`` (as :class:`recommender.ranking.dataset.FeatureReader`
-    returns them) from users' decoded online views and the in-memory :func:`item_frame`,
-    aligned with ``item_ids`` (row i describes item row i)."""
-    if len(items) != len(item_ids) or not np.array_equal(items.index.to_numpy(), item_ids):
-        raise ValueError("the item frame must be aligned with the item vocabulary")
-    wanted = [(v, f) for v, f in FEAST_FEATURES if v in USER_VIEWS]
-    uid = np.asarray(user_ids)[cands.user_pos]
-    iid = np.asarray(item_ids)[cands.item_rows]
-    user_frame = pd.DataFrame.from_dict(
-        {u: _flat(users.get(u) or {}, wanted) for u in np.unique(uid).tolist()},
-        orient="index",
-        columns=[feature_column(v, f) for v, f in wanted],
-    )
-    out = pd.DataFrame(
-        {
-            ROW: np.arange(len(cands)),
-            "user_id": uid,
-            "item_id": iid,
-            "event_timestamp": pd.Series(pd.Timestamp(as_of), index=range(len(cands))),
-        }
-    )
-    user_part = user_frame.reindex(uid).reset_index(drop=True)
-    item_part = items.iloc[cands.item_rows].reset_index(drop=True)
-    return pd.concat([out[list(KEYS)], user_part, item_part], axis=1)
+    user_genres: np.ndarray,
+    genres: Genres,
+) -> np.ndarray:
+    """The ranker's input for ``cands`` from per-entity numbers: ``user_values`` (one row per
+    user position of the history block, :data:`USER_COLUMNS`), ``item_values`` (one row per
+    item row of the model, :data:`ITEM_COLUMNS`), all as of ``as_of``."""
+    feast = np.empty((len(cands), len(FEAST_COLUMNS)), dtype=np.float64)
+    users = user_values[cands.user_pos]
+    items = item_values[cands.item_rows]
+    for j, column in enumerate(FEAST_COLUMNS):
+        if column in USER_COLUMNS:
+            feast[:, j] = users[:, USER_COLUMNS.index(column)]
+        else:
+            feast[:, j] = items[:, ITEM_COLUMNS.index(column)]
+    year_now = float(fractional_year(pd.Timestamp(as_of))[0])
+    return matrix_from_values(cands, feast, year_now, user_genres, genres)
 
 
-def latest_views(
+def latest_values(
     tables: Mapping[str, pd.DataFrame], key: str, views: Mapping[str, str], ids: Sequence[str]
-) -> dict[str, dict[str, dict[str, object]]]:
-    """The decoded-view shape from the offline tables' latest row per entity (what the online
-    store holds after materialization), for the nightly job: ``views`` maps a view name to
-    its table in ``tables``; only the features the ranker reads are kept.
+) -> np.ndarray:
+    """What :func:`entity_values` gives on the online store after materialization, from the
+    offline tables' latest row per entity, for many entities at once (the nightly job):
+    ``views`` maps a view name to its table in ``tables``; ``key`` is ``user_id`` (user
+    columns) or ``item_id`` (item columns).
 
-    Example: ``latest_views(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, ["u1"])``.
+    Example: ``latest_values(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, ["u1"])``.
     """
-    wanted = set(ids)
-    out: dict[str, dict[str, dict[str, object]]] = {i: {} for i in ids}
+    user = key == "user_id"
+    wanted = USER_FEATURES if user else ITEM_FEATURES
+    index = pd.Index([str(i) for i in ids])
+    frame = pd.DataFrame(index=index)
     for view, table_name in views.items():
-        features = [f for v, f in FEAST_FEATURES if v == view]
+        features = [f for v, f in wanted if v == view]
         table = tables[table_name]
-        table = table[table[key].isin(wanted)].sort_values("event_timestamp", kind="stable")
-        last = table.groupby(key).tail(1).set_index(key)
-        for entity, values in last[features].to_dict("index").items():
-            out[str(entity)][view] = values
-    return out
+        table = table[table[key].astype(str).isin(index)]
+        last = table.sort_values("event_timestamp", kind="stable").groupby(key).tail(1)
+        last = last.set_index(last[key].astype(str))[features].reindex(index)
+        for feature in features:
+            frame[feature_column(view, feature)] = last[feature].to_numpy()
+    columns = USER_COLUMNS if user else ITEM_COLUMNS
+    for column in columns:
+        if column not in frame:
+            frame[column] = None
+    return _numbers(frame.reset_index(drop=True), columns)

@@ -4,7 +4,7 @@ cut-offs (labels: the window after each), and rank a block of users.
 
 The feature reader is the only door to features (:mod:`recommender.ranking.dataset`): Feast's
 offline store for training, in-memory tables for offline evaluation, the online values for
-serving (:func:`recommender.ranking.online.online_rows`).
+serving (:func:`recommender.ranking.onlinerows.online_matrix`).
 """
 
 from __future__ import annotations

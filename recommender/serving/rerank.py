@@ -21,7 +21,7 @@ from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.names import ITEM_METADATA
 from recommender.ranking.features import Genres
 from recommender.ranking.model import rank_users
-from recommender.ranking.onlinerows import item_frame
+from recommender.ranking.onlinerows import entity_values
 from recommender.ranking.retrievers import History
 from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
@@ -33,7 +33,7 @@ EXPLAIN_FEATURES = 3  # the features that moved an item up most, per item
 class RankingItems:
     """Item features held in memory for the ranker, refreshed with the catalog."""
 
-    frame: pd.DataFrame  # item_id -> the ranker's item columns
+    values: np.ndarray  # the ranker's item numbers, one row per bundle item (ITEM_COLUMNS)
     genres: Genres  # rows as the bundle's items
 
     @classmethod
@@ -41,12 +41,12 @@ class RankingItems:
         cls, views: Mapping[str, Mapping[str, ViewValues]], bundle: ModelBundle
     ) -> RankingItems:
         """From each item's decoded online views (``item_stats``, ``item_metadata``)."""
-        frame = item_frame(views, bundle.items.ids)
+        values = entity_values(views, bundle.items.ids, user=False)
         genres = [
             list((views.get(i) or {}).get(ITEM_METADATA, {}).get("genres") or [])
             for i in bundle.items.ids.tolist()
         ]
-        return cls(frame, Genres.from_lists(genres))
+        return cls(values, Genres.from_lists(genres))
 
 
 @dataclass
@@ -96,12 +96,11 @@ def two_stage(
         model,
         bundle.als,
         bundle.popularity.item_scores,
-        bundle.items,
         items.genres,
         history,
         [user_id],
-        {user_id: user_views},
-        items.frame,
+        entity_values({user_id: user_views}, [user_id], user=True),
+        items.values,
         pd.Timestamp(now),
         # every candidate in ranked order: the rules may drop any of them
         model.ranker.manifest.depth * len(model.ranker.manifest.retrievers),

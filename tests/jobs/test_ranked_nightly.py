@@ -25,7 +25,7 @@ from recommender.featurestore.names import (
 from recommender.featurestore.repo import open_store
 from recommender.ranking.features import Genres
 from recommender.ranking.model import SUBDIR, ranked_top_n
-from recommender.ranking.onlinerows import item_frame, latest_views
+from recommender.ranking.onlinerows import latest_values
 from recommender.ranking.retrievers import History, recent_from_lists
 from recommender.training.artifacts import load_bundle, models_dir
 from tests.support.repo import feast_apply, make_settings, teardown_repo
@@ -57,11 +57,10 @@ def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[
     item_ids = bundle.items.ids.tolist()
     by_id = tables["items"].set_index("item_id")["genres"]
     genres = Genres.from_lists([list(by_id[i]) for i in item_ids])
-    items_f = item_frame(
-        latest_views(tables, "item_id", {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}, item_ids),
-        bundle.items.ids,
+    item_values = latest_values(
+        tables, "item_id", {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}, item_ids
     )
-    user_views = latest_views(
+    user_values = latest_values(
         tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}, user_ids
     )
     recent = tables[USER_RECENT_ITEMS].sort_values("event_timestamp").groupby("user_id").tail(1)
@@ -76,12 +75,11 @@ def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[
         bundle.ranking,
         bundle.als,
         bundle.popularity.item_scores,
-        bundle.items,
         genres,
         history,
         user_ids,
-        user_views,
-        items_f,
+        user_values,
+        item_values,
         pd.Timestamp(as_of),
         settings.top_n,
     )

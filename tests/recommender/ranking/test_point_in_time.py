@@ -24,7 +24,7 @@ from recommender.ranking.features import (
     feature_specs,
     user_genre_shares,
 )
-from recommender.ranking.onlinerows import item_frame, online_rows
+from recommender.ranking.onlinerows import entity_values, online_matrix
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.twostage import (
     RankingConfig,
@@ -165,10 +165,14 @@ def test_online_rows_give_the_same_vectors_as_offline_rows(
         }
     finally:
         client.close()
-    rows = online_rows(
-        block.cands, block.user_ids, items.ids, user_views, item_frame(item_views), as_of
+    x_online = online_matrix(
+        block.cands,
+        entity_values(user_views, some, user=True),
+        entity_values(item_views, items.ids, user=False),
+        as_of,
+        user_genre_shares(history.matrix, genres),
+        genres,
     )
-    x_online = feature_matrix(block.cands, rows, user_genre_shares(history.matrix, genres), genres)
     specs = feature_specs(list(block.cands.retrievers))
     feast_cols = [j for j, spec in enumerate(specs) if spec.kind == "feast"]
     assert np.isfinite(x_online[:, feast_cols]).mean() > 0.9  # the online values were read

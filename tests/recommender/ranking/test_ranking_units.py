@@ -17,7 +17,7 @@ from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, USER_ACTIV
 from recommender.models import ALSModel
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import TableReader
-from recommender.ranking.features import feature_matrix, feature_specs, user_genre_shares
+from recommender.ranking.features import feature_specs, user_genre_shares
 from recommender.ranking.model import (
     default_cutoffs,
     fit_two_stage,
@@ -26,7 +26,7 @@ from recommender.ranking.model import (
     ranked_top_n,
     source_names,
 )
-from recommender.ranking.onlinerows import item_frame, latest_views, online_rows
+from recommender.ranking.onlinerows import latest_values, online_matrix
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrievers import (
     History,
@@ -177,16 +177,14 @@ def test_nightly_rows_from_the_latest_tables_equal_the_point_in_time_rows(
     who = ["u3", "u9", "u30"]
     history = history_block(fitted.matrix, users.rows(who))
     block = candidate_block(fitted, history, who, TableReader(tables), genres, CONFIG)
-    user_views = latest_views(
+    user_values = latest_values(
         tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}, who
     )
-    item_views = latest_views(
+    item_values = latest_values(
         tables, "item_id", {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}, items.ids.tolist()
     )
-    rows = online_rows(
-        block.cands, block.user_ids, items.ids, user_views, item_frame(item_views), end
-    )
-    x = feature_matrix(block.cands, rows, user_genre_shares(history.matrix, genres), genres)
+    shares = user_genre_shares(history.matrix, genres)
+    x = online_matrix(block.cands, user_values, item_values, end, shares, genres)
     np.testing.assert_array_equal(x, block.x)
     assert default_cutoffs(inter, n=2, label_days=7) == [
         pd.Timestamp("2024-03-07", tz="UTC"),
@@ -205,10 +203,10 @@ def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.Dat
     recent = recent_from_lists([["i3", "nope", "i7"], [], ["i1"], ["i2"], ["i9", "i8"]], items)
     np.testing.assert_allclose(recent[0].toarray()[0, items.rows(["i3", "i7"])], [1.0, 0.8])
     history = History(users.rows(who), fitted.matrix[users.rows(who)], recent)
-    user_views = latest_views(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, who)
-    item_views = latest_views(tables, "item_id", {ITEM_STATS: ITEM_STATS}, items.ids.tolist())
+    user_values = latest_values(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, who)
+    item_values = latest_values(tables, "item_id", {ITEM_STATS: ITEM_STATS}, items.ids.tolist())
     pop = np.asarray((fitted.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
-    common = (model, als, pop, items, genres, history, who, user_views, item_frame(item_views))
+    common = (model, als, pop, genres, history, who, user_values, item_values)
     ids, scores, masks = ranked_top_n(*common, SECOND, 7, block_users=2)
     whole, _ = rank_users(*common, SECOND, 7)
     assert ids.dtype == np.int32 and ids.shape == (5, 7) and scores.dtype == np.float32
