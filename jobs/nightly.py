@@ -40,15 +40,9 @@ from recommender.batch.publication import (
     publish,
     read_live,
 )
+from recommender.batch.rankedlists import RankingInputs, item_genres, ranked_chunks
 from recommender.batch.runs import RunManifest, resumable, write_manifest
-from recommender.batch.scoring import (
-    Chunk,
-    RankingInputs,
-    item_genres,
-    plan_chunks,
-    ranked_chunks,
-    scoring_memory_mb,
-)
+from recommender.batch.scoring import Chunk, plan_chunks, scoring_memory_mb
 from recommender.config import Settings
 from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
@@ -200,15 +194,23 @@ def _score_and_write(
             t0 = time.perf_counter()
             if bundle.ranking is not None:  # RECO_RANKER: two-stage lists, scored here
                 log.info(
-                    "nightly %s: model %s has a ranker; two-stage lists in this process "
-                    "(engine %s not used)",
+                    "nightly %s: model %s has a ranker; two-stage lists in %d helper "
+                    "processes (engine %s not used)",
                     manifest.run_id,
                     bundle.version,
+                    settings.resolved_rank_workers,
                     manifest.engine,
                 )
                 inputs = _ranking_inputs(settings, bundle, manifest.lists_timestamp)
                 scored: Iterator[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray | None]] = (
-                    ranked_chunks(bundle, inputs, todo, settings.top_n)
+                    ranked_chunks(
+                        bundle,
+                        settings.artifacts_dir,
+                        inputs,
+                        todo,
+                        settings.top_n,
+                        settings.resolved_rank_workers,
+                    )
                 )
             else:
                 scored = (

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from recommender.batch.scoring import item_genres
+from recommender.batch.rankedlists import item_genres
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import queue
+import threading
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
@@ -36,7 +38,7 @@ class RemoteTraceback(Exception):
 
 def map_in_children(
     module: str, function: str, tasks: Iterable[Any], workers: int, ahead: int = 2
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """``map(module.function, tasks)`` in ``workers`` processes, results in order (``0``:
     in this process). Tasks and results travel pickled."""
     if workers < 0 or ahead < 1:
@@ -94,14 +96,26 @@ def _reply(child: Child) -> Any:
 
 def serve_calls(inbox: Connection, outbox: Connection) -> None:
     """The helper process: the function's name first, then one reply per task, until the
-    caller closes the pipe."""
+    caller closes the pipe.
+
+    Tasks are read by a thread of their own while the function runs: the caller hands out
+    the next task while this process sends a result, and with both bigger than a pipe's
+    buffer, a helper that only read between calls would wait on the caller while the caller
+    waits on it."""
     module, function = inbox.recv()
     target = getattr(importlib.import_module(module), function)
-    while True:
-        try:
-            task = inbox.recv()
-        except EOFError:
-            return
+    tasks: queue.Queue[Any] = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                tasks.put(inbox.recv())
+            except (EOFError, OSError):
+                tasks.put(_NO_TASK)
+                return
+
+    threading.Thread(target=read, name="childmap-inbox", daemon=True).start()
+    while (task := tasks.get()) is not _NO_TASK:
         try:
             reply: tuple[str, Any, str] = ("ok", target(task), "")
         except Exception as exc:  # noqa: BLE001 - re-raised in the caller

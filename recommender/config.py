@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="processes building the blocks of `reco data synthetic`; default one per "
         "core, 0 = in the job's own process",
     )
+    rank_workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="processes ranking the two-stage nightly's blocks of users; default one per "
+        "core, 0 = in the job's own process",
+    )
     memory_budget_mb: int | None = Field(
         None, ge=64, description="memory a batch step may plan to use; default 70% of available"
     )
@@ -178,6 +185,10 @@ class Settings(BaseSettings):
     @property
     def resolved_data_workers(self) -> int:
         return (os.cpu_count() or 1) if self.data_workers is None else self.data_workers
+
+    @property
+    def resolved_rank_workers(self) -> int:
+        return (os.cpu_count() or 1) if self.rank_workers is None else self.rank_workers
 
     @property
     def event_log_dir(self) -> Path:

@@ -177,11 +177,13 @@ def ranked_top_n(
     as_of: pd.Timestamp,
     n: int,
     block_users: int = 512,
+    num_threads: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The nightly's ranked lists for a chunk, in :func:`recommender.models.topn.factor_top_n`'s
     shape (item rows int32 padded -1, scores float32 padded -inf) plus each item's provenance
     as a bit mask of the ranker's retrievers (uint8, bit j: ``manifest.retrievers[j]``; 0 for
-    padding); ``block_users`` at a time (the candidate features are the memory that grows)."""
+    padding); ``block_users`` at a time (the candidate features are the memory that grows);
+    ``num_threads``: ALS's top-k threads (0: every core; 1 in a helper process of its own)."""
     ids = np.full((len(history), n), -1, dtype=np.int32)
     scores = np.full((len(history), n), -np.inf, dtype=np.float32)
     sources = np.zeros((len(history), n), dtype=np.uint8)
@@ -199,7 +201,7 @@ def ranked_top_n(
             as_of,
             n,
             with_provenance=False,
-            num_threads=0,
+            num_threads=num_threads,
         )
         ids[start:stop] = ranked.item_rows
         scores[start:stop] = ranked.scores

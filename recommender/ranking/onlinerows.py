@@ -38,6 +38,8 @@ USER_FEATURES = tuple((v, f) for v, f in FEAST_FEATURES if v in USER_VIEWS)
 ITEM_FEATURES = tuple((v, f) for v, f in FEAST_FEATURES if v not in USER_VIEWS)
 USER_COLUMNS = tuple(feature_column(v, f) for v, f in USER_FEATURES)
 ITEM_COLUMNS = tuple(feature_column(v, f) for v, f in ITEM_FEATURES)
+# FEAST_COLUMNS' order in (USER_COLUMNS + ITEM_COLUMNS)
+_FEAST_ORDER = np.array([(*USER_COLUMNS, *ITEM_COLUMNS).index(c) for c in FEAST_COLUMNS])
 
 
 def _numbers(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -70,14 +72,8 @@ def online_matrix(
     """The ranker's input for ``cands`` from per-entity numbers: ``user_values`` (one row per
     user position of the history block, :data:`USER_COLUMNS`), ``item_values`` (one row per
     item row of the model, :data:`ITEM_COLUMNS`), all as of ``as_of``."""
-    feast = np.empty((len(cands), len(FEAST_COLUMNS)), dtype=np.float64)
-    users = user_values[cands.user_pos]
-    items = item_values[cands.item_rows]
-    for j, column in enumerate(FEAST_COLUMNS):
-        if column in USER_COLUMNS:
-            feast[:, j] = users[:, USER_COLUMNS.index(column)]
-        else:
-            feast[:, j] = items[:, ITEM_COLUMNS.index(column)]
+    both = np.concatenate([user_values[cands.user_pos], item_values[cands.item_rows]], axis=1)
+    feast = both[:, _FEAST_ORDER]
     year_now = float(fractional_year(pd.Timestamp(as_of))[0])
     return matrix_from_values(cands, feast, year_now, user_genres, genres)
 

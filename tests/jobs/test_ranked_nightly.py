@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.nightly import run_nightly
+from jobs.nightly import _ranking_inputs, run_nightly
 from recommender.batch.publication import live_lists, read_precomputed
+from recommender.batch.rankedlists import ranked_chunks
 from recommender.batch.runs import RunManifest
+from recommender.batch.scoring import plan_chunks
 from recommender.config import Settings
 from recommender.data.tables import build_tables, read_table, write_tables
 from recommender.featurestore.names import (
@@ -126,6 +128,28 @@ def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
         offline["rec_source_names"] == ",".join(bundle.ranking.ranker.manifest.retrievers)
     ).all()
     assert (offline["rec_sources"].map(len) == offline["rec_item_ids"].map(len)).all()
+
+
+def test_blocks_ranked_in_helper_processes_equal_one_process(ranked_repo: Settings) -> None:
+    """The nightly ranks blocks of users in helper processes (RECO_RANK_WORKERS, one per core
+    by default): two helpers on blocks of 7 users give the lists of one pass in this process,
+    chunk by chunk, in order."""
+    bundle = load_bundle(ranked_repo.artifacts_dir)
+    manifest = RunManifest.model_validate_json(
+        sorted((ranked_repo.artifacts_dir / "runs").glob("*.json"))[-1].read_text()
+    )
+    inputs = _ranking_inputs(ranked_repo, bundle, manifest.lists_timestamp)
+    chunks = plan_chunks(len(bundle.users), 25)  # 60 users: chunks of 25, 25, 10
+    here = list(ranked_chunks(bundle, ranked_repo.artifacts_dir, inputs, chunks, 10, 0))
+    helpers = list(
+        ranked_chunks(bundle, ranked_repo.artifacts_dir, inputs, chunks, 10, 2, block_users=7)
+    )
+    assert [c for c, *_ in helpers] == chunks
+    for (_, ids, scores, masks), (_, ids2, scores2, masks2) in zip(here, helpers, strict=True):
+        np.testing.assert_array_equal(ids2, ids)
+        np.testing.assert_allclose(scores2, scores, rtol=1e-6)
+        np.testing.assert_array_equal(masks2, masks)
+    assert sum(len(ids) for _, ids, _, _ in helpers) == 60
 
 
 def test_the_ranker_is_off_by_default(tmp_path: Path, redis_url: str) -> None:

@@ -4,6 +4,7 @@ left behind."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import psutil
@@ -16,6 +17,11 @@ from recommender.errors import InvalidDataset
 def square_and_pid(x: int) -> tuple[int, int]:
     time.sleep(0.01 * (x % 3))  # later tasks may finish first: the order must still hold
     return x * x, os.getpid()
+
+
+def echo_big(blob: bytes) -> bytes:
+    time.sleep(0.05)  # busy while the caller hands out its next tasks
+    return blob + blob
 
 
 def fail_on_three(x: int) -> int:
@@ -55,3 +61,17 @@ def test_stopping_early_stops_the_helpers() -> None:
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="workers"):
         list(map_in_children(__name__, "square_and_pid", range(2), -1))
+
+
+def test_tasks_and_results_bigger_than_a_pipe_do_not_deadlock() -> None:
+    """The caller hands a busy helper its next task while the helper sends a result: with
+    both bigger than the pipe's buffer (64 KiB), each side must not wait for the other."""
+    tasks = [bytes([i]) * 3_000_000 for i in range(8)]
+    out: list[bytes] = []
+    worker = threading.Thread(
+        target=lambda: out.extend(map_in_children(__name__, "echo_big", tasks, 2)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "map_in_children deadlocked"
+    assert out == [task + task for task in tasks]

@@ -1,0 +1,189 @@
+"""The ranked nightly's lists: the two-stage model for every chunk, its blocks of users in
+helper processes, one per core.
+
+Ranking a block is NumPy, SciPy and LightGBM calls that each hold one core (ALS's top-k
+aside), so every chunk is cut into blocks of ``block_users`` and the blocks are ranked in
+:func:`recommender.childmap.map_in_children` helpers (``RECO_RANK_WORKERS``, default one per
+core; 0: in the job's own process, ALS's top-k on every core). A helper loads the model
+version once (from the artifacts directory, checksums verified) and keeps it; each task
+carries only what is per block (the users' recent items and feature numbers) and what is per
+run and small (item feature numbers, genres, the lists' time). Tasks are made as the helpers
+take them, so at most two per helper exist at a time; the job meanwhile encodes and writes
+the lists of finished chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from recommender.batch.scoring import Chunk
+from recommender.childmap import map_in_children
+from recommender.featurestore.names import (
+    ITEM_METADATA,
+    ITEM_STATS,
+    USER_ACTIVITY,
+    USER_PROFILE,
+    USER_RECENT_ITEMS,
+)
+from recommender.ranking.features import Genres
+from recommender.ranking.model import ranked_top_n
+from recommender.ranking.onlinerows import latest_values
+from recommender.ranking.retrievers import History, recent_from_lists
+from recommender.training.artifacts import ModelBundle, load_bundle
+
+BLOCK_USERS = 2048  # users per helper task: small enough for every helper to stay busy
+
+
+@dataclass(frozen=True)
+class RankingInputs:
+    """What the two-stage ranker reads besides the bundle, once per run: the latest snapshot
+    tables (``users``, ``items``, ``user_activity``, ``item_stats``, ``user_recent_items``:
+    what materialization puts online), the item genres and the lists' time."""
+
+    tables: Mapping[str, pd.DataFrame]
+    genres: Genres
+    as_of: pd.Timestamp
+
+
+def item_genres(items_table: pd.DataFrame, item_ids: Sequence[str] | np.ndarray) -> Genres:
+    """Each model item's genre list (None when the items table has no row for it)."""
+    by_id = items_table.set_index("item_id")["genres"].reindex(list(item_ids))
+    return Genres.from_lists(
+        [[str(x) for x in g] if isinstance(g, (list, np.ndarray)) else None for g in by_id]
+    )
+
+
+def _latest_recent_lists(table: pd.DataFrame) -> dict[str, list[str]]:
+    last = table.sort_values("event_timestamp", kind="stable").groupby("user_id").tail(1)
+    return {
+        str(u): list(ids) for u, ids in zip(last["user_id"], last["recent_item_ids"], strict=True)
+    }
+
+
+@dataclass(frozen=True)
+class RankedTask:
+    """One block: users ``start`` to ``stop`` of the model's user vocabulary."""
+
+    artifacts_dir: Path
+    version: str
+    start: int
+    stop: int
+    recent: csr_matrix  # the block's recent items (``recent_from_lists``)
+    user_values: np.ndarray  # the block's user feature numbers
+    item_values: np.ndarray  # every item's feature numbers
+    genres: Genres
+    as_of: pd.Timestamp
+    n: int
+
+
+_LOADED: dict[tuple[Path, str], ModelBundle] = {}
+
+
+def _bundle(task: RankedTask) -> ModelBundle:
+    key = (task.artifacts_dir, task.version)
+    if key not in _LOADED:
+        _LOADED.clear()  # one version per helper
+        _LOADED[key] = load_bundle(task.artifacts_dir, task.version)
+    return _LOADED[key]
+
+
+def rank_task(
+    task: RankedTask, bundle: ModelBundle | None = None, num_threads: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's ranked lists (:func:`~recommender.ranking.model.ranked_top_n`: item rows,
+    scores, source masks); ``bundle``: the loaded model (default: load ``task.version``
+    once per process)."""
+    bundle = bundle or _bundle(task)
+    if bundle.ranking is None:
+        raise ValueError(f"model {bundle.version} has no ranker")
+    history = History(
+        np.arange(task.start, task.stop), bundle.user_items[task.start : task.stop], task.recent
+    )
+    return ranked_top_n(
+        bundle.ranking,
+        bundle.als,
+        bundle.popularity.item_scores,
+        task.genres,
+        history,
+        bundle.users.ids[task.start : task.stop].tolist(),
+        task.user_values,
+        task.item_values,
+        task.as_of,
+        task.n,
+        num_threads=num_threads,
+    )
+
+
+def blocks_of(chunk: Chunk, block_users: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the chunk's blocks, in order."""
+    return [
+        (start, min(start + block_users, chunk.stop))
+        for start in range(chunk.start, chunk.stop, block_users)
+    ]
+
+
+def ranked_chunks(
+    bundle: ModelBundle,
+    artifacts_dir: Path,
+    inputs: RankingInputs,
+    chunks: Sequence[Chunk],
+    n: int,
+    workers: int,
+    block_users: int = BLOCK_USERS,
+) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray]]:
+    """The two-stage model's top-``n`` for each chunk, in
+    :func:`~recommender.models.topn.factor_top_n`'s shape (what an engine's ``score`` yields)
+    plus each item's source mask (:func:`~recommender.ranking.model.ranked_top_n`), in the
+    chunks' order: retrieval from the users' training rows and their latest recent items,
+    ranked on the latest feature rows (as the real-time path ranks them). ``bundle`` must be
+    the version saved in ``artifacts_dir`` (the helpers load it from there)."""
+    if bundle.ranking is None:
+        raise ValueError(f"model {bundle.version} has no ranker")
+    tables = inputs.tables
+    item_views = {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}
+    item_values = latest_values(tables, "item_id", item_views, bundle.items.ids.tolist())
+    user_views = {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}
+    # every user's numbers at once (one pass over the tables; 48 bytes a user)
+    user_values = latest_values(tables, "user_id", user_views, bundle.users.ids.tolist())
+    recent = _latest_recent_lists(tables[USER_RECENT_ITEMS])
+
+    def tasks() -> Iterator[RankedTask]:
+        for chunk in chunks:
+            for start, stop in blocks_of(chunk, block_users):
+                ids = bundle.users.ids[start:stop].tolist()
+                yield RankedTask(
+                    artifacts_dir,
+                    bundle.version,
+                    start,
+                    stop,
+                    recent_from_lists([recent.get(u, []) for u in ids], bundle.items),
+                    user_values[start:stop],
+                    item_values,
+                    inputs.genres,
+                    inputs.as_of,
+                    n,
+                )
+
+    if workers == 0:
+        results: Generator[tuple[np.ndarray, np.ndarray, np.ndarray], None, None] = (
+            rank_task(task, bundle, num_threads=0) for task in tasks()
+        )
+    else:
+        results = map_in_children(__name__, "rank_task", tasks(), workers)
+    try:
+        for chunk in chunks:
+            parts = [next(results) for _ in blocks_of(chunk, block_users)]
+            yield (
+                chunk,
+                np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]),
+            )
+    finally:
+        results.close()  # a caller that stops early stops the helpers
