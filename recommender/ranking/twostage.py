@@ -60,6 +60,8 @@ class RankingConfig:
     # negatives kept per query for training (all positives stay): a seeded sample bounds the
     # ranker's fit time on big catalogs; LambdaRank only needs each positive against some
     max_negatives: int = 80
+    # users whose candidate rows are built (and subsampled) at a time when making training rows
+    row_block_users: int = 4096
     lgb_params: dict[str, Any] = field(default_factory=dict)
     block_users: int = 512
 
@@ -191,9 +193,15 @@ def training_rows(
 ) -> TrainingRows:
     """Rows from every cut-off: retrievers fitted before it, candidates of the users active in
     the ``label_days`` after it, labels = their interactions in that window. ``leak_days``
-    moves the features' time forward (0 in real use; the leakage test sets it)."""
+    moves the features' time forward (0 in real use; the leakage test sets it).
+
+    Users go ``config.row_block_users`` at a time (candidates, one Feast read, labels), and
+    each block keeps all its positives and at most ``config.max_negatives`` seeded negatives
+    per query before the next is built: memory is one block's candidate rows plus the kept
+    rows, whatever the number of users."""
     xs, ys, gs = [], [], []
     names: list[str] = []
+    seed = 0
     for cutoff in cutoffs:
         ts = interactions["event_timestamp"]
         before = interactions[ts < cutoff]
@@ -204,14 +212,30 @@ def training_rows(
             log.warning("cut-off %s: no user with history is active after it", cutoff)
             continue
         fitted = fit_retrievers(before, users, items, cutoff, config)
-        history = history_for(fitted, before, active, config.recent_n)
-        leak = cutoff + pd.Timedelta(days=leak_days) if leak_days else None
-        block = candidate_block(fitted, history, active, reader, genres, config, leak)
-        ys.append(labels(block.cands, block.user_ids, items.ids, future))
-        xs.append(block.x)
-        gs.append(block.cands.group_sizes())
         names = fitted.names
-        log.info("cut-off %s: %d users, %d rows", cutoff, len(active), len(block.x))
+        leak = cutoff + pd.Timedelta(days=leak_days) if leak_days else None
+        built = kept = 0
+        for start in range(0, len(active), config.row_block_users):
+            who = active[start : start + config.row_block_users]
+            history = history_for(fitted, before, who, config.recent_n)
+            block = candidate_block(fitted, history, who, reader, genres, config, leak)
+            rows = subsample(
+                TrainingRows(
+                    block.x,
+                    labels(block.cands, block.user_ids, items.ids, future),
+                    block.cands.group_sizes(),
+                    names,
+                    [],
+                ),
+                config.max_negatives,
+                seed,
+            )
+            seed += 1
+            xs.append(rows.x)
+            ys.append(rows.y)
+            gs.append(rows.groups)
+            built, kept = built + len(block.x), kept + len(rows.x)
+        log.info("cut-off %s: %d users, %d rows, %d kept", cutoff, len(active), built, kept)
     if not xs:
         raise ValueError("no cut-off gave training rows")
     return TrainingRows(

@@ -4,6 +4,7 @@ in test_point_in_time)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,31 @@ def test_the_ranker_learns_the_first_cut_off_and_round_trips(
     feast_names = {f.feast for f in loaded.manifest.features if f.kind == "feast"}
     assert "item_stats:interactions_30d" in feast_names
     assert loaded.manifest.train_queries > 0 and loaded.manifest.cutoffs
+
+
+def test_training_rows_in_blocks_of_users_equal_one_block(
+    tables: dict[str, pd.DataFrame],
+) -> None:
+    """Training rows are built a few users at a time, each block subsampled before the next:
+    without subsampling the blocks give exactly the rows of one pass; with it, every query
+    keeps its positives and at most ``max_negatives`` negatives."""
+    users, items, genres = vocabularies(tables)
+    common = (LABEL_DAYS, users, items, TableReader(tables), genres)
+    inter = tables["interactions"]
+    every = replace(CONFIG, max_negatives=10**6, row_block_users=10**6)
+    whole = training_rows(inter, [CUTOFF, SECOND], *common, every)
+    blocks = training_rows(inter, [CUTOFF, SECOND], *common, replace(every, row_block_users=7))
+    assert len(whole.groups) > 14  # more than two blocks of 7 users
+    np.testing.assert_array_equal(blocks.x, whole.x)
+    np.testing.assert_array_equal(blocks.y, whole.y)
+    np.testing.assert_array_equal(blocks.groups, whole.groups)
+    few = training_rows(
+        inter, [CUTOFF, SECOND], *common, replace(CONFIG, row_block_users=7, max_negatives=2)
+    )
+    query = np.repeat(np.arange(len(few.groups)), few.groups)
+    negatives = np.bincount(query, weights=few.y == 0, minlength=len(few.groups))
+    positives = np.bincount(query, weights=few.y > 0, minlength=len(few.groups))
+    assert negatives.max() <= 2 and positives.sum() == whole.y.sum()
 
 
 def test_rank_block_returns_top_n_with_provenance(tables: dict[str, pd.DataFrame]) -> None:
