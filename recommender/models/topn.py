@@ -10,9 +10,16 @@ from __future__ import annotations
 import numpy as np
 from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 FILTERED = np.float32(-0.5 * np.finfo(np.float32).max)  # implicit's filtered / exhausted
+_THREADPOOLS: list[ThreadpoolController] = []  # found once: a search per call cost 1.2 ms
+
+
+def _threadpools() -> ThreadpoolController:
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0]
 
 
 def top_n_excluding(scores: np.ndarray, seen: csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +117,7 @@ def factor_top_n(
     if n_users == 0 or k == 0:
         return ids, scores
     items = np.ascontiguousarray(item_factors, dtype=np.float32)
-    with threadpool_limits(1, "blas"):
+    with _threadpools().limit(limits=1, user_api="blas"):
         for start in range(0, n_users, batch_size):
             stop = min(start + batch_size, n_users)
             query = np.ascontiguousarray(user_factors[start:stop], dtype=np.float32)

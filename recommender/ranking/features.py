@@ -121,9 +121,33 @@ def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
 
 
+def numeric_values(column: str, values: Sequence[object]) -> np.ndarray:
+    """:func:`numeric_column` of a column given as a list (decoded online values): the same
+    numbers, without a DataFrame when every value is already a number or missing (a request's
+    one user: the pandas round trip was a fifth of the two-stage path)."""
+    if column == feature_column(USER_PROFILE, "gender"):
+        return np.array(
+            [GENDER_CODES.get(v, np.nan) if isinstance(v, str) else np.nan for v in values],
+            dtype=np.float64,
+        )
+    numbers: list[float] = []
+    for v in values:
+        if v is None:
+            numbers.append(np.nan)
+        elif isinstance(v, (bool, int, float, np.number)):
+            numbers.append(float(v))
+        else:  # a string or anything else: pandas' parsing, as for Feast's rows
+            return numeric_column(pd.DataFrame({column: list(values)}), column)
+    return np.array(numbers, dtype=np.float64)
+
+
 def fractional_year(when: pd.Series | pd.Timestamp) -> np.ndarray:
-    """Year plus day-of-year / 365.25 (the item's age is this minus its release year)."""
-    stamps = pd.to_datetime(pd.Series(when) if isinstance(when, pd.Timestamp) else when, utc=True)
+    """Year plus day-of-year / 365.25 in UTC (the item's age is this minus its release year);
+    one value for a single time (a request's), one per row for a column."""
+    if isinstance(when, pd.Timestamp):
+        stamp = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        return np.array([stamp.year + stamp.dayofyear / 365.25], dtype=np.float64)
+    stamps = pd.to_datetime(when, utc=True)
     return (stamps.dt.year + stamps.dt.dayofyear / 365.25).to_numpy(dtype=np.float64)
 
 

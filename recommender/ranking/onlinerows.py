@@ -29,6 +29,7 @@ from recommender.ranking.features import (
     fractional_year,
     matrix_from_values,
     numeric_column,
+    numeric_values,
 )
 
 ViewValues = Mapping[str, object]
@@ -54,11 +55,11 @@ def entity_values(views: EntityViews, ids: Sequence[str] | np.ndarray, user: boo
     missing), in the order of ``ids``."""
     wanted = USER_FEATURES if user else ITEM_FEATURES
     columns = USER_COLUMNS if user else ITEM_COLUMNS
-    records = []
-    for entity in ids:
-        by_view = views.get(str(entity)) or {}
-        records.append([(by_view.get(v) or {}).get(f) for v, f in wanted])
-    return _numbers(pd.DataFrame.from_records(records, columns=list(columns)), columns)
+    found = [views.get(str(entity)) or {} for entity in ids]
+    out = np.empty((len(found), len(columns)), dtype=np.float64)
+    for j, ((view, feature), column) in enumerate(zip(wanted, columns, strict=True)):
+        out[:, j] = numeric_values(column, [(f.get(view) or {}).get(feature) for f in found])
+    return out
 
 
 def online_matrix(

@@ -14,11 +14,23 @@ from scipy.sparse import csr_matrix
 
 from recommender.data.vocab import Vocab
 from recommender.errors import CorruptArtifact
-from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, USER_ACTIVITY, USER_PROFILE
+from recommender.featurestore.names import (
+    ITEM_METADATA,
+    ITEM_STATS,
+    USER_ACTIVITY,
+    USER_PROFILE,
+    feature_column,
+)
 from recommender.models import ALSModel
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import TableReader
-from recommender.ranking.features import feature_specs, user_genre_shares
+from recommender.ranking.features import (
+    feature_specs,
+    fractional_year,
+    numeric_column,
+    numeric_values,
+    user_genre_shares,
+)
 from recommender.ranking.model import (
     default_cutoffs,
     fit_two_stage,
@@ -242,3 +254,27 @@ def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.Dat
     assert masks.dtype == np.uint8 and masks.shape == ids.shape and (masks > 0).all()
     by_mask = [[sorted(source_names(int(m), names)) for m in row] for row in masks]
     assert by_mask == [[sorted(p) for p in row] for row in whole.provenance]
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "US/Pacific"])
+def test_fractional_year_of_one_time_equals_the_column_path(tz: str | None) -> None:
+    """A request's single time and Feast's per-row column give the same number (item age)."""
+    for text in ("2024-03-01 23:30", "2023-12-31 23:59:59", "2000-02-29 12:00"):
+        stamp = pd.Timestamp(text, tz=tz)
+        assert fractional_year(stamp)[0] == fractional_year(pd.Series([stamp]))[0]
+
+
+def test_numeric_values_of_a_list_equal_the_dataframe_conversion() -> None:
+    """Decoded online values converted without a DataFrame give numeric_column's numbers."""
+    gender = feature_column(USER_PROFILE, "gender")
+    count = feature_column(USER_ACTIVITY, "interactions_30d")
+    cases = {
+        count: [[1, 2.5, None, True, np.int64(3), float("nan")], ["12", "x", None, 4], [None]],
+        gender: [["M", "F", "X", None], ["F"], [None]],
+    }
+    for column, lists in cases.items():
+        for values in lists:
+            frame = pd.DataFrame({column: values})
+            np.testing.assert_array_equal(
+                numeric_values(column, values), numeric_column(frame, column)
+            )
