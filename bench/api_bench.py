@@ -14,6 +14,9 @@ code, then measures in one run, with 1 and with N uvicorn workers (as `reco serv
   (``python3 -c "while True: pass"``); warm also paced at half of its maximum (p99);
 * events (1 worker): ``POST /events`` and ``POST /events/batch``, acknowledged vs stored.
 
+``--ranker`` trains the two-stage model too: warm reads its ranked lists, cold retrieves and
+ranks per request (five retrievers, LightGBM).
+
 Usage: ``flock /tmp/reco-bench.lock .venv/bin/python -m bench.api_bench [--duration 4]
 [--users 10000] [--items 50000] [--workers N] [--work DIR] [--profile]``; ``--work`` keeps the
 trained setup for the next run. Writes bench/results/api.json and its docs/benchmarks.md section.
@@ -119,6 +122,7 @@ def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[n
         artifacts_dir=work / "artifacts",
         cache_dir=ROOT / ".cache",
         redis_url=os.environ.get("RECO_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ranker=args.ranker,
     )
     timings = {}
     t0 = time.perf_counter()
@@ -279,6 +283,11 @@ def main() -> None:
     parser.add_argument("--out", default="api.json", help="file name under bench/results/")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--profile", action="store_true", help="py-spy the warm path (1 worker)")
+    parser.add_argument(
+        "--ranker",
+        action="store_true",
+        help="train the two-stage ranker (RECO_RANKER): ranked lists warm, retrieve + rank cold",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if shutil.which("wrk") is None:
@@ -312,7 +321,8 @@ def main() -> None:
             "command": f"flock /tmp/reco-bench.lock python -m bench.api_bench --duration "
             f"{args.duration} --users {args.users} --items {args.items} --interactions "
             f"{args.interactions} --workers {args.workers}"
-            + (" --profile" if args.profile else ""),
+            + (" --profile" if args.profile else "")
+            + (" --ranker" if args.ranker else ""),
             "catalog": {"users": len(bundle.users), "items": len(bundle.items)},
             "index": bundle.index.info,
             "setup": timings,
