@@ -126,7 +126,9 @@ def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[n
     )
     timings = {}
     t0 = time.perf_counter()
-    raw = synthetic_catalog(args.users, args.items, args.interactions, days=14, seed=1)
+    # the ranker's three cut-offs two weeks apart need six weeks of history and labels
+    days = 60 if args.ranker else 14
+    raw = synthetic_catalog(args.users, args.items, args.interactions, days=days, seed=1)
     write_tables(build_tables(*raw), settings.data_dir)
     timings["data_s"] = time.perf_counter() - t0
     feast_apply(repo, feast_cli_env(settings))

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from recommender.data.vocab import Vocab, user_item_matrix
+from recommender.errors import InvalidDataset
 from recommender.models import ALSModel, EASEModel, ItemKNNModel
 from recommender.models.ease import MAX_ITEMS
 from recommender.ranking.candidates import CandidateSet, candidates
@@ -237,7 +238,11 @@ def training_rows(
             built, kept = built + len(block.x), kept + len(rows.x)
         log.info("cut-off %s: %d users, %d rows, %d kept", cutoff, len(active), built, kept)
     if not xs:
-        raise ValueError("no cut-off gave training rows")
+        raise InvalidDataset(
+            f"no cut-off gave the ranker training rows: no user has interactions both before "
+            f"and in the {label_days:g} days after any of {[str(c) for c in cutoffs]} "
+            f"(the ranker needs history spanning its cut-offs plus one label window)"
+        )
     return TrainingRows(
         np.concatenate(xs),
         np.concatenate(ys),

@@ -13,7 +13,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from recommender.data.vocab import Vocab
-from recommender.errors import CorruptArtifact
+from recommender.errors import CorruptArtifact, InvalidDataset
 from recommender.featurestore.names import (
     ITEM_METADATA,
     ITEM_STATS,
@@ -278,3 +278,21 @@ def test_numeric_values_of_a_list_equal_the_dataframe_conversion() -> None:
             np.testing.assert_array_equal(
                 numeric_values(column, values), numeric_column(frame, column)
             )
+
+
+def test_cutoffs_without_labels_are_a_clear_dataset_error(tables: dict[str, pd.DataFrame]) -> None:
+    """History too short for the cut-offs (`reco train` with RECO_RANKER on two weeks of
+    data): a domain error that says what is missing, not a bare ValueError."""
+    users, items, genres = vocabularies(tables)
+    late = pd.Timestamp("2030-01-01", tz="UTC")  # nothing after it to learn from
+    with pytest.raises(InvalidDataset, match="no cut-off gave the ranker training rows"):
+        training_rows(
+            tables["interactions"],
+            [late],
+            LABEL_DAYS,
+            users,
+            items,
+            TableReader(tables),
+            genres,
+            CONFIG,
+        )
