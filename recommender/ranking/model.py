@@ -127,6 +127,7 @@ def rank_users(
     n: int,
     with_provenance: bool = True,
     num_threads: int = 1,
+    retrievers: Sequence[Retriever] | None = None,
 ) -> tuple[RankedLists, Block]:
     """Retrieve and rank for a block of users from online-shaped features (``user_values``:
     one row per user of the block, ``item_values``: one row per item row of the model;
@@ -136,9 +137,12 @@ def rank_users(
     Returns the top-``n`` per user (item rows, ranker scores, provenance) and the candidate
     block (for ``explain``: :meth:`Ranker.contributions` on ``block.x``). Rules and filters
     apply after this, on the returned order. ``num_threads``: 1 (the calling thread) for a
-    request, 0 (every core) for the nightly's ALS top-k.
+    request, 0 (every core) for the nightly's ALS top-k. ``retrievers``: the model's, already
+    assembled (serving keeps them with the item features: popularity and trending sort the
+    catalog once, not per request); built here when not given.
     """
-    retrievers = model.retrievers(als, popularity, item_trending(item_values), num_threads)
+    if retrievers is None:
+        retrievers = model.retrievers(als, popularity, item_trending(item_values), num_threads)
     cands = candidates(retrievers, history, model.ranker.manifest.depth, model.config.block_users)
     shares = user_genre_shares(history.matrix, genres)
     x = online_matrix(cands, user_values, item_values, as_of, shares, genres)
@@ -187,6 +191,7 @@ def ranked_top_n(
     ids = np.full((len(history), n), -1, dtype=np.int32)
     scores = np.full((len(history), n), -np.inf, dtype=np.float32)
     sources = np.zeros((len(history), n), dtype=np.uint8)
+    retrievers = model.retrievers(als, popularity, item_trending(item_values), num_threads)
     for start in range(0, len(history), block_users):
         stop = min(start + block_users, len(history))
         ranked, block = rank_users(
@@ -202,6 +207,7 @@ def ranked_top_n(
             n,
             with_provenance=False,
             num_threads=num_threads,
+            retrievers=retrievers,
         )
         ids[start:stop] = ranked.item_rows
         scores[start:stop] = ranked.scores

@@ -20,9 +20,9 @@ from recommender.data.vocab import items_row
 from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.names import ITEM_METADATA
 from recommender.ranking.features import Genres
-from recommender.ranking.model import rank_users
+from recommender.ranking.model import item_trending, rank_users
 from recommender.ranking.onlinerows import entity_values
-from recommender.ranking.retrievers import History
+from recommender.ranking.retrievers import History, Retriever
 from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
 
@@ -35,6 +35,9 @@ class RankingItems:
 
     values: np.ndarray  # the ranker's item numbers, one row per bundle item (ITEM_COLUMNS)
     genres: Genres  # rows as the bundle's items
+    # the bundle ranker's retrievers on the calling thread, trending from ``values``: built
+    # with the catalog (popularity and trending sort every item), not per request
+    retrievers: list[Retriever] | None = None
 
     @classmethod
     def from_views(
@@ -46,7 +49,14 @@ class RankingItems:
             list((views.get(i) or {}).get(ITEM_METADATA, {}).get("genres") or [])
             for i in bundle.items.ids.tolist()
         ]
-        return cls(values, Genres.from_lists(genres))
+        retrievers = (
+            bundle.ranking.retrievers(
+                bundle.als, bundle.popularity.item_scores, item_trending(values), num_threads=1
+            )
+            if bundle.ranking is not None
+            else None
+        )
+        return cls(values, Genres.from_lists(genres), retrievers)
 
 
 @dataclass
@@ -105,6 +115,7 @@ def two_stage(
         # every candidate in ranked order: the rules may drop any of them
         model.ranker.manifest.depth * len(model.ranker.manifest.retrievers),
         with_provenance=False,  # named below for the items that pass the rules
+        retrievers=items.retrievers,
     )
     listed = ranked.item_rows[0] >= 0
     rows, scores = select(ranked.item_rows[0][listed], ranked.scores[0][listed], rules, catalog, k)
