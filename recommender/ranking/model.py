@@ -206,7 +206,6 @@ def ranked_top_n(
             as_of,
             n,
             with_provenance=False,
-            num_threads=num_threads,
             retrievers=retrievers,
         )
         ids[start:stop] = ranked.item_rows

@@ -43,12 +43,6 @@ ITEM_COLUMNS = tuple(feature_column(v, f) for v, f in ITEM_FEATURES)
 _FEAST_ORDER = np.array([(*USER_COLUMNS, *ITEM_COLUMNS).index(c) for c in FEAST_COLUMNS])
 
 
-def _numbers(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    if not len(columns):
-        return np.zeros((len(frame), 0), dtype=np.float64)
-    return np.stack([numeric_column(frame, c) for c in columns], axis=1)
-
-
 def entity_values(views: EntityViews, ids: Sequence[str] | np.ndarray, user: bool) -> np.ndarray:
     """(len(ids), columns) float64: each entity's decoded online views as the ranker's
     numbers (:data:`USER_COLUMNS` or :data:`ITEM_COLUMNS`; NaN where a view or value is
@@ -105,4 +99,5 @@ def latest_values(
     for column in columns:
         if column not in frame:
             frame[column] = None
-    return _numbers(frame.reset_index(drop=True), columns)
+    frame = frame.reset_index(drop=True)
+    return np.stack([numeric_column(frame, c) for c in columns], axis=1)

@@ -273,7 +273,7 @@ def subsample(rows: TrainingRows, max_negatives: int, seed: int = 0) -> Training
 
 
 def fit_ranker(rows: TrainingRows, config: RankingConfig, label_days: float) -> Ranker:
-    rows = subsample(rows, config.max_negatives)
+    """The LambdaRank ranker on :func:`training_rows` (already subsampled per block)."""
     rows = TrainingRows(
         rows.x[np.repeat(rows.groups > 0, rows.groups)],
         rows.y[np.repeat(rows.groups > 0, rows.groups)],

@@ -285,14 +285,6 @@ def test_cutoffs_without_labels_are_a_clear_dataset_error(tables: dict[str, pd.D
     data): a domain error that says what is missing, not a bare ValueError."""
     users, items, genres = vocabularies(tables)
     late = pd.Timestamp("2030-01-01", tz="UTC")  # nothing after it to learn from
+    common = (LABEL_DAYS, users, items, TableReader(tables), genres, CONFIG)
     with pytest.raises(InvalidDataset, match="no cut-off gave the ranker training rows"):
-        training_rows(
-            tables["interactions"],
-            [late],
-            LABEL_DAYS,
-            users,
-            items,
-            TableReader(tables),
-            genres,
-            CONFIG,
-        )
+        training_rows(tables["interactions"], [late], *common)
