@@ -40,6 +40,19 @@ class Recommender(Protocol):
 
 def binary(user_items: csr_matrix, dtype: type = np.float32) -> csr_matrix:
     """Every interaction as 1, whatever its weight (the input of the binary models)."""
+    if (
+        isinstance(user_items, csr_matrix)
+        and user_items.has_canonical_format
+        and bool((user_items.data > 0).all())
+    ):  # the usual case, without scipy's comparison machinery (a request's rows pay for it)
+        return csr_matrix(
+            (
+                np.ones(user_items.nnz, dtype=dtype),
+                user_items.indices.copy(),
+                user_items.indptr.copy(),
+            ),
+            shape=user_items.shape,
+        )
     return (user_items > 0).astype(dtype).tocsr()
 
 

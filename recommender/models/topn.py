@@ -160,8 +160,9 @@ def sparse_top_n(scores: csr_matrix, seen: csr_matrix, n: int) -> tuple[np.ndarr
     n_rows, n_cols = scores.shape
     ids = np.full((n_rows, n), -1, dtype=np.int64)
     top = np.full((n_rows, n), -np.inf, dtype=np.float32)
-    scores = csr_matrix(scores, dtype=np.float32)
-    scores.sum_duplicates()  # canonical: sorted columns, one entry each
+    if not (isinstance(scores, csr_matrix) and scores.dtype == np.float32):
+        scores = csr_matrix(scores, dtype=np.float32)
+    scores.sum_duplicates()  # canonical: sorted columns, one entry each (sorts in place)
     rows = np.repeat(np.arange(n_rows), np.diff(scores.indptr))
     keep = np.isfinite(scores.data)
     if seen.nnz:

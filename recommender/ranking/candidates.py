@@ -101,6 +101,8 @@ def candidates(
         empty = np.zeros((0, n), dtype=np.float32)
         names = tuple(r.name for r in retrievers)
         return CandidateSet(names, np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty)
+    if len(history) <= block_users:  # one block (a request): no slicing
+        return _block(retrievers, history, depth)
     parts = []
     for start in range(0, len(history), block_users):
         part = _block(retrievers, history.block(start, start + block_users), depth)

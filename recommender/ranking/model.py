@@ -27,7 +27,7 @@ from recommender.ranking.dataset import FeatureReader
 from recommender.ranking.features import Genres, user_genre_shares
 from recommender.ranking.onlinerows import ITEM_COLUMNS, online_matrix
 from recommender.ranking.ranker import Ranker
-from recommender.ranking.retrievers import History, Retriever
+from recommender.ranking.retrievers import History, NeighbourIndex, Retriever
 from recommender.ranking.twostage import (
     Block,
     RankedLists,
@@ -53,9 +53,15 @@ class TwoStageModel:
     config: RankingConfig
 
     def retrievers(
-        self, als: ALSModel, popularity: np.ndarray, trending: np.ndarray, num_threads: int = 1
+        self,
+        als: ALSModel,
+        popularity: np.ndarray,
+        trending: np.ndarray,
+        num_threads: int = 1,
+        index: NeighbourIndex | None = None,
     ) -> list[Retriever]:
-        return assemble(als, self.ease, self.similarity, trending, popularity, num_threads)
+        """In the ranker's order (:func:`~recommender.ranking.twostage.assemble`)."""
+        return assemble(als, self.ease, self.similarity, trending, popularity, num_threads, index)
 
     def save(self, directory: Path) -> list[str]:
         """Write into ``directory / "ranking"``; return the file names relative to

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -47,6 +48,12 @@ class History:
     matrix: csr_matrix
     recent: csr_matrix
     refold: bool = False
+
+    @cached_property
+    def binary(self) -> csr_matrix:
+        """``matrix`` with every item as 1 (computed once per block, several retrievers and
+        the genre shares read it)."""
+        return binary(self.matrix)
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
@@ -143,17 +150,29 @@ class GlobalRetrieved:
         return self.item_scores[item_rows]
 
 
+class NeighbourIndex(Protocol):
+    """An inner-product index over the ALS item factors (the bundle's FAISS index)."""
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: Sequence[set[int]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class ALSRetriever:
-    """User vector . item factors (what the FAISS inner-product index returns); the top items
-    by implicit's ``topk`` on ``num_threads`` (1: the calling thread, what a request needs;
-    0: every core, for the nightly)."""
+    """User vector . item factors. The top items come from ``index`` when given (the bundle's
+    FAISS index: what a request uses, a graph search instead of a pass over every item), else
+    exactly by implicit's ``topk`` on ``num_threads`` (1: the calling thread; 0: every core,
+    for the nightly). Scores of any pair (``at``) are exact dot products either way."""
 
     name = "als"
 
-    def __init__(self, als: ALSModel, num_threads: int = 1) -> None:
+    def __init__(
+        self, als: ALSModel, num_threads: int = 1, index: NeighbourIndex | None = None
+    ) -> None:
         self.als = als
         self.item_factors = np.ascontiguousarray(als.item_factors, dtype=np.float32)
         self.num_threads = num_threads
+        self.index = index
 
     def vectors(self, history: History) -> np.ndarray:
         rows = history.user_rows
@@ -162,15 +181,25 @@ class ALSRetriever:
         if trained.any():
             out[trained] = self.als.user_factors[rows[trained]]
         fold = ~trained & (np.diff(history.matrix.indptr) > 0)
-        if fold.any():
+        if fold.all():  # a request's one user, or a block of new users
+            out[:] = self.als.fold_in(history.matrix)
+        elif fold.any():
             out[fold] = self.als.fold_in(history.matrix[np.flatnonzero(fold)])
         return out
 
     def retrieve(self, history: History, depth: int) -> FactorRetrieved:
         vectors = self.vectors(history)
-        ids, _ = factor_top_n(
-            vectors, self.item_factors, history.matrix, depth, num_threads=self.num_threads
-        )
+        if self.index is not None:
+            seen = history.matrix
+            exclude = [
+                set(seen.indices[seen.indptr[u] : seen.indptr[u + 1]].tolist())
+                for u in range(len(history))
+            ]
+            ids, _ = self.index.search(vectors, depth, exclude)
+        else:
+            ids, _ = factor_top_n(
+                vectors, self.item_factors, history.matrix, depth, num_threads=self.num_threads
+            )
         return FactorRetrieved(ids.astype(np.int64), vectors, self.item_factors)
 
 
@@ -197,8 +226,8 @@ class SimilarityRetriever:
         self.use_recent = use_recent
 
     def retrieve(self, history: History, depth: int) -> SparseRetrieved:
-        source = history.recent if self.use_recent else binary(history.matrix)
-        block = csr_matrix(source @ self.similarity, dtype=np.float32)
+        source = history.recent if self.use_recent else history.binary
+        block = source @ self.similarity  # float32 CSR (both are)
         block.sum_duplicates()
         ids, _ = sparse_top_n(block, history.matrix, depth)
         return SparseRetrieved(ids, block)
@@ -213,6 +242,9 @@ class ItemScoreRetriever:
         finite = np.isfinite(self.item_scores)
         order = np.argsort(-self.item_scores, kind="stable")  # ties: the lower item row
         self.order = order[finite[order]]
+        # each item's position in ``order`` (past its end for an item left out)
+        self.place = np.full(len(self.item_scores), len(self.item_scores), dtype=np.int64)
+        self.place[self.order] = np.arange(len(self.order))
 
     def retrieve(self, history: History, depth: int) -> GlobalRetrieved:
         return GlobalRetrieved(self.top(history.matrix, depth), self.item_scores)
@@ -223,9 +255,15 @@ class ItemScoreRetriever:
         the one global order: only its first ``depth`` + (most items a user has seen) are
         looked at."""
         n_users = seen.shape[0]
-        most = int(np.diff(seen.indptr).max()) if n_users else 0
-        head = self.order[: depth + most]
-        taken = np.asarray((seen[:, head] != 0).todense()) if n_users else np.zeros((0, 0), bool)
+        counts = np.diff(seen.indptr)
+        head = self.order[: depth + (int(counts.max()) if n_users else 0)]
+        # each seen item's place in the head of the order (no sparse column slicing: a
+        # request's block is one row, and scipy's indexing costs more than the lookup)
+        place = self.place[seen.indices]
+        rows = np.repeat(np.arange(n_users), counts)
+        hit = (place < len(head)) & (seen.data != 0)
+        taken = np.zeros((n_users, len(head)), dtype=bool)
+        taken[rows[hit], place[hit]] = True
         free = ~taken
         rank = np.cumsum(free, axis=1)
         pick = free & (rank <= depth)

@@ -31,6 +31,7 @@ from recommender.ranking.retrievers import (
     EASERetriever,
     History,
     ItemScoreRetriever,
+    NeighbourIndex,
     Retriever,
     SimilarityRetriever,
     recent_matrix,
@@ -91,15 +92,17 @@ def assemble(
     trending: np.ndarray,
     popularity: np.ndarray,
     num_threads: int = 1,
+    index: NeighbourIndex | None = None,
 ) -> list[Retriever]:
     """The retrievers in the ranker's order: ALS, EASE (item-kNN when the catalog is too big
-    for EASE), more like the recent items, trending, popular. ``num_threads``: ALS's top-k
-    threads (1, the calling thread, for requests; 0, every core, for the nightly)."""
+    for EASE), more like the recent items, trending, popular. ``num_threads``: ALS's exact
+    top-k threads (1, the calling thread; 0, every core, for the nightly); ``index``: ALS's
+    top items from the FAISS index instead (requests)."""
     item_item: Retriever = (
         EASERetriever(ease) if ease is not None else SimilarityRetriever("itemknn", similarity)
     )
     return [
-        ALSRetriever(als, num_threads),
+        ALSRetriever(als, num_threads, index),
         item_item,
         SimilarityRetriever("recent", similarity, use_recent=True),
         ItemScoreRetriever("trending", trending),

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
-from recommender.data.vocab import items_row
 from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.names import ITEM_METADATA
 from recommender.ranking.features import Genres
@@ -51,7 +50,11 @@ class RankingItems:
         ]
         retrievers = (
             bundle.ranking.retrievers(
-                bundle.als, bundle.popularity.item_scores, item_trending(values), num_threads=1
+                bundle.als,
+                bundle.popularity.item_scores,
+                item_trending(values),
+                num_threads=1,
+                index=bundle.index,  # ALS's candidates by graph search, not a full pass
             )
             if bundle.ranking is not None
             else None
@@ -67,21 +70,31 @@ class TwoStageResult:
     moved_by: list[list[str]] | None
 
 
+def _one_row(cols: np.ndarray, data: np.ndarray, n_items: int) -> csr_matrix:
+    """A one-user CSR row from sorted, distinct columns (one constructor, no COO pass)."""
+    indptr = np.array([0, len(cols)], dtype=np.int32)
+    return csr_matrix((data, cols.astype(np.int32), indptr), shape=(1, n_items))
+
+
 def _history(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray) -> History:
     n_items = len(bundle.items)
-    seen = np.zeros(0, dtype=np.int64) if user_row is None else bundle.user_items[user_row].indices
-    every = np.union1d(seen, recent_rows).astype(np.int64)
-    matrix = items_row(every, n_items) if len(every) else csr_matrix((1, n_items), dtype=np.float32)
-    newest = np.asarray(
-        recent_rows[:10], dtype=np.int64
-    )  # the request's and pushed items, newest first
+    if user_row is None:
+        seen = np.zeros(0, dtype=np.int64)
+    else:
+        ui = bundle.user_items
+        seen = ui.indices[ui.indptr[user_row] : ui.indptr[user_row + 1]]
+    every = np.union1d(seen, recent_rows[recent_rows >= 0]).astype(np.int64)
+    # weight ~ a good rating, as items_row gives a fold-in
+    matrix = _one_row(every, np.full(len(every), 4.0, dtype=np.float32), n_items)
+    # the request's and pushed items, newest first: the newest 10 distinct ones
+    distinct, first = np.unique(np.asarray(recent_rows, dtype=np.int64), return_index=True)
+    newest = distinct[np.argsort(first, kind="stable")][:10]
     weights = (0.8 ** np.arange(len(newest))).astype(np.float32)
-    recent = csr_matrix(
-        (weights, (np.zeros(len(newest), dtype=np.int64), newest)), shape=(1, n_items)
-    )
+    order = np.argsort(newest, kind="stable")
+    recent = _one_row(newest[order], weights[order], n_items)
     row = -1 if user_row is None else user_row
     # a known user with new items is folded in again, as the one-stage real-time path does
-    return History(np.array([row]), matrix.tocsr(), recent, refold=bool(len(recent_rows)))
+    return History(np.array([row]), matrix, recent, refold=bool(len(recent_rows)))
 
 
 def two_stage(
@@ -120,8 +133,10 @@ def two_stage(
     listed = ranked.item_rows[0] >= 0
     rows, scores = select(ranked.item_rows[0][listed], ranked.scores[0][listed], rules, catalog, k)
     pairs = ranked.pairs[0][listed]
-    by_row = {int(r): int(p) for r, p in zip(ranked.item_rows[0][listed], pairs, strict=True)}
-    chosen = np.array([by_row[int(r)] for r in rows], dtype=np.int64)
+    # each chosen row's candidate pair (the ranked rows are distinct)
+    order = np.argsort(ranked.item_rows[0][listed], kind="stable")
+    at = np.searchsorted(ranked.item_rows[0][listed][order], rows)
+    chosen = pairs[order[at]].astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
     provenance = [block.cands.provenance(int(p)) for p in chosen]
     moved_by = None
     if explain and len(chosen):

@@ -18,6 +18,7 @@ from recommender.models import (
     build_model,
 )
 from recommender.models import ease as ease_module
+from recommender.models.base import binary
 from recommender.models.topn import top_k_rows, top_n_excluding
 from tests.support.matrices import SIZE, checkerboard
 
@@ -155,3 +156,17 @@ def test_top_k_rows_equals_a_full_stable_sort(n_items: int) -> None:
     np.testing.assert_array_equal(top, np.take_along_axis(scores, want, axis=1))
     got_ids, got_top = top_n_excluding(scores, csr_matrix(scores.shape, dtype=np.float32), k)
     np.testing.assert_array_equal(got_ids, np.where(np.isfinite(got_top), want, -1))
+
+
+def test_binary_is_one_per_positive_entry_and_shares_nothing_with_its_input() -> None:
+    weights = csr_matrix(np.array([[0.0, 3.0, 0.5], [2.0, 0.0, 0.0]], dtype=np.float32))
+    ones = binary(weights)
+    np.testing.assert_array_equal(ones.toarray(), [[0, 1, 1], [1, 0, 0]])
+    ones.indices[:] = 0  # the fast path copies the index arrays
+    np.testing.assert_array_equal(weights.indices, [1, 2, 0])
+    # stored zeros, negatives and duplicates go through scipy's comparison: the same answer
+    odd = csr_matrix(
+        (np.array([0.0, -1.0, 2.0, 1.0]), np.array([0, 1, 2, 2]), np.array([0, 2, 4])),
+        shape=(2, 3),
+    )
+    np.testing.assert_array_equal(binary(odd).toarray(), [[0, 0, 0], [0, 0, 1]])

@@ -17,6 +17,7 @@ from recommender.ranking.retrievers import (
     ItemScoreRetriever,
     SimilarityRetriever,
 )
+from recommender.training.index import ItemIndex
 
 
 class DenseRetriever:
@@ -109,3 +110,7 @@ def test_sparse_and_factor_retrievers_equal_their_dense_blocks() -> None:
     np.testing.assert_array_equal(als_got.ids, top_n_excluding(dense, seen, depth)[0])
     u, i = np.nonzero(np.ones((n_users, n_items), bool))
     np.testing.assert_allclose(als_got.at(u, i), dense[u, i], rtol=1e-5, atol=1e-6)
+    # through the FAISS index (what a request uses; exact at this size): the same lists
+    indexed = ALSRetriever(als, index=ItemIndex.build(als.item_factors)).retrieve(history, depth)
+    np.testing.assert_array_equal(indexed.ids, als_got.ids)
+    np.testing.assert_allclose(indexed.at(u, i), dense[u, i], rtol=1e-5, atol=1e-6)

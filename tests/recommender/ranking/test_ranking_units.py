@@ -22,11 +22,14 @@ from recommender.featurestore.names import (
     feature_column,
 )
 from recommender.models import ALSModel
-from recommender.ranking.candidates import candidates
+from recommender.ranking.candidates import CandidateSet, candidates
 from recommender.ranking.dataset import TableReader
 from recommender.ranking.features import (
+    FEAST_COLUMNS,
+    Genres,
     feature_specs,
     fractional_year,
+    matrix_from_values,
     numeric_column,
     numeric_values,
     user_genre_shares,
@@ -288,3 +291,28 @@ def test_cutoffs_without_labels_are_a_clear_dataset_error(tables: dict[str, pd.D
     common = (LABEL_DAYS, users, items, TableReader(tables), genres, CONFIG)
     with pytest.raises(InvalidDataset, match="no cut-off gave the ranker training rows"):
         training_rows(tables["interactions"], [late], *common)
+
+
+def test_genre_affinity_is_the_users_mean_share_of_the_items_genres() -> None:
+    # user 0 has items a1 (drama) and a2 (drama, comedy): shares drama 1.0, comedy 0.5;
+    # user 1 has a3 (horror): horror 1.0
+    genres = Genres.from_lists([["drama"], ["drama", "comedy"], ["horror"], [], ["comedy"]])
+    history = csr_matrix(np.array([[1, 2, 0, 0, 0], [0, 0, 1, 0, 0]], dtype=np.float32))
+    shares = user_genre_shares(history, genres)
+    np.testing.assert_allclose(shares[0, list(genres.names).index("comedy")], 0.5)
+    user_pos = np.array([0, 0, 0, 1, 1])
+    item_rows = np.array([1, 3, 4, 0, 2])
+    n = 2
+    cands = CandidateSet(
+        ("a", "b"),
+        user_pos,
+        item_rows,
+        np.zeros((5, n), np.float32),
+        np.ones((5, n), np.float32),
+    )
+    feast = np.zeros((5, len(FEAST_COLUMNS)))
+    x = matrix_from_values(cands, feast, 2026.0, shares, genres)
+    names = [s.name for s in feature_specs(("a", "b"))]
+    got = x[:, names.index("genre_affinity")]
+    # (1.0 + 0.5) / 2; no genres: missing; comedy 0.5; user 1 and drama 0; horror 1
+    np.testing.assert_allclose(got, [0.75, np.nan, 0.5, 0.0, 1.0])
