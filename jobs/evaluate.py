@@ -86,13 +86,19 @@ def _parse_models(models: list[str]) -> list[str]:
     return models
 
 
-def ranking_config(results: dict[str, Any]) -> RankingConfig:
+def ranking_config(results: dict[str, Any], depth: int = 100, rounds: int = 400) -> RankingConfig:
     """The retrievers with the parameters their models had in this run (tuned with --tune),
-    so ``retriever:als`` / ``retriever:ease`` are the ``als`` / ``ease`` rows."""
+    so ``retriever:als`` / ``retriever:ease`` are the ``als`` / ``ease`` rows; ``depth`` and
+    ``rounds``: the settings' ``ranker_depth`` / ``ranker_rounds``."""
     als = dict(results.get("als", {}).get("params") or DEFAULT_PARAMS["als"])
     als.pop("random_state", None)
     ease = results.get("ease", {}).get("params") or DEFAULT_PARAMS["ease"]
-    return RankingConfig(als=als, ease_regularization=float(ease["regularization"]))
+    return RankingConfig(
+        depth=depth,
+        rounds=rounds,
+        als=als,
+        ease_regularization=float(ease["regularization"]),
+    )
 
 
 def _two_stage(
@@ -113,6 +119,8 @@ def _two_stage(
         "model": RANKED,
         "params": {
             "retrievers": "+".join(n.split(":")[1] for n in result["models"] if ":" in n),
+            "depth": config.depth,
+            "rounds": config.rounds,
             "als": config.als,
             "ease_regularization": config.ease_regularization,
         },
@@ -195,7 +203,13 @@ def run_evaluation(
     if with_ranked:
         if 10 not in ks:
             raise InvalidDataset("the ranked model's comparisons need k=10 among the cut-offs")
-        two_stage = _two_stage(split, tables, ks, settings.seed, ranking_config(results))
+        two_stage = _two_stage(
+            split,
+            tables,
+            ks,
+            settings.seed,
+            ranking_config(results, settings.ranker_depth, settings.ranker_rounds),
+        )
         per_user = two_stage.pop("per_user_ndcg@10")
         results[RANKED] = {**two_stage.pop("entry"), "per_user_ndcg@10": per_user[RANKED]}
         for name, entry in two_stage["models"].items():

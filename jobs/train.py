@@ -25,6 +25,7 @@ from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
 from recommender.ranking.dataset import FeastReader
 from recommender.ranking.model import default_cutoffs, fit_two_stage
+from recommender.ranking.twostage import RankingConfig
 from recommender.training.artifacts import ModelBundle, new_version, save_bundle
 from recommender.training.fit import fit_bundle
 
@@ -116,6 +117,7 @@ def fit_ranker(
         item_genres(items_table, bundle.items.ids),
         default_cutoffs(interactions, n=RANKER_CUTOFFS, label_days=RANKER_LABEL_DAYS),
         label_days=RANKER_LABEL_DAYS,
+        config=RankingConfig(depth=settings.ranker_depth, rounds=settings.ranker_rounds),
     )
     summary = bundle.ranking.ranker.manifest.model_dump(
         include={"train_rows", "train_queries", "fit_seconds", "cutoffs"}

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     ranker_fit_users: int = Field(
         50_000, ge=100, description="users the ranker's training rows come from (a seeded sample)"
     )
+    # the ranker's cost knobs (docs/evaluation.md: quality and nightly cost at several values)
+    ranker_depth: int = Field(
+        100, ge=1, le=1000, description="candidates each retriever proposes per user"
+    )
+    ranker_rounds: int = Field(
+        400, ge=1, le=10_000, description="boosting rounds (trees) of the LightGBM ranker"
+    )
 
     # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")

@@ -39,7 +39,13 @@ USERS = ("a_user0", "a_user3", "b_user7", "b_user12")
 
 @pytest.fixture(scope="module")
 def ranked_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(tmp_path_factory.mktemp("ranked"), redis_url, ranker=True)
+    settings = make_settings(
+        tmp_path_factory.mktemp("ranked"),
+        redis_url,
+        ranker=True,
+        ranker_depth=40,  # the cost knobs reach the trained model
+        ranker_rounds=120,
+    )
     inter, users, items = synthetic_tables(np.random.default_rng(7))
     write_tables(build_tables(inter, users, items), settings.data_dir)
     feast_apply(settings)
@@ -97,6 +103,10 @@ def test_train_saves_the_ranker_in_the_bundle(ranked_repo: Settings) -> None:
     summary = bundle.manifest.metrics["ranker"]
     assert summary["train_rows"] > 0 and summary["train_queries"] > 0
     assert len(summary["cutoffs"]) == 3 and summary["sampled_users"] is None  # 60 users
+    manifest = bundle.ranking.ranker.manifest
+    # the depth is the model's; the rounds a cap (early stopping may keep fewer)
+    assert manifest.depth == 40 and 1 <= manifest.rounds <= 120
+    assert bundle.ranking.ranker.booster.num_trees() <= 120
 
 
 def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
