@@ -3,6 +3,7 @@
 
     python -m bench.ranked_nightly_bench --users 50000            # 50k users x 50k items
     python -m bench.ranked_nightly_bench --users 5000 --docs ''   # a quick check
+    python -m bench.ranked_nightly_bench --users 20000 --depths 100,50,25  # the cost knob
 
 Steps, each its own process (seconds and peak RSS as in ``bench.nightly_bench``), on a
 redis-server of its own (``--redis-port``, no persistence) and a throw-away Feast project:
@@ -11,8 +12,8 @@ redis-server of its own (``--redis-port``, no persistence) and a throw-away Feas
 2. ``feast apply``
 3. ``reco train``                    (ALS only)
 4. ``reco nightly``                  (ALS lists: the run manifest's ``score`` phase)
-5. ``RECO_RANKER=true reco train``   (the same plus the two-stage ranker)
-6. ``reco nightly``                  (ranked lists, with provenance)
+5. ``RECO_RANKER=true reco train``   (the same plus the two-stage ranker, per ``--depths``)
+6. ``reco nightly``                  (ranked lists, with provenance; again per depth)
 
 The comparison is the two manifests' ``score`` seconds (scoring only: the list writes run in
 a thread beside it and are timed apart) per user, and their ratio. Results: ``--out`` (JSON)
@@ -75,47 +76,73 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         steps["feast_apply"] = run_step([str(BIN / "feast"), "apply"], feast, cwd=repo)
         steps["train_als"] = run_step([reco, "train"], env)
         steps["night_als"] = _phases(_night(env))
-        ranked_env = {**env, "RECO_RANKER": "true"}
-        steps["train_ranked"] = run_step([reco, "train"], ranked_env)
-        steps["night_ranked"] = _phases(_night(ranked_env))
-        for name in ("data", "feast_apply", "train_als", "train_ranked"):
+        for name in ("data", "feast_apply", "train_als"):
             steps[name].pop("out", None)
-        if steps["night_ranked"]["lists"] != "ranked" or steps["night_als"]["lists"] != "als":
-            raise StepFailed(f"unexpected lists: {steps['night_als']}, {steps['night_ranked']}")
+        if steps["night_als"]["lists"] != "als":
+            raise StepFailed(f"unexpected lists: {steps['night_als']}")
+        for depth in args.depths:
+            ranked_env = {**env, "RECO_RANKER": "true", "RECO_RANKER_DEPTH": str(depth)}
+            train = run_step([reco, "train"], ranked_env)
+            train.pop("out", None)
+            night = _phases(_night(ranked_env))
+            if night["lists"] != "ranked":
+                raise StepFailed(f"unexpected lists at depth {depth}: {night}")
+            steps[f"train_ranked_{depth}"], steps[f"night_ranked_{depth}"] = train, night
     finally:
         server.terminate()
         server.wait(30)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     als = steps["night_als"]["phases"]["score"]
-    ranked = steps["night_ranked"]["phases"]["score"]
-    steps["score_ms_per_user"] = {
-        "als": round(1000 * als / args.users, 3),
-        "ranked": round(1000 * ranked / args.users, 3),
-    }
-    steps["ranked_over_als"] = round(ranked / als, 2)
+    steps["score_ms_per_user"] = {"als": round(1000 * als / args.users, 3)}
+    steps["ranked_over_als"] = {}
+    for depth in args.depths:
+        ranked = steps[f"night_ranked_{depth}"]["phases"]["score"]
+        steps["score_ms_per_user"][f"ranked_{depth}"] = round(1000 * ranked / args.users, 3)
+        steps["ranked_over_als"][str(depth)] = round(ranked / als, 2)
     return steps
 
 
 def markdown(out: dict[str, Any]) -> str:
     meta, s = out["meta"], out["result"]
     per = s["score_ms_per_user"]
+    depths = [int(d) for d in s["ranked_over_als"]]
+    head = " | ".join(f"ranked, depth {d}" for d in depths)
+
+    def row(label: str, cells: list[str]) -> str:
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def both(step: dict[str, Any]) -> str:
+        return f"{step['seconds']} / {step['peak_rss_mb']}"
+
     lines = [
         f"`{meta['command']}`, {meta['date']}, {meta['machine']}: {meta['users']:,} users x "
-        f"{meta['items']:,} items, {meta['per_user']} interactions per user.",
+        f"{meta['items']:,} items, {meta['per_user']} interactions per user; depth: candidates "
+        "each retriever proposes per user (`RECO_RANKER_DEPTH`).",
         "",
-        "| | ALS-only nightly | ranked nightly |",
-        "|---|---:|---:|",
-        f"| train (s / peak MB) | {s['train_als']['seconds']} / {s['train_als']['peak_rss_mb']}"
-        f" | {s['train_ranked']['seconds']} / {s['train_ranked']['peak_rss_mb']} |",
-        f"| nightly (s / peak MB) | {s['night_als']['seconds']} / "
-        f"{s['night_als']['peak_rss_mb']} | {s['night_ranked']['seconds']} / "
-        f"{s['night_ranked']['peak_rss_mb']} |",
-        f"| score phase (s) | {s['night_als']['phases']['score']:.1f} | "
-        f"{s['night_ranked']['phases']['score']:.1f} |",
-        f"| score ms per user | {per['als']} | {per['ranked']} |",
-        "",
-        f"Ranked over ALS-only score time: **{s['ranked_over_als']}x** (target <= 1.5x).",
+        f"| | ALS-only nightly | {head} |",
+        "|---|" + "---:|" * (1 + len(depths)),
+        row(
+            "train (s / peak MB)",
+            [both(s["train_als"])] + [both(s[f"train_ranked_{d}"]) for d in depths],
+        ),
+        row(
+            "nightly (s / peak MB)",
+            [both(s["night_als"])] + [both(s[f"night_ranked_{d}"]) for d in depths],
+        ),
+        row(
+            "score phase (s)",
+            [f"{s['night_als']['phases']['score']:.1f}"]
+            + [f"{s[f'night_ranked_{d}']['phases']['score']:.1f}" for d in depths],
+        ),
+        row(
+            "score ms per user",
+            [str(per["als"])] + [str(per[f"ranked_{d}"]) for d in depths],
+        ),
+        row(
+            "ranked / ALS-only score time (target <= 1.5x)",
+            ["1"] + [f"**{s['ranked_over_als'][str(d)]}x**" for d in depths],
+        ),
     ]
     return "\n".join(lines)
 
@@ -129,6 +156,12 @@ def main() -> None:
     ap.add_argument("--redis-port", type=int, default=6440)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument(
+        "--depths",
+        type=lambda v: [int(d) for d in v.split(",")],
+        default=[100],
+        help="ranker depths to train and run, comma-separated (RECO_RANKER_DEPTH)",
+    )
+    ap.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "ranked_nightly_bench.json"
     )
     ap.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"), help="'' for none")
@@ -140,6 +173,7 @@ def main() -> None:
             users=args.users,
             items=args.items,
             per_user=args.per_user,
+            depths=args.depths,
         ),
     }
     out["result"] = run(args)
