@@ -4,7 +4,9 @@ Redis, LightGBM): provenance per item, explain, rules after ranking."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,8 @@ from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.repo import open_store
+from recommender.lifecycle.experiment_ops import start, stop
+from recommender.lifecycle.experiments import Variant
 from recommender.ranking.dataset import FeastReader
 from recommender.ranking.features import Genres
 from recommender.ranking.model import fit_two_stage
@@ -29,14 +33,23 @@ pytestmark = pytest.mark.integration
 START = pd.Timestamp("2024-01-01", tz="UTC")
 
 
+@dataclass
+class Served:
+    client: TestClient
+    settings: Settings
+    als_only: str  # the first version (no ranker)
+    ranked: str  # the promoted version with the ranker
+
+
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[TestClient]:
+def served(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Served]:
     settings: Settings = make_settings(tmp_path_factory.mktemp("two_stage"), redis_url)
     tables = build_tables(*synthetic_tables(np.random.default_rng(7), per_user=14))
     write_tables(tables, settings.data_dir)
     feast_apply(settings)
     run_nightly(settings, retrain=True)
     bundle = load_bundle(settings.artifacts_dir)
+    als_only = bundle.version
     genres = tables["items"].set_index("item_id")["genres"].reindex(bundle.items.ids).tolist()
     bundle.ranking = fit_two_stage(
         tables["interactions"],
@@ -54,9 +67,14 @@ def client(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     run_nightly(settings, model_version=bundle.version)  # the lists and live pointer follow it
     try:
         with TestClient(create_app(settings)) as c:
-            yield c
+            yield Served(c, settings, als_only, bundle.version)
     finally:
         teardown_repo(settings)
+
+
+@pytest.fixture
+def client(served: Served) -> TestClient:
+    return served.client
 
 
 def test_a_new_user_is_served_by_retrieval_and_ranking_with_provenance(client: TestClient) -> None:
@@ -90,3 +108,35 @@ def test_a_known_user_keeps_the_nightly_list_with_its_provenance(client: TestCli
     assert (got["source"], got["strategy"]) == ("precomputed", "nightly_list")
     known = {"als", "ease", "recent", "trending", "popular"}
     assert all(i["retrievers"] and set(i["retrievers"]) <= known for i in got["items"])
+
+
+def test_ranked_and_als_only_are_two_variants_of_one_experiment(served: Served) -> None:
+    """`reco experiments start` with the ranked version and the ALS-only one: each user sees
+    one variant, sticky; the ranked variant serves the ranker's nightly lists (retrievers
+    named), the ALS-only one its own model in real time (no retrievers)."""
+    exp = start(
+        served.settings,
+        "ranked_vs_als",
+        [Variant("als_only", 50, served.als_only), Variant("ranked", 50, served.ranked)],
+    )
+    c = served.client
+    try:
+        deadline = time.monotonic() + 15
+        while c.get("/admin/overview").json().get("experiment") is None:
+            assert time.monotonic() < deadline, "the API never picked up the experiment"
+            time.sleep(0.2)
+        seen = set()
+        for user in [f"{g}_user{u}" for g in "ab" for u in range(10)]:
+            got = c.get("/recommendations", params={"user_id": user, "k": 5}).json()
+            assert got["experiment"] == "ranked_vs_als"
+            assert got["variant"] == exp.assign(user).name
+            seen.add(got["variant"])
+            if got["variant"] == "ranked":
+                assert (got["model_version"], got["source"]) == (served.ranked, "precomputed")
+                assert all(i["retrievers"] for i in got["items"])
+            else:
+                assert (got["model_version"], got["source"]) == (served.als_only, "realtime")
+                assert all("retrievers" not in i for i in got["items"])
+        assert seen == {"als_only", "ranked"}  # 20 users, 50/50: both variants served
+    finally:
+        stop(served.settings, "ranked_vs_als")
