@@ -128,7 +128,7 @@ def _model(
     return load_bundle(settings.artifacts_dir)
 
 
-def _ranking_inputs(settings: Settings, bundle: ModelBundle, as_of: str) -> RankingInputs:
+def ranking_inputs(settings: Settings, bundle: ModelBundle, as_of: str) -> RankingInputs:
     """The latest snapshot tables the two-stage ranker reads (what materialization puts
     online), read once per run."""
     keys = {
@@ -201,7 +201,7 @@ def _score_and_write(
                     settings.resolved_rank_workers,
                     manifest.engine,
                 )
-                inputs = _ranking_inputs(settings, bundle, manifest.lists_timestamp)
+                inputs = ranking_inputs(settings, bundle, manifest.lists_timestamp)
                 scored: Iterator[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray | None]] = (
                     ranked_chunks(
                         bundle,

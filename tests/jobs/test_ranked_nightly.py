@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.nightly import _ranking_inputs, run_nightly
+from jobs.nightly import ranking_inputs, run_nightly
 from recommender.batch.publication import live_lists, read_precomputed
 from recommender.batch.rankedlists import ranked_chunks
 from recommender.batch.runs import RunManifest
@@ -148,7 +148,7 @@ def test_blocks_ranked_in_helper_processes_equal_one_process(ranked_repo: Settin
     manifest = RunManifest.model_validate_json(
         sorted((ranked_repo.artifacts_dir / "runs").glob("*.json"))[-1].read_text()
     )
-    inputs = _ranking_inputs(ranked_repo, bundle, manifest.lists_timestamp)
+    inputs = ranking_inputs(ranked_repo, bundle, manifest.lists_timestamp)
     chunks = plan_chunks(len(bundle.users), 25)  # 60 users: chunks of 25, 25, 10
     here = list(ranked_chunks(bundle, ranked_repo.artifacts_dir, inputs, chunks, 10, 0))
     helpers = list(
