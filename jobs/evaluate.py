@@ -86,7 +86,7 @@ def _parse_models(models: list[str]) -> list[str]:
     return models
 
 
-def ranking_config(results: dict[str, Any], depth: int = 100, rounds: int = 400) -> RankingConfig:
+def ranking_config(results: dict[str, Any], depth: int, rounds: int) -> RankingConfig:
     """The retrievers with the parameters their models had in this run (tuned with --tune),
     so ``retriever:als`` / ``retriever:ease`` are the ``als`` / ``ease`` rows; ``depth`` and
     ``rounds``: the settings' ``ranker_depth`` / ``ranker_rounds``."""

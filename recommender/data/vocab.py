@@ -79,5 +79,11 @@ def user_item_matrix(interactions: pd.DataFrame, users: Vocab, items: Vocab) -> 
 def items_row(item_rows: np.ndarray, n_items: int, weight: float = 4.0) -> csr_matrix:
     """A one-user CSR row for fold-in from a handful of known items (weight ~ a good rating)."""
     cols = np.unique(item_rows[item_rows >= 0])
-    data = np.full(len(cols), weight, dtype=np.float32)
-    return csr_matrix((data, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n_items))
+    return one_row(cols, np.full(len(cols), weight, dtype=np.float32), n_items)
+
+
+def one_row(cols: np.ndarray, data: np.ndarray, n_items: int) -> csr_matrix:
+    """A one-user CSR row from sorted, distinct columns and their values (built from the CSR
+    arrays: one constructor, no COO pass; a request builds a few of these)."""
+    indptr = np.array([0, len(cols)], dtype=np.int32)
+    return csr_matrix((data, np.asarray(cols, dtype=np.int32), indptr), shape=(1, n_items))

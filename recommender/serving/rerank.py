@@ -14,8 +14,8 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix
 
+from recommender.data.vocab import items_row, one_row
 from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.names import ITEM_METADATA
 from recommender.ranking.features import Genres
@@ -70,12 +70,6 @@ class TwoStageResult:
     moved_by: list[list[str]] | None
 
 
-def _one_row(cols: np.ndarray, data: np.ndarray, n_items: int) -> csr_matrix:
-    """A one-user CSR row from sorted, distinct columns (one constructor, no COO pass)."""
-    indptr = np.array([0, len(cols)], dtype=np.int32)
-    return csr_matrix((data, cols.astype(np.int32), indptr), shape=(1, n_items))
-
-
 def _history(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray) -> History:
     n_items = len(bundle.items)
     if user_row is None:
@@ -84,14 +78,13 @@ def _history(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray)
         ui = bundle.user_items
         seen = ui.indices[ui.indptr[user_row] : ui.indptr[user_row + 1]]
     every = np.union1d(seen, recent_rows[recent_rows >= 0]).astype(np.int64)
-    # weight ~ a good rating, as items_row gives a fold-in
-    matrix = _one_row(every, np.full(len(every), 4.0, dtype=np.float32), n_items)
+    matrix = items_row(every, n_items)
     # the request's and pushed items, newest first: the newest 10 distinct ones
     distinct, first = np.unique(np.asarray(recent_rows, dtype=np.int64), return_index=True)
     newest = distinct[np.argsort(first, kind="stable")][:10]
     weights = (0.8 ** np.arange(len(newest))).astype(np.float32)
     order = np.argsort(newest, kind="stable")
-    recent = _one_row(newest[order], weights[order], n_items)
+    recent = one_row(newest[order], weights[order], n_items)
     row = -1 if user_row is None else user_row
     # a known user with new items is folded in again, as the one-stage real-time path does
     return History(np.array([row]), matrix, recent, refold=bool(len(recent_rows)))
@@ -131,11 +124,11 @@ def two_stage(
         retrievers=items.retrievers,
     )
     listed = ranked.item_rows[0] >= 0
-    rows, scores = select(ranked.item_rows[0][listed], ranked.scores[0][listed], rules, catalog, k)
-    pairs = ranked.pairs[0][listed]
+    item_rows, pairs = ranked.item_rows[0][listed], ranked.pairs[0][listed]
+    rows, scores = select(item_rows, ranked.scores[0][listed], rules, catalog, k)
     # each chosen row's candidate pair (the ranked rows are distinct)
-    order = np.argsort(ranked.item_rows[0][listed], kind="stable")
-    at = np.searchsorted(ranked.item_rows[0][listed][order], rows)
+    order = np.argsort(item_rows, kind="stable")
+    at = np.searchsorted(item_rows[order], rows)
     chosen = pairs[order[at]].astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
     provenance = [block.cands.provenance(int(p)) for p in chosen]
     moved_by = None
