@@ -40,7 +40,7 @@ from recommender.batch.publication import (
     publish,
     read_live,
 )
-from recommender.batch.rankedlists import RankingInputs, item_genres, ranked_chunks
+from recommender.batch.rankedlists import RankingInputs, ranked_chunks, read_inputs
 from recommender.batch.runs import RunManifest, resumable, write_manifest
 from recommender.batch.scoring import Chunk, plan_chunks, scoring_memory_mb
 from recommender.config import Settings
@@ -48,7 +48,6 @@ from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
 from recommender.events.log import quarantined_count
-from recommender.featurestore.names import ITEM_STATS, USER_ACTIVITY, USER_RECENT_ITEMS
 from recommender.featurestore.repo import materialize, open_store, redis_client
 from recommender.lifecycle.gate import gate, record_promotion
 from recommender.lifecycle.monitor import monitor
@@ -129,22 +128,9 @@ def _model(
 
 
 def ranking_inputs(settings: Settings, bundle: ModelBundle, as_of: str) -> RankingInputs:
-    """The latest snapshot tables the two-stage ranker reads (what materialization puts
+    """The latest snapshot rows the two-stage ranker reads (what materialization puts
     online), read once per run."""
-    keys = {
-        "users": "user_id",
-        "items": "item_id",
-        USER_ACTIVITY: "user_id",
-        ITEM_STATS: "item_id",
-        USER_RECENT_ITEMS: "user_id",
-    }
-    tables = {}
-    for name, key in keys.items():  # the latest row per entity is all the ranker reads
-        table = read_table(settings.data_dir, name)
-        table = table.sort_values("event_timestamp", kind="stable").groupby(key).tail(1)
-        tables[name] = table.reset_index(drop=True)
-    genres = item_genres(tables["items"], bundle.items.ids)
-    return RankingInputs(tables, genres, pd.Timestamp(as_of))
+    return read_inputs(settings.data_dir, bundle, pd.Timestamp(as_of))
 
 
 def _score_and_write(

@@ -20,10 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import csr_matrix
 
 from recommender.batch.scoring import Chunk
 from recommender.childmap import map_in_children
+from recommender.data.latest import TIMESTAMP, read_latest
+from recommender.data.vocab import Vocab
 from recommender.featurestore.names import (
     ITEM_METADATA,
     ITEM_STATS,
@@ -33,22 +37,54 @@ from recommender.featurestore.names import (
 )
 from recommender.ranking.features import Genres
 from recommender.ranking.model import ranked_top_n
-from recommender.ranking.onlinerows import latest_values
-from recommender.ranking.retrievers import History, recent_from_lists
+from recommender.ranking.onlinerows import ITEM_FEATURES, USER_FEATURES, latest_values
+from recommender.ranking.retrievers import History, recent_from_flat
 from recommender.training.artifacts import ModelBundle, load_bundle
 
 BLOCK_USERS = 2048  # users per helper task: small enough for every helper to stay busy
 
 
+# the tables behind the ranker's Feast views (what materialization reads), by entity key
+USER_VIEW_TABLES = {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}
+ITEM_VIEW_TABLES = {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}
+
+
 @dataclass(frozen=True)
 class RankingInputs:
-    """What the two-stage ranker reads besides the bundle, once per run: the latest snapshot
-    tables (``users``, ``items``, ``user_activity``, ``item_stats``, ``user_recent_items``:
-    what materialization puts online), the item genres and the lists' time."""
+    """What the two-stage ranker reads besides the bundle, once per run (:func:`read_inputs`):
+    the latest snapshot row of every user and item in the tables behind the ranker's views
+    (``user_activity``, ``users``, ``item_stats``, ``items``: what materialization puts
+    online; only the features it reads), every model user's latest recent items (rows of the
+    model's users, :func:`recent_for_users`), the item genres and the lists' time."""
 
     tables: Mapping[str, pd.DataFrame]
+    recent: csr_matrix
     genres: Genres
     as_of: pd.Timestamp
+
+
+def read_inputs(data_dir: Path, bundle: ModelBundle, as_of: pd.Timestamp) -> RankingInputs:
+    """:class:`RankingInputs` from the offline tables in ``data_dir`` (latest rows only,
+    :func:`~recommender.data.latest.read_latest`: a million users' tables are never held
+    whole)."""
+    tables = {}
+    for key, views, wanted in (
+        ("user_id", USER_VIEW_TABLES, USER_FEATURES),
+        ("item_id", ITEM_VIEW_TABLES, ITEM_FEATURES),
+    ):
+        for view, name in views.items():
+            columns = [TIMESTAMP, *(f for v, f in wanted if v == view)]
+            if name == "items":
+                columns.append("genres")
+            latest = read_latest(data_dir / f"{name}.parquet", key, columns)
+            tables[name] = latest.to_pandas()
+    recent = read_latest(data_dir / f"{USER_RECENT_ITEMS}.parquet", "user_id", ["recent_item_ids"])
+    return RankingInputs(
+        tables,
+        recent_for_users(recent, bundle.users, bundle.items),
+        item_genres(tables["items"], bundle.items.ids),
+        pd.Timestamp(as_of),
+    )
 
 
 def item_genres(items_table: pd.DataFrame, item_ids: Sequence[str] | np.ndarray) -> Genres:
@@ -59,11 +95,24 @@ def item_genres(items_table: pd.DataFrame, item_ids: Sequence[str] | np.ndarray)
     )
 
 
-def _latest_recent_lists(table: pd.DataFrame) -> dict[str, list[str]]:
-    last = table.sort_values("event_timestamp", kind="stable").groupby("user_id").tail(1)
-    return {
-        str(u): list(ids) for u, ids in zip(last["user_id"], last["recent_item_ids"], strict=True)
-    }
+def recent_for_users(latest: pa.Table, users: Vocab, items: Vocab) -> csr_matrix:
+    """Users x items (rows and columns of the model's vocabularies) from each user's latest
+    ``user_recent_items`` row (``user_id``, ``recent_item_ids`` newest first), weighted as
+    :func:`~recommender.ranking.retrievers.recent_from_lists` weighs them; users without a
+    row get an empty row. Arrow to NumPy, no Python object per item."""
+    lists = latest["recent_item_ids"].combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    flat = pc.cast(pc.list_flatten(lists), pa.string())
+    item_rows = pc.index_in(flat, value_set=pa.array(items.ids.astype(str)))
+    user_rows = pc.index_in(
+        pc.cast(latest["user_id"], pa.string()), value_set=pa.array(users.ids.astype(str))
+    )
+    return recent_from_flat(
+        lengths,
+        pc.fill_null(item_rows, -1).to_numpy(zero_copy_only=False),
+        pc.fill_null(user_rows, -1).to_numpy(zero_copy_only=False),
+        (len(users), len(items)),
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +123,7 @@ class RankedTask:
     version: str
     start: int
     stop: int
-    recent: csr_matrix  # the block's recent items (``recent_from_lists``)
+    recent: csr_matrix  # the block's recent items (rows of ``RankingInputs.recent``)
     user_values: np.ndarray  # the block's user feature numbers
     item_values: np.ndarray  # every item's feature numbers
     genres: Genres
@@ -146,23 +195,21 @@ def ranked_chunks(
     if bundle.ranking is None:
         raise ValueError(f"model {bundle.version} has no ranker")
     tables = inputs.tables
-    item_views = {ITEM_STATS: ITEM_STATS, ITEM_METADATA: "items"}
-    item_values = latest_values(tables, "item_id", item_views, bundle.items.ids.tolist())
-    user_views = {USER_ACTIVITY: USER_ACTIVITY, USER_PROFILE: "users"}
+    item_ids = bundle.items.ids.tolist()
+    item_values = latest_values(tables, "item_id", ITEM_VIEW_TABLES, item_ids)
     # every user's numbers at once (one pass over the tables; 48 bytes a user)
-    user_values = latest_values(tables, "user_id", user_views, bundle.users.ids.tolist())
-    recent = _latest_recent_lists(tables[USER_RECENT_ITEMS])
+    user_ids = bundle.users.ids.tolist()
+    user_values = latest_values(tables, "user_id", USER_VIEW_TABLES, user_ids)
 
     def tasks() -> Iterator[RankedTask]:
         for chunk in chunks:
             for start, stop in blocks_of(chunk, block_users):
-                ids = bundle.users.ids[start:stop].tolist()
                 yield RankedTask(
                     artifacts_dir,
                     bundle.version,
                     start,
                     stop,
-                    recent_from_lists([recent.get(u, []) for u in ids], bundle.items),
+                    inputs.recent[start:stop],
                     user_values[start:stop],
                     item_values,
                     inputs.genres,

@@ -312,12 +312,36 @@ def recent_from_lists(
 ) -> csr_matrix:
     """:func:`recent_matrix` from recent-item lists (newest first, as ``user_recent_items``
     holds them): one row per list. Unknown items are skipped."""
-    rows, cols, weights = [], [], []
-    for r, ids in enumerate(lists):
-        known = [c for c in items.rows(list(dict.fromkeys(ids))).tolist() if c >= 0][:last_n]
-        rows += [r] * len(known)
-        cols += known
-        weights += [decay**k for k in range(len(known))]
-    return csr_matrix(
-        (np.asarray(weights, dtype=np.float32), (rows, cols)), shape=(len(lists), len(items))
+    lengths = np.fromiter((len(ids) for ids in lists), dtype=np.int64, count=len(lists))
+    flat = [str(i) for ids in lists for i in ids]
+    rows = np.arange(len(lists))
+    return recent_from_flat(
+        lengths, items.rows(flat), rows, (len(lists), len(items)), last_n, decay
     )
+
+
+def recent_from_flat(
+    lengths: np.ndarray,
+    item_rows: np.ndarray,
+    list_rows: np.ndarray,
+    shape: tuple[int, int],
+    last_n: int = 10,
+    decay: float = 0.8,
+) -> csr_matrix:
+    """:func:`recent_from_lists` from arrays: the lists laid end to end (``item_rows``, -1 for
+    an unknown item; list ``j`` is the next ``lengths[j]`` entries, newest first), list ``j``
+    going to row ``list_rows[j]`` of a ``shape`` matrix (-1: dropped; no row twice). Each
+    list keeps its first ``last_n`` distinct known items, the k-th weighted ``decay**k``."""
+    n_items = shape[1]
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    known = item_rows >= 0
+    owner, cols = owner[known], item_rows[known].astype(np.int64)
+    _, first = np.unique(owner * n_items + cols, return_index=True)  # first of each repeat
+    first.sort()
+    owner, cols = owner[first], cols[first]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    k = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
+    rows = np.asarray(list_rows)[owner]
+    keep = (k < last_n) & (rows >= 0)
+    weights = (decay ** k[keep]).astype(np.float32)
+    return csr_matrix((weights, (rows[keep], cols[keep])), shape=shape)
