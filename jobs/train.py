@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from feast import FeatureStore
@@ -99,31 +99,46 @@ def holdout_metrics(
 def fit_ranker(
     settings: Settings,
     bundle: ModelBundle,
-    interactions: pd.DataFrame,
+    data: RankerData,
     items_table: pd.DataFrame,
     store: FeatureStore,
 ) -> None:
     """The two-stage ranker (issue 15, ``RECO_RANKER``): training rows from Feast's offline
-    store at three cut-offs two weeks apart, for a seeded sample of at most
-    ``settings.ranker_fit_users`` users (the retrievers are refitted at every cut-off)."""
+    store at ``data.cutoffs`` for the sampled users' interactions (:func:`ranker_data`; the
+    retrievers are refitted at every cut-off)."""
     t0 = time.perf_counter()
-    sample, sampled = sample_users(interactions, settings.ranker_fit_users, settings.seed)
     bundle.ranking = fit_two_stage(
-        sample,
+        data.sample,
         bundle.users,
         bundle.items,
         bundle.als,
         FeastReader(store),
         item_genres(items_table, bundle.items.ids),
-        default_cutoffs(interactions, n=RANKER_CUTOFFS, label_days=RANKER_LABEL_DAYS),
+        data.cutoffs,
         label_days=RANKER_LABEL_DAYS,
         config=RankingConfig(depth=settings.ranker_depth, rounds=settings.ranker_rounds),
     )
     summary = bundle.ranking.ranker.manifest.model_dump(
         include={"train_rows", "train_queries", "fit_seconds", "cutoffs"}
     )
-    bundle.manifest.metrics["ranker"] = {**summary, "sampled_users": sampled}
+    bundle.manifest.metrics["ranker"] = {**summary, "sampled_users": data.sampled}
     log.info("ranker trained in %.1fs: %s", time.perf_counter() - t0, summary)
+
+
+class RankerData(NamedTuple):
+    """What the ranker trains from (:func:`ranker_data`)."""
+
+    sample: pd.DataFrame  # the sampled users' interactions
+    sampled: int | None  # the sample's size (None: every user)
+    cutoffs: list[pd.Timestamp]
+
+
+def ranker_data(settings: Settings, interactions: pd.DataFrame) -> RankerData:
+    """A seeded sample of at most ``settings.ranker_fit_users`` users' interactions, and
+    three cut-offs two weeks apart (from all interactions)."""
+    sample, sampled = sample_users(interactions, settings.ranker_fit_users, settings.seed)
+    cutoffs = default_cutoffs(interactions, n=RANKER_CUTOFFS, label_days=RANKER_LABEL_DAYS)
+    return RankerData(sample, sampled, cutoffs)
 
 
 def train(
@@ -183,7 +198,9 @@ def train(
     bundle.manifest.profile_model["tokens"] = len(bundle.profile.tokens)
     bundle.features = profiles.reset_index()  # the drift baseline (`reco monitor`)
     if settings.ranker:
-        fit_ranker(settings, bundle, interactions, items_table, store)
+        data = ranker_data(settings, interactions)
+        del interactions  # the ranker reads its sample only (at 1M users the rest is GBs)
+        fit_ranker(settings, bundle, data, items_table, store)
     bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)
     log.info("trained model %s in %.1fs -> %s", bundle.version, time.perf_counter() - t0, path)

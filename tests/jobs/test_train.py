@@ -1,0 +1,43 @@
+"""What `reco train` hands the ranker: a seeded user sample, cut-offs from all interactions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jobs.train import RANKER_CUTOFFS, RANKER_LABEL_DAYS, ranker_data
+from recommender.config import Settings
+
+
+def _interactions(n_users: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = n_users * 5
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{k}" for k in np.repeat(np.arange(n_users), 5)],
+            "item_id": [f"i{k}" for k in rng.integers(0, 50, n)],
+            "event_timestamp": start + pd.to_timedelta(rng.integers(0, 90 * 86400, n), "s"),
+        }
+    )
+
+
+def test_the_ranker_gets_a_seeded_sample_and_cutoffs_from_everyone(tmp_path: Path) -> None:
+    interactions = _interactions(300)
+    latest = interactions["event_timestamp"].idxmax()
+    settings = Settings(feature_repo=tmp_path, ranker_fit_users=100, seed=7)  # type: ignore[call-arg]
+    data = ranker_data(settings, interactions)
+    assert data.sampled == 100 and data.sample["user_id"].nunique() == 100
+    # every sampled user's interactions, all of them
+    kept = interactions[interactions["user_id"].isin(data.sample["user_id"])]
+    assert len(data.sample) == len(kept) == 500
+    again = ranker_data(settings, interactions)
+    assert set(again.sample["user_id"]) == set(data.sample["user_id"])  # seeded
+    # the cut-offs come from the newest interaction of all users, sampled or not
+    end = interactions.loc[latest, "event_timestamp"]
+    assert len(data.cutoffs) == RANKER_CUTOFFS
+    assert data.cutoffs[-1] == (end - pd.Timedelta(days=RANKER_LABEL_DAYS)).floor("D")
+    whole = ranker_data(Settings(feature_repo=tmp_path, ranker_fit_users=1000), interactions)  # type: ignore[call-arg]
+    assert whole.sampled is None and len(whole.sample) == len(interactions)
