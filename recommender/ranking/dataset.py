@@ -102,8 +102,7 @@ class FeastReader:
         out = entity_df[list(KEYS)].assign(event_timestamp=_utc_ns(entity_df["event_timestamp"]))
         for key, refs in (("user_id", user_refs), ("item_id", item_refs)):
             out = out.merge(self._join(out, key, refs), on=[key, "event_timestamp"], how="left")
-        out["event_timestamp"] = entity_df["event_timestamp"].to_numpy()
-        return _complete(entity_df, out)
+        return _complete(entity_df, out)  # keys and times as the caller sent them
 
 
 class TableReader:
