@@ -76,9 +76,9 @@ def read_inputs(data_dir: Path, bundle: ModelBundle, as_of: pd.Timestamp) -> Ran
             columns = [TIMESTAMP, *(f for v, f in wanted if v == view)]
             if name == "items":
                 columns.append("genres")
-            latest = read_latest(data_dir / f"{name}.parquet", key, columns)
+            latest = read_latest(data_dir, name, key, columns)
             tables[name] = latest.to_pandas()
-    recent = read_latest(data_dir / f"{USER_RECENT_ITEMS}.parquet", "user_id", ["recent_item_ids"])
+    recent = read_latest(data_dir, USER_RECENT_ITEMS, "user_id", ["recent_item_ids"])
     return RankingInputs(
         tables,
         recent_for_users(recent, bundle.users, bundle.items),

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from recommender.data.tables import table_path
 from recommender.errors import InvalidDataset
 
 TIMESTAMP = "event_timestamp"
@@ -43,15 +44,12 @@ def latest_positions(
 
 
 def read_latest(
-    path: Path, key: str, columns: Sequence[str], batch_rows: int = 1 << 16
+    data_dir: Path, name: str, key: str, columns: Sequence[str], batch_rows: int = 1 << 16
 ) -> pa.Table:
     """``key`` and ``columns`` of each ``key``'s latest row (:func:`latest_positions`) in
-    the parquet file at ``path``, in file order; peak memory is the key and timestamp
+    the canonical table ``name``, in file order; peak memory is the key and timestamp
     columns plus the rows kept."""
-    if not path.exists():
-        raise InvalidDataset(
-            f"{path} does not exist; run `reco data fetch` (or `reco data ingest`)"
-        )
+    path = table_path(data_dir, name)
     wanted = list(dict.fromkeys([key, *columns]))
     file = pq.ParquetFile(path)
     missing = [c for c in [*wanted, TIMESTAMP] if c not in file.schema_arrow.names]

@@ -257,12 +257,16 @@ def write_blocks(
     return counts
 
 
-def read_table(data_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one canonical table (optionally only ``columns``), with a clear error when
-    ingest has not run."""
+def table_path(data_dir: Path, name: str) -> Path:
+    """One canonical table's file, with a clear error when ingest has not run."""
     path = data_dir / f"{name}.parquet"
     if not path.exists():
         raise InvalidDataset(
             f"{path} does not exist; run `reco data fetch` (or `reco data ingest`)"
         )
-    return pd.read_parquet(path, columns=columns)
+    return path
+
+
+def read_table(data_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read one canonical table (optionally only ``columns``)."""
+    return pd.read_parquet(table_path(data_dir, name), columns=columns)

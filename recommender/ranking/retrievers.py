@@ -343,5 +343,9 @@ def recent_from_flat(
     k = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
     rows = np.asarray(list_rows)[owner]
     keep = (k < last_n) & (rows >= 0)
-    weights = (decay ** k[keep]).astype(np.float32)
-    return csr_matrix((weights, (rows[keep], cols[keep])), shape=shape)
+    rows, cols, k = rows[keep], cols[keep], k[keep]
+    order = np.lexsort((cols, rows))  # CSR arrays directly (canonical: no COO pass)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    weights = (decay ** k[order]).astype(np.float32)
+    return csr_matrix((weights, cols[order], indptr), shape=shape)

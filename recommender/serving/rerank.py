@@ -15,13 +15,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from recommender.data.vocab import items_row, one_row
+from recommender.data.vocab import items_row
 from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.names import ITEM_METADATA
 from recommender.ranking.features import Genres
 from recommender.ranking.model import item_trending, rank_users
 from recommender.ranking.onlinerows import entity_values
-from recommender.ranking.retrievers import History, Retriever
+from recommender.ranking.retrievers import History, Retriever, recent_from_flat
 from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
 
@@ -79,12 +79,9 @@ def _history(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray)
         seen = ui.indices[ui.indptr[user_row] : ui.indptr[user_row + 1]]
     every = np.union1d(seen, recent_rows[recent_rows >= 0]).astype(np.int64)
     matrix = items_row(every, n_items)
-    # the request's and pushed items, newest first: the newest 10 distinct ones
-    distinct, first = np.unique(np.asarray(recent_rows, dtype=np.int64), return_index=True)
-    newest = distinct[np.argsort(first, kind="stable")][:10]
-    weights = (0.8 ** np.arange(len(newest))).astype(np.float32)
-    order = np.argsort(newest, kind="stable")
-    recent = one_row(newest[order], weights[order], n_items)
+    # the request's and pushed items, newest first, weighted as the nightly weighs them
+    newest = np.asarray(recent_rows, dtype=np.int64)
+    recent = recent_from_flat(np.array([len(newest)]), newest, np.zeros(1, np.int64), (1, n_items))
     row = -1 if user_row is None else user_row
     # a known user with new items is folded in again, as the one-stage real-time path does
     return History(np.array([row]), matrix, recent, refold=bool(len(recent_rows)))

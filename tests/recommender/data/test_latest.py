@@ -40,7 +40,7 @@ def test_read_latest_equals_sort_then_tail(tmp_path: Path, batch_rows: int) -> N
     frame = _table(500, seed=5)
     path = tmp_path / "t.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=64)
-    got = read_latest(path, "user_id", ["value", "lists"], batch_rows=batch_rows)
+    got = read_latest(tmp_path, "t", "user_id", ["value", "lists"], batch_rows=batch_rows)
     assert got.column_names == ["user_id", "value", "lists"]  # only what was asked
     want = frame.sort_values("event_timestamp", kind="stable").groupby("user_id").tail(1)
     want = want.sort_values("value").reset_index(drop=True)
@@ -51,12 +51,12 @@ def test_read_latest_equals_sort_then_tail(tmp_path: Path, batch_rows: int) -> N
 
 def test_read_latest_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidDataset, match="does not exist"):
-        read_latest(tmp_path / "none.parquet", "user_id", [])
+        read_latest(tmp_path, "none", "user_id", [])
     path = tmp_path / "t.parquet"
     pq.write_table(pa.Table.from_pandas(_table(10, 1), preserve_index=False), path)
     with pytest.raises(InvalidDataset, match="no column"):
-        read_latest(path, "user_id", ["nope"])
+        read_latest(tmp_path, "t", "user_id", ["nope"])
     empty = tmp_path / "e.parquet"
     pq.write_table(pa.Table.from_pandas(_table(0, 1), preserve_index=False), empty)
-    got = read_latest(empty, "user_id", ["value"])
+    got = read_latest(tmp_path, "e", "user_id", ["value"])
     assert got.num_rows == 0 and got.column_names == ["user_id", "value"]
