@@ -109,9 +109,7 @@ def fit_ranker(
     t0 = time.perf_counter()
     bundle.ranking = fit_two_stage(
         data.sample,
-        bundle.users,
         bundle.items,
-        bundle.als,
         FeastReader(store),
         item_genres(items_table, bundle.items.ids),
         data.cutoffs,

@@ -155,9 +155,13 @@ def labels(
     item_ids: np.ndarray,
     future: pd.DataFrame,
 ) -> np.ndarray:
-    """1 for a candidate the user interacted with in ``future`` (the label window), else 0."""
-    pairs = pd.MultiIndex.from_arrays(
-        [np.asarray(user_ids)[cands.user_pos], np.asarray(item_ids)[cands.item_rows]]
-    )
-    hit = pd.MultiIndex.from_frame(future[["user_id", "item_id"]].astype(str))
-    return pairs.isin(hit).astype(np.int32)
+    """1 for a candidate the user interacted with in ``future`` (the label window), else 0.
+    ``user_ids``: the block's users (distinct), by ``cands.user_pos``; ``item_ids``: the
+    catalog, by ``cands.item_rows``."""
+    n_items = max(len(item_ids), 1)
+    u = pd.Index(np.asarray(user_ids, dtype=str)).get_indexer(future["user_id"].astype(str))
+    i = pd.Index(np.asarray(item_ids, dtype=str)).get_indexer(future["item_id"].astype(str))
+    ok = (u >= 0) & (i >= 0)
+    hit = u[ok].astype(np.int64) * n_items + i[ok]
+    pairs = cands.user_pos.astype(np.int64) * n_items + cands.item_rows
+    return np.isin(pairs, hit).astype(np.int32)

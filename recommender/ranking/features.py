@@ -157,12 +157,15 @@ def feature_matrix(
     rows: pd.DataFrame,
     user_genres: np.ndarray,
     genres: Genres,
+    retriever_cols: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ranker's input, one row per candidate pair (columns as :func:`feature_specs`).
 
     ``rows``: one row per pair, in the candidate set's order, with :data:`FEAST_COLUMNS` and
     ``event_timestamp`` (the time the features are as of); ``user_genres``: the
-    :func:`user_genre_shares` of the history block the candidates came from.
+    :func:`user_genre_shares` of the history block the candidates came from;
+    ``retriever_cols``: :func:`retriever_columns`, when computed on a larger set than
+    ``cands`` (training keeps a sample of each user's candidates, standardised over all).
 
     Example: ``feature_matrix(cands, feast_rows, shares, genres).shape == (len(cands), F)``.
     """
@@ -173,7 +176,7 @@ def feature_matrix(
         raise ValueError(f"feature rows lack columns {missing}")
     feast = np.stack([numeric_column(rows, c) for c in FEAST_COLUMNS], axis=1)
     return matrix_from_values(
-        cands, feast, fractional_year(rows["event_timestamp"]), user_genres, genres
+        cands, feast, fractional_year(rows["event_timestamp"]), user_genres, genres, retriever_cols
     )
 
 
@@ -193,19 +196,29 @@ def _genre_match(
     return n, np.bincount(pair, data * taste, minlength=len(item_rows))
 
 
+def retriever_columns(cands: CandidateSet) -> np.ndarray:
+    """The retriever part of the ranker's input: per retriever its score, rank and score
+    standardised over the user's candidates (so it depends on the whole candidate set)."""
+    rets = np.empty((len(cands), 3 * len(cands.retrievers)), dtype=np.float64)
+    rets[:, 0::3], rets[:, 1::3] = cands.scores, cands.ranks
+    rets[:, 2::3] = per_user_z(cands.scores, cands.user_pos)
+    return rets
+
+
 def matrix_from_values(
     cands: CandidateSet,
     feast: np.ndarray,
     year_now: np.ndarray | float,
     user_genres: np.ndarray,
     genres: Genres,
+    retriever_cols: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`feature_matrix` from its numbers: ``feast`` (pairs x :data:`FEAST_COLUMNS`,
     :func:`numeric_column` values) and ``year_now`` (:func:`fractional_year` of each pair's
     time, or one for all)."""
-    rets = np.empty((len(cands), 3 * len(cands.retrievers)), dtype=np.float64)
-    rets[:, 0::3], rets[:, 1::3] = cands.scores, cands.ranks
-    rets[:, 2::3] = per_user_z(cands.scores, cands.user_pos)
+    rets = retriever_columns(cands) if retriever_cols is None else retriever_cols
+    if len(rets) != len(cands):
+        raise ValueError(f"{len(rets)} retriever rows for {len(cands)} candidates")
     col = {c: j for j, c in enumerate(FEAST_COLUMNS)}
     item_30d = feast[:, col[feature_column(ITEM_STATS, "interactions_30d")]]
     item_total = feast[:, col[feature_column(ITEM_STATS, "interactions_total")]]

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix, load_npz, save_npz
 
-from recommender.data.vocab import Vocab
+from recommender.data.vocab import Vocab, user_item_matrix
 from recommender.errors import CorruptArtifact
 from recommender.featurestore.names import ITEM_STATS, feature_column
-from recommender.models import ALSModel, EASEModel, ItemKNNModel
+from recommender.models import ALSModel, EASEModel
 from recommender.ranking.candidates import candidates
 from recommender.ranking.dataset import FeatureReader
 from recommender.ranking.features import Genres, user_genre_shares
@@ -33,8 +33,8 @@ from recommender.ranking.twostage import (
     RankedLists,
     RankingConfig,
     assemble,
+    fit_item_item,
     fit_ranker,
-    fit_retrievers,
     rank_block,
     training_rows,
 )
@@ -92,9 +92,7 @@ class TwoStageModel:
 
 def fit_two_stage(
     interactions: pd.DataFrame,
-    users: Vocab,
     items: Vocab,
-    als: ALSModel,
     reader: FeatureReader,
     genres: Genres,
     cutoffs: Sequence[pd.Timestamp],
@@ -102,14 +100,17 @@ def fit_two_stage(
     config: RankingConfig | None = None,
 ) -> TwoStageModel:
     """Train the ranker on rows from every cut-off (retrievers refitted before each), then fit
-    the item-item retrievers on all ``interactions`` for serving (ALS is the bundle's)."""
+    the item-item retrievers on all ``interactions`` for serving (ALS is the bundle's).
+
+    The retrievers' user rows are the users of ``interactions`` only (the training job's
+    sample: at 1M users a model over every user's rows would cost a full ALS fit each cut-off
+    for nothing)."""
     config = config or RankingConfig()
+    users = Vocab.from_ids(sorted(interactions["user_id"].astype(str).unique()))
     rows = training_rows(interactions, cutoffs, label_days, users, items, reader, genres, config)
     ranker = fit_ranker(rows, config, label_days)
-    end = interactions["event_timestamp"].max()
-    final = fit_retrievers(interactions, users, items, end, config, als=als)
-    knn = final.knn if final.knn is not None else ItemKNNModel(config.knn_neighbours)
-    return TwoStageModel(ranker, final.ease, knn.similarity, config)
+    ease, knn = fit_item_item(user_item_matrix(interactions, users, items), config)
+    return TwoStageModel(ranker, ease, knn.similarity, config)
 
 
 def item_trending(item_values: np.ndarray) -> np.ndarray:

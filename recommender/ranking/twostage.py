@@ -24,7 +24,12 @@ from recommender.models import ALSModel, EASEModel, ItemKNNModel
 from recommender.models.ease import MAX_ITEMS
 from recommender.ranking.candidates import CandidateSet, candidates
 from recommender.ranking.dataset import FeatureReader, entity_rows, labels
-from recommender.ranking.features import Genres, feature_matrix, user_genre_shares
+from recommender.ranking.features import (
+    Genres,
+    feature_matrix,
+    retriever_columns,
+    user_genre_shares,
+)
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrievers import (
     ALSRetriever,
@@ -110,6 +115,17 @@ def assemble(
     ]
 
 
+def fit_item_item(
+    matrix: csr_matrix, config: RankingConfig
+) -> tuple[EASEModel | None, ItemKNNModel]:
+    """The item-item retrievers' models on a users x items matrix: EASE (None when the
+    catalog is too big for it) and item-kNN (the "recent" retriever's similarities)."""
+    knn = ItemKNNModel(config.knn_neighbours).fit(matrix)
+    fits = matrix.shape[1] <= MAX_ITEMS
+    ease = EASEModel(config.ease_regularization).fit(matrix) if fits else None
+    return ease, knn
+
+
 def fit_retrievers(
     interactions: pd.DataFrame,
     users: Vocab,
@@ -123,8 +139,7 @@ def fit_retrievers(
     matrix = user_item_matrix(interactions, users, items)
     if als is None:
         als = ALSModel(**config.als).fit(matrix)
-    knn = ItemKNNModel(config.knn_neighbours).fit(matrix)
-    ease = EASEModel(config.ease_regularization).fit(matrix) if len(items) <= MAX_ITEMS else None
+    ease, knn = fit_item_item(matrix, config)
     popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
     trending = trending_scores(interactions, items, as_of, config.trending_days)
     retrievers = assemble(als, ease, knn.similarity, trending, popularity)
@@ -167,12 +182,31 @@ def candidate_block(
 ) -> Block:
     """Candidates for ``user_ids`` and their features as of ``features_as_of`` (default the
     retrievers' time; a later time is the deliberately leaky variant the tests use)."""
-    ids = np.asarray(list(user_ids), dtype=str)
     cands = candidates(fitted.retrievers, history, config.depth, config.block_users)
+    return block_features(fitted, history, user_ids, cands, reader, genres, features_as_of)
+
+
+def block_features(
+    fitted: FittedRetrievers,
+    history: History,
+    user_ids: Sequence[str],
+    cands: CandidateSet,
+    reader: FeatureReader,
+    genres: Genres,
+    features_as_of: pd.Timestamp | None = None,
+    keep: np.ndarray | None = None,
+) -> Block:
+    """The feature matrix of ``cands`` (all of them, or the pairs ``keep`` selects: training
+    reads Feast only for the rows it keeps; the per-user standardised scores are still over
+    each user's whole candidate set, as at serving time)."""
+    ids = np.asarray(list(user_ids), dtype=str)
+    rets = retriever_columns(cands)
+    if keep is not None:
+        cands, rets = cands.take(keep), rets[keep]
     when = pd.Timestamp(features_as_of if features_as_of is not None else fitted.as_of)
     rows = reader.historical(entity_rows(cands, ids, fitted.items.ids, when))
-    x = feature_matrix(cands, rows, user_genre_shares(history.matrix, genres), genres)
-    return Block(ids, cands, x)
+    shares = user_genre_shares(history.matrix, genres)
+    return Block(ids, cands, feature_matrix(cands, rows, shares, genres, rets))
 
 
 @dataclass
@@ -199,10 +233,11 @@ def training_rows(
     the ``label_days`` after it, labels = their interactions in that window. ``leak_days``
     moves the features' time forward (0 in real use; the leakage test sets it).
 
-    Users go ``config.row_block_users`` at a time (candidates, one Feast read, labels), and
-    each block keeps all its positives and at most ``config.max_negatives`` seeded negatives
-    per query before the next is built: memory is one block's candidate rows plus the kept
-    rows, whatever the number of users."""
+    Users go ``config.row_block_users`` at a time: candidates, labels, then the rows kept
+    (:func:`sample_mask`: every positive, at most ``config.max_negatives`` seeded negatives
+    per query, no query without a positive, which teaches LambdaRank nothing), and one Feast
+    read for the kept rows only. Memory is one block's candidates plus the kept rows, and
+    Feast answers for a few rows per positive instead of every candidate."""
     xs, ys, gs = [], [], []
     names: list[str] = []
     seed = 0
@@ -222,23 +257,18 @@ def training_rows(
         for start in range(0, len(active), config.row_block_users):
             who = active[start : start + config.row_block_users]
             history = history_for(fitted, before, who, config.recent_n)
-            block = candidate_block(fitted, history, who, reader, genres, config, leak)
-            rows = subsample(
-                TrainingRows(
-                    block.x,
-                    labels(block.cands, block.user_ids, items.ids, future),
-                    block.cands.group_sizes(),
-                    names,
-                    [],
-                ),
-                config.max_negatives,
-                seed,
-            )
+            cands = candidates(fitted.retrievers, history, config.depth, config.block_users)
+            y = labels(cands, np.asarray(who, dtype=str), items.ids, future)
+            keep = sample_mask(y, cands.group_sizes(), config.max_negatives, seed)
             seed += 1
-            xs.append(rows.x)
-            ys.append(rows.y)
-            gs.append(rows.groups)
-            built, kept = built + len(block.x), kept + len(rows.x)
+            built += len(cands)
+            if not keep.any():
+                continue
+            block = block_features(fitted, history, who, cands, reader, genres, leak, keep)
+            xs.append(block.x)
+            ys.append(y[keep])
+            gs.append(block.cands.group_sizes())
+            kept += len(block.x)
         log.info("cut-off %s: %d users, %d rows, %d kept", cutoff, len(active), built, kept)
     if not xs:
         raise InvalidDataset(
@@ -255,24 +285,21 @@ def training_rows(
     )
 
 
-def subsample(rows: TrainingRows, max_negatives: int, seed: int = 0) -> TrainingRows:
-    """At most ``max_negatives`` seeded random negatives per query, every positive kept."""
-    query = np.repeat(np.arange(len(rows.groups)), rows.groups)
-    noise = np.random.default_rng(seed).random(len(rows.y))
-    noise[rows.y > 0] = -1.0  # positives sort first and are always kept
+def sample_mask(y: np.ndarray, groups: np.ndarray, max_negatives: int, seed: int = 0) -> np.ndarray:
+    """The training rows kept of a block (bool, per row): in every query that has a positive,
+    all positives and at most ``max_negatives`` seeded random negatives; nothing of a query
+    without a positive."""
+    query = np.repeat(np.arange(len(groups)), groups)
+    noise = np.random.default_rng(seed).random(len(y))
+    noise[y > 0] = -1.0  # positives sort first and are always kept
     order = np.lexsort((noise, query))
-    start = np.r_[0, np.cumsum(rows.groups)[:-1]]
+    start = np.r_[0, np.cumsum(groups)[:-1]]
     within = np.arange(len(order)) - start[query[order]]
-    positives = np.add.reduceat(rows.y > 0, start) if len(rows.y) else np.zeros(0, int)
-    keep = np.zeros(len(rows.y), dtype=bool)
-    keep[order[within < positives[query[order]] + max_negatives]] = True
-    return TrainingRows(
-        rows.x[keep],
-        rows.y[keep],
-        np.bincount(query[keep], minlength=len(rows.groups)),
-        rows.retrievers,
-        rows.cutoffs,
-    )
+    positives = np.add.reduceat(y > 0, start) if len(y) else np.zeros(0, int)
+    wanted = (within < positives[query[order]] + max_negatives) & (positives[query[order]] > 0)
+    keep = np.zeros(len(y), dtype=bool)
+    keep[order[wanted]] = True
+    return keep
 
 
 def fit_ranker(rows: TrainingRows, config: RankingConfig, label_days: float) -> Ranker:

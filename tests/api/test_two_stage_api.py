@@ -53,9 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     genres = tables["items"].set_index("item_id")["genres"].reindex(bundle.items.ids).tolist()
     bundle.ranking = fit_two_stage(
         tables["interactions"],
-        bundle.users,
         bundle.items,
-        bundle.als,
         FeastReader(open_store(settings)),
         Genres.from_lists(genres),
         [START + pd.Timedelta(days=d) for d in (30, 40)],

@@ -23,7 +23,7 @@ from recommender.featurestore.names import (
 )
 from recommender.models import ALSModel
 from recommender.ranking.candidates import CandidateSet, candidates
-from recommender.ranking.dataset import TableReader
+from recommender.ranking.dataset import TableReader, labels
 from recommender.ranking.features import (
     FEAST_COLUMNS,
     Genres,
@@ -52,13 +52,12 @@ from recommender.ranking.retrievers import (
 )
 from recommender.ranking.twostage import (
     RankingConfig,
-    TrainingRows,
     candidate_block,
     fit_ranker,
     fit_retrievers,
     history_for,
     rank_block,
-    subsample,
+    sample_mask,
     training_rows,
 )
 from tests.recommender.ranking.support import CUTOFF, LABEL_DAYS, SECOND, hit_tables, vocabularies
@@ -196,14 +195,52 @@ def test_a_ranker_refuses_features_it_was_not_trained_on(tmp_path: Path) -> None
         Ranker.load(tmp_path)
 
 
-def test_subsample_keeps_every_positive_and_at_most_n_negatives() -> None:
-    y = np.array([0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
-    groups = np.array([5, 7])
-    rows = TrainingRows(np.arange(12.0)[:, None], y, groups, ["a"], [])
-    got = subsample(rows, max_negatives=2, seed=1)
-    assert got.groups.tolist() == [3, 4] and got.y.sum() == 3
-    assert got.x[:3, 0].tolist() == sorted(got.x[:3, 0].tolist())  # order within a query kept
-    assert set(got.x[got.y == 1, 0].tolist()) == {1.0, 5.0, 6.0}
+def test_sample_mask_keeps_every_positive_and_at_most_n_negatives() -> None:
+    y = np.array([0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    groups = np.array([5, 7, 3])  # the last query has no positive
+    keep = sample_mask(y, groups, max_negatives=2, seed=1)
+    query = np.repeat(np.arange(3), groups)
+    assert np.bincount(query[keep], minlength=3).tolist() == [3, 4, 0]
+    assert set(np.flatnonzero(keep & (y == 1)).tolist()) == {1, 5, 6}
+    assert sample_mask(y, groups, 2, seed=1).tolist() == keep.tolist()  # seeded
+
+
+class CountingReader(TableReader):
+    """A reader that remembers how many entity rows it was asked for."""
+
+    asked: list[int]
+
+    def historical(self, entity_df: pd.DataFrame) -> pd.DataFrame:
+        self.asked.append(len(entity_df))
+        return super().historical(entity_df)
+
+
+def test_training_rows_read_features_for_the_kept_rows_only(
+    tables: dict[str, pd.DataFrame],
+) -> None:
+    """Training keeps every positive and a few negatives per query, and asks the feature
+    reader for those rows only; their vectors equal the rows of the whole candidate block's
+    matrix (the standardised scores are over every candidate of the user, as when serving)."""
+    users, items, genres = vocabularies(tables)
+    inter = tables["interactions"]
+    config = replace(CONFIG, max_negatives=3)
+    reader = CountingReader(tables)
+    reader.asked = []
+    got = training_rows(inter, [CUTOFF], LABEL_DAYS, users, items, reader, genres, config)
+    ts = inter["event_timestamp"]
+    before = inter[ts < CUTOFF]
+    future = inter[(ts >= CUTOFF) & (ts < CUTOFF + pd.Timedelta(days=LABEL_DAYS))]
+    active = sorted(set(future["user_id"]) & set(before["user_id"]))
+    fitted = fit_retrievers(before, users, items, CUTOFF, config)
+    history = history_for(fitted, before, active, config.recent_n)
+    block = candidate_block(fitted, history, active, TableReader(tables), genres, config)
+    y = labels(block.cands, block.user_ids, items.ids, future)
+    keep = sample_mask(y, block.cands.group_sizes(), config.max_negatives, seed=0)
+    assert 0 < keep.sum() < len(keep) / 2
+    assert reader.asked == [int(keep.sum())]
+    np.testing.assert_array_equal(got.x, block.x[keep])
+    np.testing.assert_array_equal(got.y, y[keep])
+    assert got.groups.sum() == keep.sum() and (got.groups > 0).all()
 
 
 def test_nightly_rows_from_the_latest_tables_equal_the_point_in_time_rows(
@@ -239,7 +276,7 @@ def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.Dat
     fitted = fit_retrievers(inter, users, items, SECOND, CONFIG)
     als = ALSModel(factors=4, iterations=5).fit(fitted.matrix)
     reader = TableReader(tables)
-    model = fit_two_stage(inter, users, items, als, reader, genres, [CUTOFF], LABEL_DAYS, CONFIG)
+    model = fit_two_stage(inter, items, reader, genres, [CUTOFF], LABEL_DAYS, CONFIG)
     who = ["u1", "u2", "u3", "u4", "u5"]
     recent = recent_from_lists([["i3", "nope", "i7"], [], ["i1"], ["i2"], ["i9", "i8"]], items)
     np.testing.assert_allclose(recent[0].toarray()[0, items.rows(["i3", "i7"])], [1.0, 0.8])

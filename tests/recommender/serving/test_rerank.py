@@ -47,9 +47,7 @@ def served() -> tuple[ModelBundle, RankingItems, Catalog]:
     cutoffs = [START + pd.Timedelta(days=d) for d in (30, 40)]
     bundle.ranking = fit_two_stage(
         inter,
-        bundle.users,
         bundle.items,
-        bundle.als,
         TableReader(tables),
         genres,
         cutoffs,
