@@ -142,7 +142,8 @@ def fit_retrievers(
     ease, knn = fit_item_item(matrix, config)
     popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
     trending = trending_scores(interactions, items, as_of, config.trending_days)
-    retrievers = assemble(als, ease, knn.similarity, trending, popularity)
+    # a batch of users (training rows, offline evaluation): ALS's exact top-k on every core
+    retrievers = assemble(als, ease, knn.similarity, trending, popularity, num_threads=0)
     return FittedRetrievers(users, items, pd.Timestamp(as_of), retrievers, matrix, ease, knn)
 
 
@@ -288,17 +289,21 @@ def training_rows(
 def sample_mask(y: np.ndarray, groups: np.ndarray, max_negatives: int, seed: int = 0) -> np.ndarray:
     """The training rows kept of a block (bool, per row): in every query that has a positive,
     all positives and at most ``max_negatives`` seeded random negatives; nothing of a query
-    without a positive."""
-    query = np.repeat(np.arange(len(groups)), groups)
+    without a positive (most of them: only those queries' rows are sorted)."""
+    keep = np.zeros(len(y), dtype=bool)
+    if not len(y):
+        return keep
     noise = np.random.default_rng(seed).random(len(y))
     noise[y > 0] = -1.0  # positives sort first and are always kept
-    order = np.lexsort((noise, query))
     start = np.r_[0, np.cumsum(groups)[:-1]]
-    within = np.arange(len(order)) - start[query[order]]
-    positives = np.add.reduceat(y > 0, start) if len(y) else np.zeros(0, int)
-    wanted = (within < positives[query[order]] + max_negatives) & (positives[query[order]] > 0)
-    keep = np.zeros(len(y), dtype=bool)
-    keep[order[wanted]] = True
+    positives = np.add.reduceat(y > 0, start)
+    query = np.repeat(np.arange(len(groups)), groups)
+    rows = np.flatnonzero(positives[query] > 0)
+    order = rows[np.lexsort((noise[rows], query[rows]))]
+    q = query[order]
+    first = np.r_[0, np.flatnonzero(q[1:] != q[:-1]) + 1]  # each useful query's first row
+    within = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    keep[order[within < positives[q] + max_negatives]] = True
     return keep
 
 
