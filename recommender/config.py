@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         "with it (off: ALS lists)",
     )
     ranker_fit_users: int = Field(
-        50_000, ge=100, description="users the ranker's training rows come from (a seeded sample)"
+        20_000, ge=100, description="users the ranker's training rows come from (a seeded sample)"
     )
     # the ranker's cost knobs (docs/evaluation.md: quality and nightly cost at several values)
     ranker_depth: int = Field(
