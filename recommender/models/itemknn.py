@@ -59,7 +59,7 @@ class ItemKNNModel:
         return {"neighbours": self.neighbours, "weighting": self.weighting}
 
     def save(self, directory: Path) -> list[str]:
-        save_npz(directory / "itemknn.npz", self.similarity)
+        save_npz(directory / "itemknn.npz", self.similarity, compressed=False)
         np.savez(
             directory / "itemknn_params.npz", neighbours=self.neighbours, weighting=self.weighting
         )

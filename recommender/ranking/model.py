@@ -69,7 +69,7 @@ class TwoStageModel:
         sub = directory / SUBDIR
         sub.mkdir(parents=True, exist_ok=True)
         files = self.ranker.save(sub)
-        save_npz(sub / "similarity.npz", self.similarity)
+        save_npz(sub / "similarity.npz", self.similarity, compressed=False)
         files.append("similarity.npz")
         if self.ease is not None:
             files += self.ease.save(sub)

@@ -82,7 +82,8 @@ def save_bundle(bundle: ModelBundle, root: Path, publish: bool = True) -> Path:
     try:
         files = bundle.als.save(tmp) + bundle.popularity.save(tmp) + bundle.profile.save(tmp)
         bundle.index.save(tmp / "items.faiss")
-        save_npz(tmp / "user_items.npz", bundle.user_items)
+        # uncompressed: zlib took 17 s for 1M users' 20M entries (0.3 s without), for 2.7x less disk
+        save_npz(tmp / "user_items.npz", bundle.user_items, compressed=False)
         pd.DataFrame({"user_id": bundle.users.ids}).to_parquet(tmp / "users.parquet")
         pd.DataFrame(
             {
