@@ -82,7 +82,7 @@ def _excluded(
 
 
 def _random_rows(split: Split, fitted_block: Block, items: Vocab) -> TrainingRows:
-    y = labels(fitted_block.cands, fitted_block.user_ids, items.ids, split.valid)
+    y = labels(fitted_block.cands, fitted_block.user_ids, items, split.valid)
     return TrainingRows(
         fitted_block.x, y, fitted_block.cands.group_sizes(), list(fitted_block.cands.retrievers), []
     )

@@ -11,7 +11,7 @@ does I/O (through the store it is given).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
+from recommender.data.vocab import Vocab
 from recommender.featurestore.names import (
     ITEM_METADATA,
     ITEM_STATS,
@@ -151,17 +152,17 @@ class TableReader:
 
 def labels(
     cands: CandidateSet,
-    user_ids: np.ndarray,
-    item_ids: np.ndarray,
+    user_ids: Iterable[str],
+    items: Vocab,
     future: pd.DataFrame,
 ) -> np.ndarray:
     """1 for a candidate the user interacted with in ``future`` (the label window), else 0.
-    ``user_ids``: the block's users (distinct), by ``cands.user_pos``; ``item_ids``: the
+    ``user_ids``: the block's users (distinct), by ``cands.user_pos``; ``items``: the
     catalog, by ``cands.item_rows``."""
-    n_items = max(len(item_ids), 1)
-    u = pd.Index(np.asarray(user_ids, dtype=str)).get_indexer(future["user_id"].astype(str))
-    i = pd.Index(np.asarray(item_ids, dtype=str)).get_indexer(future["item_id"].astype(str))
+    n_items = max(len(items), 1)
+    u = Vocab.from_ids(user_ids).rows(future["user_id"].astype(str))
+    i = items.rows(future["item_id"].astype(str))
     ok = (u >= 0) & (i >= 0)
-    hit = u[ok].astype(np.int64) * n_items + i[ok]
+    hit = u[ok] * n_items + i[ok]
     pairs = cands.user_pos.astype(np.int64) * n_items + cands.item_rows
     return np.isin(pairs, hit).astype(np.int32)

@@ -259,7 +259,7 @@ def training_rows(
             who = active[start : start + config.row_block_users]
             history = history_for(fitted, before, who, config.recent_n)
             cands = candidates(fitted.retrievers, history, config.depth, config.block_users)
-            y = labels(cands, np.asarray(who, dtype=str), items.ids, future)
+            y = labels(cands, who, items, future)
             keep = sample_mask(y, cands.group_sizes(), config.max_negatives, seed)
             seed += 1
             built += len(cands)

@@ -208,7 +208,9 @@ def test_sample_mask_keeps_every_positive_and_at_most_n_negatives() -> None:
 class CountingReader(TableReader):
     """A reader that remembers how many entity rows it was asked for."""
 
-    asked: list[int]
+    def __init__(self, tables: dict[str, pd.DataFrame]) -> None:
+        super().__init__(tables)
+        self.asked: list[int] = []
 
     def historical(self, entity_df: pd.DataFrame) -> pd.DataFrame:
         self.asked.append(len(entity_df))
@@ -225,7 +227,6 @@ def test_training_rows_read_features_for_the_kept_rows_only(
     inter = tables["interactions"]
     config = replace(CONFIG, max_negatives=3)
     reader = CountingReader(tables)
-    reader.asked = []
     got = training_rows(inter, [CUTOFF], LABEL_DAYS, users, items, reader, genres, config)
     ts = inter["event_timestamp"]
     before = inter[ts < CUTOFF]
@@ -234,7 +235,7 @@ def test_training_rows_read_features_for_the_kept_rows_only(
     fitted = fit_retrievers(before, users, items, CUTOFF, config)
     history = history_for(fitted, before, active, config.recent_n)
     block = candidate_block(fitted, history, active, TableReader(tables), genres, config)
-    y = labels(block.cands, block.user_ids, items.ids, future)
+    y = labels(block.cands, block.user_ids, items, future)
     keep = sample_mask(y, block.cands.group_sizes(), config.max_negatives, seed=0)
     assert 0 < keep.sum() < len(keep) / 2
     assert reader.asked == [int(keep.sum())]
