@@ -1,8 +1,8 @@
 """Top-N of scores, every model's last step: from a dense block (:func:`top_n_excluding`,
 :func:`top_k_rows`), from user and item factors in implicit's C++ ``topk``
 (:func:`factor_top_n`, the nightly's ALS lists), and from the stored entries of a sparse
-block (:func:`sparse_top_n`, the item-item retrievers). Rows are padded with -1 / ``-inf``;
-seen items are excluded. Pure.
+block (:func:`sparse_top_n`, :func:`keyed_top_n`: the item-item retrievers). Rows are
+padded with -1 / ``-inf``; seen items are excluded. Pure.
 """
 
 from __future__ import annotations
@@ -152,27 +152,54 @@ def sparse_top_n(scores: csr_matrix, seen: csr_matrix, n: int) -> tuple[np.ndarr
     an item no source item reaches is not a candidate), ``seen`` entries excluded; ties go to
     the lower item index, like :func:`top_n_excluding` on the dense block.
 
-    Only the stored entries are sorted: each row's entries are laid side by side in a block
-    as wide as the longest row (-inf padded), and :func:`top_k_rows` picks from that.
-
     Example: ``[[0, 3, 1, 2]]`` stored at items 1-3, item 3 seen, ``n=3``: ids ``[[1, 2, -1]]``.
     """
     n_rows, n_cols = scores.shape
-    ids = np.full((n_rows, n), -1, dtype=np.int64)
-    top = np.full((n_rows, n), -np.inf, dtype=np.float32)
     if not (isinstance(scores, csr_matrix) and scores.dtype == np.float32):
         scores = csr_matrix(scores, dtype=np.float32)
     scores.sum_duplicates()  # canonical: sorted columns, one entry each (sorts in place)
-    rows = np.repeat(np.arange(n_rows), np.diff(scores.indptr))
-    keep = np.isfinite(scores.data)
+    keys = entry_keys(scores.indptr, scores.indices, n_cols)
+    seen_keys = None
     if seen.nnz:
         seen = csr_matrix(seen)
         seen.sum_duplicates()
-        seen_rows = np.repeat(np.arange(n_rows), np.diff(seen.indptr))
-        seen_keys = seen_rows.astype(np.int64) * n_cols + seen.indices
-        keys = rows.astype(np.int64) * n_cols + scores.indices
-        keep &= ~np.isin(keys, seen_keys, assume_unique=True)
-    rows, cols, values = rows[keep], scores.indices[keep], scores.data[keep]
+        seen_keys = entry_keys(seen.indptr, seen.indices, n_cols)
+    return keyed_top_n(keys, scores.data, n_rows, n_cols, n, seen_keys)
+
+
+def entry_keys(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> np.ndarray:
+    """``row * n_cols + column`` of each stored entry of CSR arrays (ascending when the
+    matrix is canonical)."""
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    return rows * n_cols + indices
+
+
+def keyed_top_n(
+    keys: np.ndarray,
+    values: np.ndarray,
+    n_rows: int,
+    n_cols: int,
+    n: int,
+    seen_keys: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sparse_top_n` of a block given as its stored entries: ``keys`` (``row * n_cols
+    + column``, ascending, distinct) and their ``values``; ``seen_keys`` (the same keys of the
+    seen entries, ascending) are excluded.
+
+    Only the stored entries are sorted: each row's entries are laid side by side in a block
+    as wide as the longest row (-inf padded), and :func:`top_k_rows` picks from that."""
+    ids = np.full((n_rows, n), -1, dtype=np.int64)
+    top = np.full((n_rows, n), -np.inf, dtype=np.float32)
+    keep = np.isfinite(values)
+    if seen_keys is not None and len(seen_keys):  # sorted: a lookup, not np.isin's table
+        at = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
+        keep &= seen_keys[at] != keys
+    kept = keys[keep]
+    rows, cols, values = kept // n_cols, kept % n_cols, np.asarray(values[keep], np.float32)
+    if n_rows == 1:  # a request: one sort of its few hundred entries, no block to lay out
+        order = np.lexsort((cols, -values))[:n]
+        ids[0, : len(order)], top[0, : len(order)] = cols[order], values[order]
+        return ids, top
     counts = np.bincount(rows, minlength=n_rows)
     width = int(counts.max()) if len(rows) else 0
     if width == 0 or n == 0:

@@ -45,6 +45,16 @@ class CandidateSet:
         order = np.argsort(np.where(np.isnan(ranks), np.inf, ranks), kind="stable")
         return [self.retrievers[j] for j in order if not np.isnan(ranks[j])]
 
+    def provenances(self, pairs: np.ndarray) -> list[list[str]]:
+        """:meth:`provenance` of several pairs (one sort for all of them)."""
+        ranks = self.ranks[np.asarray(pairs, dtype=np.int64)]
+        order = np.argsort(np.where(np.isnan(ranks), np.inf, ranks), axis=1, kind="stable")
+        proposed = np.take_along_axis(~np.isnan(ranks), order, axis=1)
+        return [
+            [self.retrievers[j] for j, ok in zip(row, hit, strict=True) if ok]
+            for row, hit in zip(order.tolist(), proposed.tolist(), strict=True)
+        ]
+
     def group_sizes(self) -> np.ndarray:
         """Pairs per user position, in order (LightGBM's query groups)."""
         return np.diff(np.flatnonzero(np.r_[True, np.diff(self.user_pos) != 0, True]))

@@ -86,28 +86,48 @@ class Genres:
 
 
 def user_genre_shares(history: csr_matrix, genres: Genres) -> np.ndarray:
-    """Per user, the share of their items that carry each genre (users x genres)."""
-    ones = binary(history)
-    counts = np.asarray((ones @ genres.matrix).todense(), dtype=np.float32)
-    n = np.diff(ones.indptr).astype(np.float32)[:, None]  # (x > 0) stores no zeros
-    return counts / np.maximum(n, 1.0)
+    """Per user, the share of their items that carry each genre (users x genres).
+
+    From the CSR arrays (each positive entry's item's genres counted per user) when
+    ``history`` is canonical: a request's one row paid more in scipy's product and
+    constructors than in the counting."""
+    if not history.has_canonical_format:
+        ones = binary(history)
+        counts = np.asarray((ones @ genres.matrix).todense(), dtype=np.float32)
+        n = np.diff(ones.indptr).astype(np.float32)[:, None]  # (x > 0) stores no zeros
+        return counts / np.maximum(n, 1.0)
+    n_users, n_genres = history.shape[0], len(genres.names)
+    positive = history.data > 0
+    users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(history.indptr))[positive]
+    items = history.indices[positive].astype(np.int64)
+    g = genres.matrix
+    start = g.indptr[items].astype(np.int64)
+    lengths = g.indptr[items + 1].astype(np.int64) - start
+    owner = np.repeat(np.arange(len(items)), lengths)
+    entry = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + start[owner]
+    keys = users[owner] * n_genres + g.indices[entry]
+    per_genre = np.bincount(keys, g.data[entry], minlength=n_users * n_genres)
+    n_items = np.bincount(users, minlength=n_users).astype(np.float32)[:, None]
+    return per_genre.reshape(n_users, n_genres).astype(np.float32) / np.maximum(n_items, 1.0)
 
 
 def per_user_z(scores: np.ndarray, user_pos: np.ndarray) -> np.ndarray:
     """Each score standardised over its user's candidates (NaN stays NaN): the raw scales of
-    a retriever differ from user to user, the position within the user's set does not."""
+    a retriever differ from user to user, the position within the user's set does not.
+    Every (user, retriever) is one bin of the same bincounts (sums in pair order, as a loop
+    over retrievers would add them)."""
     out = np.full(scores.shape, np.nan, dtype=np.float64)
     if not len(scores):
         return out
-    n_users = int(user_pos.max()) + 1
-    for j in range(scores.shape[1]):
-        s = scores[:, j].astype(np.float64)
-        ok = np.isfinite(s)
-        count = np.bincount(user_pos[ok], minlength=n_users)
-        mean = np.bincount(user_pos[ok], s[ok], minlength=n_users) / np.maximum(count, 1)
-        sq = np.bincount(user_pos[ok], (s[ok] - mean[user_pos[ok]]) ** 2, minlength=n_users)
-        std = np.sqrt(sq / np.maximum(count, 1))
-        out[ok, j] = (s[ok] - mean[user_pos[ok]]) / np.where(std > 0, std, 1.0)[user_pos[ok]]
+    n_bins = (int(user_pos.max()) + 1) * scores.shape[1]
+    s = scores.astype(np.float64)
+    ok = np.isfinite(s)
+    bins = (np.asarray(user_pos, np.int64)[:, None] * scores.shape[1] + np.arange(s.shape[1]))[ok]
+    values = s[ok]
+    count = np.maximum(np.bincount(bins, minlength=n_bins), 1)
+    dev = values - (np.bincount(bins, values, minlength=n_bins) / count)[bins]
+    std = np.sqrt(np.bincount(bins, dev**2, minlength=n_bins) / count)
+    out[ok] = dev / np.where(std > 0, std, 1.0)[bins]
     return out
 
 

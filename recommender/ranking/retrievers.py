@@ -31,7 +31,13 @@ from scipy.sparse import csr_matrix
 from recommender.data.vocab import Vocab
 from recommender.models import ALSModel, EASEModel
 from recommender.models.base import binary
-from recommender.models.topn import factor_top_n, sparse_top_n, top_n_excluding
+from recommender.models.topn import (
+    entry_keys,
+    factor_top_n,
+    keyed_top_n,
+    sparse_top_n,
+    top_n_excluding,
+)
 
 
 @dataclass(frozen=True)
@@ -124,19 +130,69 @@ class FactorRetrieved:
 
 @dataclass(frozen=True)
 class SparseRetrieved:
-    """The top stored entries of a sparse (users, items) block; pairs not stored score 0."""
+    """The top stored entries of a sparse (users, items) block; pairs not stored score 0.
+    The block is kept as its entries: ``keys`` (``user_pos * n_items + item row``,
+    ascending, distinct) and their ``values``."""
 
     ids: np.ndarray
-    block: csr_matrix  # canonical (sorted, no duplicates)
+    keys: np.ndarray
+    values: np.ndarray
+    n_items: int
+
+    @classmethod
+    def of_block(cls, ids: np.ndarray, block: csr_matrix) -> SparseRetrieved:
+        """From a canonical (sorted, no duplicates) CSR block."""
+        keys = entry_keys(block.indptr, block.indices, block.shape[1])
+        return cls(ids, keys, block.data, block.shape[1])
 
     def at(self, user_pos: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
-        n_items = self.block.shape[1]
-        rows = np.repeat(np.arange(self.block.shape[0]), np.diff(self.block.indptr))
-        keys = rows.astype(np.int64) * n_items + self.block.indices
-        wanted = np.asarray(user_pos, np.int64) * n_items + np.asarray(item_rows, np.int64)
-        pos = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        found = keys[pos] == wanted if len(keys) else np.zeros(len(wanted), bool)
-        return np.where(found, self.block.data[pos] if len(keys) else 0, 0).astype(np.float32)
+        keys = self.keys
+        wanted = np.asarray(user_pos, np.int64) * self.n_items + np.asarray(item_rows, np.int64)
+        if not len(keys):
+            return np.zeros(len(wanted), dtype=np.float32)
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        return np.where(keys[pos] == wanted, self.values[pos], 0).astype(np.float32)
+
+
+# A source block whose product reaches at most this many similarity entries (a request's
+# history: a few items times ~100 neighbours) is multiplied in numpy from the CSR arrays:
+# scipy's sparse product and its constructors cost more than the arithmetic there (a
+# fifth of a cold two-stage request). Bigger blocks (the nightly's) take scipy's product.
+SMALL_PRODUCT = 50_000
+
+
+def small_product(
+    source: csr_matrix, similarity: csr_matrix, ones: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``source @ similarity`` (``ones``: every positive entry of ``source`` as 1, as
+    :func:`~recommender.models.base.binary` gives) as sorted distinct keys (``row *
+    n_items + column``) and float32 sums, zero sums dropped as scipy's product drops them;
+    None when it would reach more than :data:`SMALL_PRODUCT` entries. The sums add in the
+    order scipy's product adds them (source columns ascending), so the values are equal."""
+    if not source.has_canonical_format:
+        return None
+    positive = source.data > 0 if ones else np.ones(source.nnz, dtype=bool)
+    rows = np.repeat(np.arange(source.shape[0], dtype=np.int64), np.diff(source.indptr))
+    rows, cols = rows[positive], source.indices[positive].astype(np.int64)
+    weights = np.ones(len(cols), np.float32) if ones else source.data[positive]
+    start = similarity.indptr[cols].astype(np.int64)
+    lengths = similarity.indptr[cols + 1].astype(np.int64) - start
+    total = int(lengths.sum())
+    if total > SMALL_PRODUCT:
+        return None
+    if not total:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    owner = np.repeat(np.arange(len(cols)), lengths)
+    entry = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + start[owner]
+    keys = rows[owner] * similarity.shape[1] + similarity.indices[entry]
+    values = (similarity.data[entry] * weights[owner]).astype(np.float32)
+    order = np.argsort(keys, kind="stable")  # per key, the source columns stay ascending
+    keys, values = keys[order], values[order]
+    new = np.r_[True, keys[1:] != keys[:-1]]
+    sums = np.zeros(int(new.sum()), dtype=np.float32)
+    np.add.at(sums, np.cumsum(new) - 1, values)  # one by one in order, in float32, as scipy
+    nonzero = sums != 0
+    return keys[new][nonzero], sums[nonzero]
 
 
 @dataclass(frozen=True)
@@ -226,11 +282,20 @@ class SimilarityRetriever:
         self.use_recent = use_recent
 
     def retrieve(self, history: History, depth: int) -> SparseRetrieved:
+        n_users, n_items = history.matrix.shape
+        source = history.recent if self.use_recent else history.matrix
+        small = small_product(source, self.similarity, ones=not self.use_recent)
+        if small is not None:  # a request: numpy on the CSR arrays
+            keys, values = small
+            seen = history.matrix
+            seen_keys = np.unique(entry_keys(seen.indptr, seen.indices, n_items))
+            ids, _ = keyed_top_n(keys, values, n_users, n_items, depth, seen_keys)
+            return SparseRetrieved(ids, keys, values, n_items)
         source = history.recent if self.use_recent else history.binary
         block = source @ self.similarity  # float32 CSR (both are)
         block.sum_duplicates()
         ids, _ = sparse_top_n(block, history.matrix, depth)
-        return SparseRetrieved(ids, block)
+        return SparseRetrieved.of_block(ids, block)
 
 
 class ItemScoreRetriever:

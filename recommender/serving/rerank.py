@@ -127,7 +127,7 @@ def two_stage(
     order = np.argsort(item_rows, kind="stable")
     at = np.searchsorted(item_rows[order], rows)
     chosen = pairs[order[at]].astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
-    provenance = [block.cands.provenance(int(p)) for p in chosen]
+    provenance = block.cands.provenances(chosen)
     moved_by = None
     if explain and len(chosen):
         contrib = model.ranker.contributions(block.x[chosen])[:, :-1]

@@ -62,3 +62,19 @@ def test_sparse_top_n_takes_stored_unseen_entries_best_first() -> None:
         [-1, -1],
         [-1, -1],
     ]
+
+
+def test_one_row_at_a_time_equals_the_block(rng: np.random.Generator) -> None:
+    """A request's single row takes a plain sort instead of the block layout: each row on
+    its own gives what the whole block gives (ties to the lower item, seen items out, short
+    rows padded)."""
+    scores = sp.random(12, 500, density=0.2, format="csr", random_state=5, dtype=np.float32)
+    scores.data = np.round(scores.data, 1)  # many ties
+    seen = sp.random(12, 500, density=0.05, format="csr", random_state=6, dtype=np.float32)
+    for n in (5, 60, 200):
+        ids, top = sparse_top_n(scores, seen, n)
+        for u in range(12):
+            row_ids, row_top = sparse_top_n(scores[u], seen[u], n)
+            np.testing.assert_array_equal(row_ids[0], ids[u])
+            np.testing.assert_array_equal(row_top[0], top[u])
+    assert (ids == -1).any()  # some rows have fewer than n stored unseen entries

@@ -4,11 +4,13 @@ the rank of those it proposed, equal to a dense brute-force construction."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.sparse import csr_matrix
 from scipy.sparse import random as sparse_random
 
 from recommender.models import ALSModel
 from recommender.models.topn import top_n_excluding
+from recommender.ranking import retrievers
 from recommender.ranking.candidates import candidates
 from recommender.ranking.retrievers import (
     ALSRetriever,
@@ -16,6 +18,7 @@ from recommender.ranking.retrievers import (
     History,
     ItemScoreRetriever,
     SimilarityRetriever,
+    small_product,
 )
 from recommender.training.index import ItemIndex
 
@@ -75,10 +78,16 @@ def test_candidates_equal_the_dense_construction() -> None:
     assert not seen[got.user_pos, got.item_rows].any()  # nothing seen is proposed
 
 
-def test_sparse_and_factor_retrievers_equal_their_dense_blocks() -> None:
+@pytest.mark.parametrize("small", [True, False], ids=["numpy_product", "scipy_product"])
+def test_sparse_and_factor_retrievers_equal_their_dense_blocks(
+    small: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """item-kNN and "recent" propose the best *reached* items of the dense product (an item
     no neighbour list reaches is not proposed, and scores 0); ALS proposes the best items of
-    the dense inner products; every pair's score is the dense block's value."""
+    the dense inner products; every pair's score is the dense block's value. Both ways of
+    multiplying (numpy on the CSR arrays for a request's few items, scipy for a block)."""
+    if not small:
+        monkeypatch.setattr(retrievers, "SMALL_PRODUCT", 0)
     rng = np.random.default_rng(5)
     n_users, n_items, depth = 40, 90, 12
     seen = csr_matrix(sparse_random(n_users, n_items, density=0.05, random_state=4, format="csr"))
@@ -114,3 +123,32 @@ def test_sparse_and_factor_retrievers_equal_their_dense_blocks() -> None:
     indexed = ALSRetriever(als, index=ItemIndex.build(als.item_factors)).retrieve(history, depth)
     np.testing.assert_array_equal(indexed.ids, als_got.ids)
     np.testing.assert_allclose(indexed.at(u, i), dense[u, i], rtol=1e-5, atol=1e-6)
+
+
+def test_small_product_equals_scipys_product() -> None:
+    """A request's history times the similarities, from the CSR arrays: the same stored
+    entries and the same float32 sums as scipy's product (binary and weighted sources; an
+    empty history; a sum that cancels to 0 is not stored, as scipy drops it)."""
+    similarity = csr_matrix(
+        sparse_random(300, 300, density=0.1, random_state=8, format="csr"), dtype=np.float32
+    )
+    similarity.data -= 0.5  # some negative similarities
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        cols = np.sort(rng.choice(300, size=int(rng.integers(1, 12)), replace=False))
+        weights = (0.8 ** np.arange(len(cols))).astype(np.float32)
+        source = csr_matrix((weights, cols, [0, len(cols)]), shape=(1, 300))
+        for ones in (True, False):
+            src = csr_matrix((np.ones_like(weights), cols, [0, len(cols)]), shape=(1, 300))
+            expected = (src if ones else source) @ similarity
+            expected.sum_duplicates()
+            got = small_product(source, similarity, ones)
+            assert got is not None
+            keys, values = got
+            np.testing.assert_array_equal(keys, expected.indices.astype(np.int64))
+            np.testing.assert_array_equal(values, expected.data)
+    cancel = csr_matrix(np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32))
+    got = small_product(csr_matrix(np.array([[1.0, 1.0]], np.float32)), cancel, False)
+    assert got is not None and not len(got[0])  # 1 - 1: nothing stored
+    empty = small_product(csr_matrix((1, 300), dtype=np.float32), similarity, True)
+    assert empty is not None and not len(empty[0])

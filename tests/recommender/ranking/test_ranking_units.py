@@ -32,6 +32,7 @@ from recommender.ranking.features import (
     matrix_from_values,
     numeric_column,
     numeric_values,
+    per_user_z,
     user_genre_shares,
 )
 from recommender.ranking.model import (
@@ -86,6 +87,12 @@ def test_candidates_are_the_union_with_scores_ranks_and_provenance() -> None:
     np.testing.assert_array_equal(cands.ranks[pair], [1.0, np.nan])
     np.testing.assert_array_equal(cands.scores[pair], [4.0, 2.0])  # scored by both
     assert cands.group_sizes().tolist() == [4, 4]  # user 1: first 0, 2; second 4, 3
+    # several pairs at once, best rank first: what one pair at a time gives
+    pairs = np.arange(len(cands))
+    assert cands.provenances(pairs) == [cands.provenance(int(p)) for p in pairs]
+    both = int(np.flatnonzero((cands.user_pos == 1) & (cands.item_rows == 2))[0])
+    assert cands.provenances(np.array([both])) == [cands.provenance(both)]
+    assert cands.provenances(np.zeros(0, np.int64)) == []
     assert len(candidates([first], _history([], 5))) == 0
 
 
@@ -329,6 +336,52 @@ def test_cutoffs_without_labels_are_a_clear_dataset_error(tables: dict[str, pd.D
     common = (LABEL_DAYS, users, items, TableReader(tables), genres, CONFIG)
     with pytest.raises(InvalidDataset, match="no cut-off gave the ranker training rows"):
         training_rows(tables["interactions"], [late], *common)
+
+
+def test_per_user_z_standardises_each_retrievers_scores_within_each_user() -> None:
+    """Per user and retriever: (score - mean) / std over that user's finite scores (NaN
+    stays NaN; a constant column is 0), checked against the definition per user."""
+    rng = np.random.default_rng(2)
+    user_pos = np.repeat(np.arange(6), [5, 1, 7, 3, 9, 2])
+    scores = rng.normal(size=(len(user_pos), 4)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.2] = np.nan
+    scores[user_pos == 3, 2] = 1.5  # constant
+    got = per_user_z(scores, user_pos)
+    for u in range(6):
+        for j in range(4):
+            s = scores[user_pos == u, j].astype(np.float64)
+            ok = np.isfinite(s)
+            want = np.full(len(s), np.nan)
+            if ok.any():
+                std = s[ok].std()
+                want[ok] = (s[ok] - s[ok].mean()) / (std if std > 0 else 1.0)
+            np.testing.assert_allclose(got[user_pos == u, j], want, rtol=1e-9, atol=1e-12)
+    assert per_user_z(np.zeros((0, 3), np.float32), np.zeros(0, np.int64)).shape == (0, 3)
+
+
+def test_genre_shares_from_the_arrays_equal_the_sparse_product() -> None:
+    """The CSR-array counting (canonical histories: every request, every nightly block)
+    gives what binary(history) @ genres gives; a stored zero or negative weight is not an
+    item the user has; a non-canonical history takes scipy's way, with the same answer."""
+    rng = np.random.default_rng(4)
+    lists = [
+        list(rng.choice(["a", "b", "c", "d"], size=rng.integers(0, 3), replace=False))
+        for _ in range(40)
+    ]
+    genres = Genres.from_lists(lists)
+    dense = np.where(rng.random((7, 40)) < 0.2, rng.integers(-1, 5, (7, 40)), 0)
+    history = csr_matrix(dense.astype(np.float32))
+    history.data[::5] = 0.0  # explicitly stored zeros
+    ones = (history.toarray() > 0).astype(np.float32)
+    expected = (ones @ genres.matrix.toarray()) / np.maximum(ones.sum(axis=1), 1)[:, None]
+    assert history.has_canonical_format
+    np.testing.assert_allclose(user_genre_shares(history, genres), expected, rtol=1e-6)
+    doubled = csr_matrix(
+        (np.r_[1.0, 1.0], (np.r_[0, 0], np.r_[3, 3])), shape=(1, 40), dtype=np.float32
+    )
+    doubled.has_canonical_format = False
+    fast = user_genre_shares(csr_matrix(([2.0], ([0], [3])), shape=(1, 40)), genres)
+    np.testing.assert_array_equal(user_genre_shares(doubled, genres), fast)
 
 
 def test_genre_affinity_is_the_users_mean_share_of_the_items_genres() -> None:
