@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import pandas as pd
 from feast import FeatureStore
@@ -91,6 +92,10 @@ class OnlineStore:
             for slot, layout in self.user_layouts.items()
             if lean
         }
+        # per slot: a cached reply's decoded views, while the reader returns that same reply
+        self._decoded: dict[str | None, dict[bytes, tuple[object, dict[str, ViewValues]]]] = {
+            slot: {} for slot in self.user_layouts
+        }
         self._down_until = 0.0
         self.last_error: str | None = None
         self._read_user_latency = metrics.redis_latency.labels("read_user")
@@ -120,19 +125,31 @@ class OnlineStore:
         self._check_breaker()
         slot = self.live_slot
         layout, reader = self.user_layouts[slot], self.readers.get(slot)
+        key = layout.key(user_id)
         t0 = time.perf_counter()
         try:
             if reader is not None:
-                raw = await reader.hmget(layout.key(user_id))
+                raw = await reader.hmget(key)
             else:
-                raw = await self.client.hmget(layout.key(user_id), layout.fields)  # type: ignore[arg-type,misc]
+                raw = await self.client.hmget(key, layout.fields)  # type: ignore[arg-type,misc]
         except FAILURES as exc:
             raise self._tripped("read_user", exc) from exc
         finally:
             self._read_user_latency.observe(time.perf_counter() - t0)
         if self.last_error is not None:
             self._recovered()
-        return layout.decode(raw)
+        if reader is None or reader.cache is None:
+            return layout.decode(raw)
+        # The reader's cache hands back the very reply object it holds until Redis
+        # invalidates the key, so "the same object" means "still valid": decode it once.
+        # The ttl is checked per request; the views are read, never changed, downstream.
+        memo = self._decoded[slot]
+        got = memo.get(key)
+        if got is None or got[0] is not raw:
+            if len(memo) >= reader.cache_entries:
+                memo.clear()
+            got = memo[key] = (raw, layout.decode_all(raw))
+        return layout.fresh(got[1], datetime.now(timezone.utc))
 
     async def recent_items(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         """Stored recent items of several users (one pipeline)."""

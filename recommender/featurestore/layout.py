@@ -25,6 +25,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
 ViewValues = dict[str, Any]
+KEY_MEMO = 100_000  # entity keys remembered per layout (~100 bytes each)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class FeastLayout:
         self.project, self.join_key, self.views = project, join_key, tuple(views)
         self.serialization_version = serialization_version
         self.fields: list[bytes] = []
+        self._ttl = {view.name: view.ttl for view in self.views}
+        self._keys: dict[str, bytes] = {}
         for view in self.views:
             self.fields += [_mmh3(f"{view.name}:{f}") for f in view.features]
             self.fields.append(f"_ts:{view.name}".encode())
@@ -94,20 +97,34 @@ class FeastLayout:
         return cls(store.project, join_key, specs, store.config.entity_key_serialization_version)
 
     def key(self, entity_id: str) -> bytes:
-        entity = EntityKey(join_keys=[self.join_key], entity_values=[Value(string_val=entity_id)])
-        return _redis_key(self.project, entity, self.serialization_version)
+        """The entity's Redis key (memoised: a proto built and serialised per request was a
+        fifth of the warm path's store read)."""
+        got = self._keys.get(entity_id)
+        if got is None:
+            if len(self._keys) >= KEY_MEMO:
+                self._keys.clear()
+            entity = EntityKey(
+                join_keys=[self.join_key], entity_values=[Value(string_val=entity_id)]
+            )
+            got = _redis_key(self.project, entity, self.serialization_version)
+            self._keys[entity_id] = got
+        return got
 
     def decode(
         self, raw: Sequence[bytes | None], now: datetime | None = None
     ) -> dict[str, ViewValues]:
         """Values per view (with ``_ts``), dropping views that are absent or past their ttl."""
-        now = now or datetime.now(timezone.utc)
+        return self.fresh(self.decode_all(raw), now or datetime.now(timezone.utc))
+
+    def decode_all(self, raw: Sequence[bytes | None]) -> dict[str, ViewValues]:
+        """Values per view (with ``_ts``) of every view present, whatever its age: what
+        :meth:`fresh` filters (a cached reply is decoded once, its ttl checked per request)."""
         out: dict[str, ViewValues] = {}
         pos = 0
         for view in self.views:
             n = len(view.features)
             ts = _decode_ts(raw[pos + n])
-            if ts is not None and (view.ttl is None or now - ts <= view.ttl):
+            if ts is not None:
                 values: ViewValues = {
                     f: _decode_value(raw[pos + j]) for j, f in enumerate(view.features)
                 }
@@ -115,6 +132,16 @@ class FeastLayout:
                 out[view.name] = values
             pos += n + 1
         return out
+
+    def fresh(self, views: Mapping[str, ViewValues], now: datetime) -> dict[str, ViewValues]:
+        """The views of :meth:`decode_all` within their ttl at ``now`` (the values are shared,
+        not copied: callers read them)."""
+        ttl = self._ttl
+        return {
+            name: values
+            for name, values in views.items()
+            if ttl[name] is None or now - values["_ts"] <= ttl[name]
+        }
 
 
 def age_seconds(ts: datetime | None, now: datetime) -> float | None:

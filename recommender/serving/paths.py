@@ -294,11 +294,11 @@ def stored_provenance(
     None for a list stored without masks (one model's list)."""
     if len(masks) != len(list_rows) or not len(masks) or not names:
         return None
-    mask_of = {int(r): int(m) for r, m in zip(list_rows, masks, strict=True) if r >= 0}
+    mask_of = dict(zip(np.asarray(list_rows).tolist(), masks, strict=True))  # -1: no item
     out = []
     for row in np.asarray(served).tolist():
         mask = mask_of.get(row)
-        out.append(["als"] if mask is None else source_names(mask, names))
+        out.append(["als"] if mask is None else source_names(int(mask), names))
     return out
 
 

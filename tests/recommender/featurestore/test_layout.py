@@ -59,3 +59,12 @@ def test_absent_and_expired_views_are_dropped() -> None:
     assert "a" not in got and got["b"]["y"] == 3  # ttl 1 day vs. no ttl
     assert layout.decode([None, None, None, None], now) == {}
     assert layout.key("u") != layout.key("v") and len(layout.fields) == 4
+    # a cached reply decoded once, its ttl checked per request: the same as decoding anew
+    raw = [val, old.SerializeToString(), val, old.SerializeToString()]
+    every = layout.decode_all(raw)
+    assert set(every) == {"a", "b"}
+    assert layout.fresh(every, now) == layout.decode(raw, now)
+    assert layout.fresh(every, datetime(2026, 1, 1, 12, tzinfo=timezone.utc)) == every
+    # the memoised key is the key built anew
+    fresh_layout = FeastLayout("p", "user_id", layout.views)
+    assert layout.key("u") == fresh_layout.key("u") and layout.key("u") is layout.key("u")
