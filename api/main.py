@@ -9,7 +9,6 @@ works. Redis being down at any time degrades serving to the popularity fallback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,35 @@ from recommender.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
+# how long shutdown waits for the background tasks to end; a task still running then is
+# logged and left behind, and the runtime is closed anyway (exposures flushed, logs and
+# connections closed)
+SHUTDOWN_TASK_SECONDS = 5.0
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the background tasks and wait for them, cancelling again every 0.1 s while one
+    still runs: a cancellation can be lost (``asyncio.wait_for`` before Python 3.12 swallows
+    one that arrives as its inner await completes, gh-86296), and a polling loop that lost it
+    would keep the process from ever shutting down."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SHUTDOWN_TASK_SECONDS
+    pending = set(tasks)
+    while pending and (left := deadline - loop.time()) > 0:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(0.1, left))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    for task in pending:
+        log.warning(
+            "background task %s did not stop within %g s of shutdown; closing anyway",
+            task.get_name(),
+            SHUTDOWN_TASK_SECONDS,
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (from the environment when omitted)."""
     settings = settings or get_settings()
@@ -44,17 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if polled is not None:
                 await runtime.apply(polled)
         tasks = [
-            asyncio.create_task(runtime.background()),
-            asyncio.create_task(runtime.sink.run()),
-            asyncio.create_task(runtime.exposures.run()),
+            asyncio.create_task(runtime.background(), name="catalog-poll"),
+            asyncio.create_task(runtime.sink.run(), name="event-sink"),
+            asyncio.create_task(runtime.exposures.run(), name="exposure-flush"),
         ]
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop(tasks)
             await runtime.close()
 
     TrustedProxies(settings.trusted_proxies)  # a bad RECO_TRUSTED_PROXIES fails here, at once
