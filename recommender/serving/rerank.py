@@ -70,7 +70,9 @@ class TwoStageResult:
     moved_by: list[list[str]] | None
 
 
-def _history(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray) -> History:
+def history_of(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarray) -> History:
+    """One request's history block: the user's training items (a known user) and the request's
+    and pushed items, newest first, as the recent matrix."""
     n_items = len(bundle.items)
     if user_row is None:
         seen = np.zeros(0, dtype=np.int64)
@@ -104,7 +106,7 @@ def two_stage(
     model = bundle.ranking
     if model is None:
         raise ValueError(f"model version {bundle.version} has no ranker")
-    history = _history(bundle, user_row, recent_rows)
+    history = history_of(bundle, user_row, recent_rows)
     ranked, block = rank_users(
         model,
         bundle.als,
