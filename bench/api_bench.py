@@ -44,7 +44,7 @@ import numpy as np
 from bench import servers, wrk
 from bench.api_report import write_markdown
 from bench.repo import copy_feature_repo, feast_apply
-from recommender.featurestore.repo import feast_cli_env
+from recommender.featurestore.repo import feast_cli_env, teardown_project
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")
@@ -264,7 +264,6 @@ def main() -> None:
     from recommender.batch.publication import live_lists
     from recommender.events.log import read_events
     from recommender.featurestore.names import precomputed_service
-    from recommender.featurestore.repo import open_store
     from recommender.training.artifacts import load_bundle
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -313,7 +312,7 @@ def main() -> None:
     w1 = results["w1"]
     acked = sum(w1.get(f"events_{k}", {}).get("events_acked", 0) for k in ("event", "batch"))
     if not args.work:
-        open_store(settings).teardown()
+        teardown_project(settings)
         shutil.rmtree(work, ignore_errors=True)
     out = {
         "meta": {

@@ -28,7 +28,11 @@ import numpy as np
 import pandas as pd
 
 from bench.repo import feast_apply, fresh_settings
-from recommender.featurestore.repo import feast_cli_env
+from recommender.featurestore.repo import (
+    delete_project_keys,
+    feast_cli_env,
+    teardown_project,
+)
 
 log = logging.getLogger("bench.experiment_sim")
 
@@ -55,7 +59,6 @@ def main() -> None:
     from jobs.train import train
     from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
     from recommender.data.tables import build_tables, write_tables
-    from recommender.featurestore.repo import open_store
     from recommender.lifecycle.experiment_ops import report, start
     from recommender.lifecycle.experiments import Variant
     from recommender.lifecycle.reports import experiment_markdown, write_experiment_report
@@ -63,7 +66,7 @@ def main() -> None:
     t0 = time.perf_counter()
     settings = fresh_settings(args.work, args.project)
     repo = settings.feature_repo
-    _clear(settings)
+    delete_project_keys(settings)  # a previous run's pointers and configuration
     paths = extract_atomic_files(
         fetch_wheel("ml-100k", settings.cache_dir), "ml-100k", settings.cache_dir / "ml-100k"
     )
@@ -132,21 +135,7 @@ def main() -> None:
         paths_written,
     )
     print(experiment_markdown(result))  # noqa: T201 - the report is this script's output
-    open_store(settings).teardown()
-    _clear(settings)
-
-
-def _clear(settings: object) -> None:
-    """Delete the project's own keys (pointers, serving configuration) from Redis."""
-    from recommender.featurestore.keys import project_pattern
-    from recommender.featurestore.repo import redis_client
-
-    client = redis_client(settings)  # type: ignore[arg-type]
-    pattern = project_pattern(settings.feast_project)  # type: ignore[attr-defined]
-    keys = list(client.scan_iter(match=pattern))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    teardown_project(settings)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.markdown import replace_section
 from bench.repo import ROOT, feast_apply, fresh_settings
-from recommender.featurestore.repo import feast_cli_env
+from recommender.featurestore.repo import feast_cli_env, teardown_project
 from tests.support.server import serve_api
 
 log = logging.getLogger("bench.shadow_bench")
@@ -58,7 +58,6 @@ def main() -> None:
     from jobs.ingest import fetch_movielens
     from jobs.nightly import run_nightly
     from jobs.train import train
-    from recommender.featurestore.repo import open_store
     from recommender.lifecycle.experiment_ops import set_shadow
 
     settings = fresh_settings(args.work, args.project, catalog_poll_seconds=0.2)
@@ -87,7 +86,7 @@ def main() -> None:
             dropped = _metric(base, 'reco_shadow_requests_total{outcome="dropped_busy"}')
             shadow_ms = 1000 * _metric(base, "reco_shadow_duration_seconds_sum") / max(scored, 1)
     finally:
-        open_store(settings).teardown()
+        teardown_project(settings)
     summary = {
         mode: {
             "requests": len(v),

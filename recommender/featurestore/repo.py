@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from recommender.config import Settings
 from recommender.errors import FeatureRepoNotApplied, FeatureStoreUnavailable
-from recommender.featurestore.keys import project_key
+from recommender.featurestore.keys import project_key, project_pattern
 from recommender.featurestore.names import (
     EVENTS_PUSH_SOURCE,
     LIST_VIEW_PREFIX,
@@ -104,6 +104,26 @@ def redis_client(settings: Settings, timeout: float = 30.0) -> RedisClient:
     """A client for the job side's own keys (pointer, lock, catalog version): one Redis, or
     a Redis Cluster with ``RECO_REDIS_CLUSTER`` (:func:`~.redisclient.make_redis`)."""
     return make_redis(settings, timeout=timeout, connect_timeout=5.0)
+
+
+def teardown_project(settings: Settings) -> None:
+    """Remove exactly this project's data from the online store: Feast's keys (``feast
+    teardown``) and the platform's own keys (:func:`delete_project_keys`). For throwaway
+    projects (tests, benchmarks); nothing of another project is touched."""
+    open_store(settings).teardown()
+    delete_project_keys(settings)
+
+
+def delete_project_keys(settings: Settings) -> None:
+    """Delete the platform's own ``reco:{<project>}:*`` keys of this project (list pointers
+    and history, materialization record, serving configuration, monitor)."""
+    client = redis_client(settings)
+    try:
+        keys = list(client.scan_iter(match=project_pattern(settings.feast_project), count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def check_serving_ready(store: FeatureStore) -> None:

@@ -13,11 +13,8 @@ import sys
 import uuid
 from pathlib import Path
 
-import redis
-
 from recommender.config import Settings
-from recommender.featurestore.keys import project_pattern
-from recommender.featurestore.repo import feast_cli_env, open_store
+from recommender.featurestore.repo import feast_cli_env, teardown_project
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("RECO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -96,14 +93,5 @@ def without_batch_engine(yaml_text: str) -> str:
 
 
 def teardown_repo(settings: Settings) -> None:
-    """Remove exactly this test project's Redis data: Feast's keys (``teardown``) and the
-    platform's own ``reco:{<project>}:*`` keys (pointers, history, materialization record).
-    The project name is unique to the test run, and the pattern ends at the brace after it."""
-    open_store(settings).teardown()
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        keys = list(client.scan_iter(match=project_pattern(settings.feast_project), count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    """Remove exactly this test project's Redis data (the project name is unique to the run)."""
+    teardown_project(settings)
