@@ -47,7 +47,7 @@ async def recommend(
             ctx, down = None, str(exc)
     now = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    ranked, ages = hybrid.recommend(
+    steps = hybrid.recommend_steps(
         bundle,
         catalog,
         req,
@@ -57,6 +57,7 @@ async def recommend(
         unavailable_reason=down or "online store unavailable",
         ranking_items=a.served.ranking,
     )
+    ranked, ages = await rt.batcher.run(steps)  # a two-stage ranking with concurrent ones
     if a.skip_list and ranked.source == "realtime":
         ranked.reason = f"experiment {a.experiment}, variant {a.variant}: ranked in real time"
     rt.metrics.record_served(ranked, ages, time.perf_counter() - t0, store_down=bool(down))

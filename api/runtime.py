@@ -22,6 +22,7 @@ import anyio
 import faiss
 from feast import FeatureStore
 
+from api.batching import TwoStageBatcher
 from api.eventsink import EventSink
 from api.exposures import ExposureSink, ShadowRunner
 from api.online import OnlineStore, Polled
@@ -72,6 +73,7 @@ class Runtime:
     exposures: ExposureSink
     shadow: ShadowRunner
     exposure_log: EventLog
+    batcher: TwoStageBatcher  # concurrent cold requests' two-stage rankings, in blocks
     served: Served | None = None  # production: the model of the live lists
     models: dict[str, Served] = field(default_factory=dict)  # every loaded version
     config: ServingConfig = field(default_factory=ServingConfig)
@@ -100,6 +102,7 @@ class Runtime:
                 metrics, EventLog(settings.exposure_log_dir, fsync=False, prefix="shadow")
             ),
             exposure_log=exposure_log,
+            batcher=TwoStageBatcher(metrics.two_stage_block),
         )
 
     @property

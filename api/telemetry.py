@@ -198,6 +198,12 @@ class Metrics:
         self.shadow_runs = Counter(
             "reco_shadow_requests", "Shadow scoring, by outcome", ["outcome"], registry=r
         )
+        self.two_stage_block = Histogram(
+            "reco_two_stage_block_size",
+            "Requests ranked together by the two-stage path (concurrent cold requests)",
+            buckets=(1, 2, 4, 8, 16),
+            registry=r,
+        )
         self.shadow_latency = Histogram(
             "reco_shadow_duration_seconds",
             "The shadow candidate's time to rank (off the request path)",

@@ -47,13 +47,13 @@ class History:
     ``user_rows``: rows in the ALS model (-1: unknown to it); ``matrix``: users x items, every
     item they have; ``recent``: the same shape, weights ``decay**k`` on the k-th most recent
     item (k = 0 newest) for the last few items; ``refold``: fold in instead of using the
-    trained vector (the history changed since training).
+    trained vector (the history changed since training), for the whole block or per user.
     """
 
     user_rows: np.ndarray
     matrix: csr_matrix
     recent: csr_matrix
-    refold: bool = False
+    refold: bool | np.ndarray = False
 
     @cached_property
     def binary(self) -> csr_matrix:
@@ -66,7 +66,8 @@ class History:
 
     def block(self, start: int, stop: int) -> History:
         rows = slice(start, stop)
-        return History(self.user_rows[rows], self.matrix[rows], self.recent[rows], self.refold)
+        refold = self.refold[rows] if isinstance(self.refold, np.ndarray) else self.refold
+        return History(self.user_rows[rows], self.matrix[rows], self.recent[rows], refold)
 
 
 class Retrieved(Protocol):
@@ -233,7 +234,7 @@ class ALSRetriever:
     def vectors(self, history: History) -> np.ndarray:
         rows = history.user_rows
         out = np.zeros((len(rows), self.item_factors.shape[1]), dtype=np.float32)
-        trained = (rows >= 0) & (not history.refold)
+        trained = (rows >= 0) & ~np.asarray(history.refold, dtype=bool)
         if trained.any():
             out[trained] = self.als.user_factors[rows[trained]]
         fold = ~trained & (np.diff(history.matrix.indptr) > 0)

@@ -31,7 +31,7 @@ from recommender.featurestore.names import (
 )
 from recommender.serving import paths
 from recommender.serving.paths import Ranked
-from recommender.serving.rerank import RankingItems
+from recommender.serving.rerank import RankingItems, Steps, inline
 from recommender.serving.rules import Catalog, Rules
 from recommender.training.artifacts import ModelBundle
 
@@ -115,7 +115,7 @@ def _freshness(ctx: Context, now: datetime, used_list: bool) -> dict[str, float]
     return {k: round(v, 3) for k, v in ages.items() if v is not None}
 
 
-def recommend(
+def recommend_steps(
     bundle: ModelBundle,
     catalog: Catalog,
     req: Request,
@@ -124,9 +124,11 @@ def recommend(
     list_ttl: timedelta,
     unavailable_reason: str = "online store unavailable",
     ranking_items: RankingItems | None = None,
-) -> tuple[Ranked, dict[str, float]]:
+) -> Steps[tuple[Ranked, dict[str, float]]]:
     """The served list and the age (seconds) of each online feature it used. With
-    ``ranking_items`` (and a ranker in the bundle) the real-time path retrieves and ranks."""
+    ``ranking_items`` (and a ranker in the bundle) the real-time path retrieves and ranks: the
+    request's two-stage job is yielded and its ranking sent back (see
+    :func:`~recommender.serving.paths.realtime_steps`; :func:`recommend` ranks on the spot)."""
     row = bundle.users.row(req.user_id) if req.user_id is not None else None
     request_rows = bundle.items.rows(req.recent_item_ids)
     if ctx is None:  # the online store did not answer: the best path the rest allows
@@ -188,7 +190,7 @@ def recommend(
         if ranking_items is not None
         else None
     )
-    ranked = paths.realtime(
+    ranked = yield from paths.realtime_steps(
         bundle,
         req.k,
         fold,
@@ -201,6 +203,10 @@ def recommend(
     ranked.reason = reason
     _explain(bundle, req, ranked, row, recent_rows)
     return ranked, _freshness(ctx, now, used_list=False)
+
+
+# recommend_steps with its two-stage ranking (if any) done on the spot
+recommend = inline(recommend_steps)
 
 
 def _explain(

@@ -29,7 +29,7 @@ from recommender.data.vocab import items_row
 from recommender.errors import UnknownItems
 from recommender.featurestore.layout import ViewValues
 from recommender.ranking.model import source_names
-from recommender.serving.rerank import RankingItems, two_stage
+from recommender.serving.rerank import RankingItems, Steps, TwoStageJob, inline
 from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
 
@@ -171,7 +171,7 @@ def known_user(
     return search(bundle, bundle.als.user_factors[user_row], k, rules, catalog, "user_vector")
 
 
-def realtime(
+def realtime_steps(
     bundle: ModelBundle,
     k: int,
     recent_item_ids: Sequence[str] = (),
@@ -181,11 +181,13 @@ def realtime(
     rules: Rules | None = None,
     catalog: Catalog | None = None,
     ranking: RankingInput | None = None,
-) -> Ranked:
+) -> Steps[Ranked]:
     """Real-time inference for a new user, or a known user whose context changed.
 
     With a ranker in the bundle and ``ranking`` given, users with known items (or a trained
-    vector) get the two-stage path (``two_stage``): retrieve, rank, then the rules.
+    vector) get the two-stage path: it yields a :class:`~recommender.serving.rerank.TwoStageJob`
+    and is sent its ranking (retrieve, rank; then the rules), so a caller can rank several
+    requests' jobs at once.
 
     Known item ids (request or pushed) are folded into the ALS model together with the user's
     training items (if any); otherwise the profile model gives the vector; otherwise popular.
@@ -201,7 +203,7 @@ def realtime(
         and bundle.ranking is not None
         and (len(recent_rows) or user_row is not None)
     ):
-        got = two_stage(
+        got = yield TwoStageJob(
             bundle,
             ranking.items,
             ranking.user_id,
@@ -240,6 +242,10 @@ def realtime(
         ranked.used = {"profile": tokens}
         return ranked
     return popular(bundle, k, rules=rules, catalog=catalog)
+
+
+# realtime_steps with its two-stage ranking (if any) done on the spot
+realtime = inline(realtime_steps)
 
 
 def from_precomputed(

@@ -8,12 +8,15 @@ that moved it up most (LightGBM's ``pred_contrib``: per-feature contributions to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import vstack
 
 from recommender.data.vocab import items_row
 from recommender.featurestore.layout import ViewValues
@@ -26,6 +29,8 @@ from recommender.serving.rules import Catalog, Rules, select
 from recommender.training.artifacts import ModelBundle
 
 EXPLAIN_FEATURES = 3  # the features that moved an item up most, per item
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,50 @@ def history_of(bundle: ModelBundle, user_row: int | None, recent_rows: np.ndarra
     return History(np.array([row]), matrix, recent, refold=bool(len(recent_rows)))
 
 
+@dataclass(frozen=True)
+class TwoStageJob:
+    """One request's two-stage ranking: everything :func:`two_stage_many` needs for it."""
+
+    bundle: ModelBundle
+    items: RankingItems
+    user_id: str
+    user_views: Mapping[str, ViewValues]
+    user_row: int | None
+    recent_rows: np.ndarray
+    k: int
+    rules: Rules
+    catalog: Catalog
+    now: datetime
+    explain: bool = False
+
+
+# A computation that may ask for two-stage rankings on the way to its answer: it yields a
+# job and is sent the job's result (:func:`run_inline` here; the API batches the jobs of
+# concurrent requests).
+Steps = Generator[TwoStageJob, TwoStageResult, T]
+
+
+def run_inline(steps: Steps[T]) -> T:
+    """Run ``steps``, ranking each job it asks for on the spot."""
+    try:
+        job = next(steps)
+        while True:
+            job = steps.send(two_stage_many([job])[0])
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def inline(steps_of: Callable[P, Steps[T]]) -> Callable[P, T]:
+    """The plain function of a steps function: the same arguments, each two-stage ranking done
+    on the spot (:func:`run_inline`)."""
+
+    @functools.wraps(steps_of)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_inline(steps_of(*args, **kwargs))
+
+    return run
+
+
 def two_stage(
     bundle: ModelBundle,
     items: RankingItems,
@@ -103,39 +152,74 @@ def two_stage(
     explain: bool = False,
 ) -> TwoStageResult:
     """Ranked, then filtered: the first ``k`` ranked candidates that pass the rules."""
+    job = TwoStageJob(
+        bundle, items, user_id, user_views, user_row, recent_rows, k, rules, catalog, now, explain
+    )
+    return two_stage_many([job])[0]
+
+
+def two_stage_many(jobs: Sequence[TwoStageJob]) -> list[TwoStageResult]:
+    """:func:`two_stage` of several requests in one block (their bundle and item features must
+    be the same objects): candidates, features and the ranker's predictions for every user at
+    once, then each request's rules, ``k`` and provenance. Each user's candidates and scores
+    are what ranking them alone gives; the block's time (the items' age) is its newest
+    request's."""
+    if not jobs:
+        return []
+    bundle, items = jobs[0].bundle, jobs[0].items
+    if any(j.bundle is not bundle or j.items is not items for j in jobs):
+        raise ValueError("a two-stage block needs one bundle and one set of item features")
     model = bundle.ranking
     if model is None:
         raise ValueError(f"model version {bundle.version} has no ranker")
-    history = history_of(bundle, user_row, recent_rows)
+    history = stack_histories([history_of(bundle, j.user_row, j.recent_rows) for j in jobs])
+    positions = [str(u) for u in range(len(jobs))]  # one user twice in a block stays two rows
     ranked, block = rank_users(
         model,
         bundle.als,
         bundle.popularity.item_scores,
         items.genres,
         history,
-        [user_id],
-        entity_values({user_id: user_views}, [user_id], user=True),
+        [j.user_id for j in jobs],
+        entity_values(
+            {p: j.user_views for p, j in zip(positions, jobs, strict=True)}, positions, user=True
+        ),
         items.values,
-        pd.Timestamp(now),
+        pd.Timestamp(max(j.now for j in jobs)),
         # every candidate in ranked order: the rules may drop any of them
         model.ranker.manifest.depth * len(model.ranker.manifest.retrievers),
         with_provenance=False,  # named below for the items that pass the rules
         retrievers=items.retrievers,
     )
-    listed = ranked.item_rows[0] >= 0
-    item_rows, pairs = ranked.item_rows[0][listed], ranked.pairs[0][listed]
-    rows, scores = select(item_rows, ranked.scores[0][listed], rules, catalog, k)
-    # each chosen row's candidate pair (the ranked rows are distinct)
-    order = np.argsort(item_rows, kind="stable")
-    at = np.searchsorted(item_rows[order], rows)
-    chosen = pairs[order[at]].astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
-    provenance = block.cands.provenances(chosen)
-    moved_by = None
-    if explain and len(chosen):
-        contrib = model.ranker.contributions(block.x[chosen])[:, :-1]
-        names = model.ranker.manifest.feature_names
-        moved_by = [
-            [names[j] for j in np.argsort(-c, kind="stable")[:EXPLAIN_FEATURES] if c[j] > 0]
-            for c in contrib
-        ]
-    return TwoStageResult(rows, scores, provenance, moved_by)
+    out = []
+    for u, job in enumerate(jobs):
+        listed = ranked.item_rows[u] >= 0
+        item_rows, pairs = ranked.item_rows[u][listed], ranked.pairs[u][listed]
+        rows, scores = select(item_rows, ranked.scores[u][listed], job.rules, job.catalog, job.k)
+        # each chosen row's candidate pair (a user's ranked rows are distinct)
+        order = np.argsort(item_rows, kind="stable")
+        at = np.searchsorted(item_rows[order], rows)
+        chosen = pairs[order[at]].astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
+        provenance = block.cands.provenances(chosen)
+        moved_by = None
+        if job.explain and len(chosen):
+            contrib = model.ranker.contributions(block.x[chosen])[:, :-1]
+            names = model.ranker.manifest.feature_names
+            moved_by = [
+                [names[j] for j in np.argsort(-c, kind="stable")[:EXPLAIN_FEATURES] if c[j] > 0]
+                for c in contrib
+            ]
+        out.append(TwoStageResult(rows, scores, provenance, moved_by))
+    return out
+
+
+def stack_histories(histories: Sequence[History]) -> History:
+    """One history block of several requests' one-row blocks, in order."""
+    if len(histories) == 1:
+        return histories[0]
+    return History(
+        np.concatenate([h.user_rows for h in histories]),
+        vstack([h.matrix for h in histories], format="csr"),
+        vstack([h.recent for h in histories], format="csr"),
+        refold=np.array([bool(h.refold) for h in histories]),
+    )

@@ -8,67 +8,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from recommender.data.tables import build_tables
-from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS
-from recommender.ranking.dataset import TableReader
-from recommender.ranking.features import Genres
-from recommender.ranking.model import fit_two_stage
-from recommender.ranking.twostage import RankingConfig
 from recommender.serving import paths
-from recommender.serving.rerank import RankingItems
+from recommender.serving.rerank import RankingItems, TwoStageJob, two_stage_many
 from recommender.serving.rules import Catalog, Rules
 from recommender.training.artifacts import ModelBundle, load_bundle, save_bundle
-from recommender.training.fit import fit_bundle
-from tests.support.bundles import ALS
-from tests.support.synthetic import synthetic_tables
+from tests.support.ranked import ranked_bundle
 
-START = pd.Timestamp("2024-01-01", tz="UTC")
 NOW = datetime(2024, 3, 15, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def served() -> tuple[ModelBundle, RankingItems, Catalog]:
-    tables = build_tables(*synthetic_tables(np.random.default_rng(11), per_user=14))
-    inter = tables["interactions"]
-    bundle = fit_bundle(
-        inter,
-        tables["items"].set_index("item_id")["title"],
-        tables["users"].set_index("user_id"),
-        ALS,
-        version="rerank",
-    )
-    genres = Genres.from_lists(
-        tables["items"].set_index("item_id")["genres"].reindex(bundle.items.ids).tolist()
-    )
-    config = RankingConfig(depth=20, als=ALS, rounds=40, lgb_params={"min_data_in_leaf": 5})
-    cutoffs = [START + pd.Timedelta(days=d) for d in (30, 40)]
-    bundle.ranking = fit_two_stage(
-        inter,
-        bundle.items,
-        TableReader(tables),
-        genres,
-        cutoffs,
-        20,
-        config,
-    )
-    # the decoded online views of every item, as the API holds them (latest values)
-    stats = tables[ITEM_STATS].sort_values("event_timestamp").groupby("item_id").last()
-    meta = tables["items"].set_index("item_id")
-    views = {
-        i: {
-            ITEM_STATS: stats.loc[i].to_dict() if i in stats.index else {},
-            ITEM_METADATA: {"year": meta.loc[i, "year"], "genres": list(meta.loc[i, "genres"])},
-        }
-        for i in bundle.items.ids.tolist()
-    }
-    return (
-        bundle,
-        RankingItems.from_views(views, bundle),
-        Catalog.from_frame(tables["items"], bundle.items),
-    )
+    return ranked_bundle()
 
 
 def _ask(
@@ -124,3 +77,40 @@ def test_the_ranker_is_saved_and_loaded_with_the_bundle(
     (tmp_path / "models" / bundle.version / "ranking" / "ranker.txt").write_text("tree\n")
     with pytest.raises(Exception, match="checksum"):
         load_bundle(tmp_path)
+
+
+def jobs_of(served: tuple[ModelBundle, RankingItems, Catalog]) -> list[TwoStageJob]:
+    """Requests of every kind: new users with different items, rules and k, one explained,
+    the same user twice, a known user with new items (fold in again) and one without (the
+    trained vector)."""
+    bundle, items, catalog = served
+    rows = bundle.items.rows
+    no_comedy = Rules(exclude={"genres": frozenset({"Comedy"})})
+    known = int(bundle.users.rows(["a_user3"])[0])
+    assert known >= 0
+    asks = [
+        ("new1", None, ["a1", "a2", "a3"], 5, Rules(), False),
+        ("new2", None, ["b1", "b4"], 3, no_comedy, True),
+        ("new1", None, ["a1", "a2", "a3"], 5, Rules(), False),
+        ("a_user3", known, ["b2"], 4, Rules(), False),
+        ("a_user3", known, [], 6, no_comedy, True),
+    ]
+    return [
+        TwoStageJob(bundle, items, user, {}, row, rows(recent), k, rules, catalog, NOW, explain)
+        for user, row, recent, k, rules, explain in asks
+    ]
+
+
+def test_requests_ranked_in_one_block_get_what_each_gets_alone(
+    served: tuple[ModelBundle, RankingItems, Catalog],
+) -> None:
+    jobs = jobs_of(served)
+    together = two_stage_many(jobs)
+    assert len(together) == len(jobs)
+    for job, got in zip(jobs, together, strict=True):
+        alone = two_stage_many([job])[0]
+        np.testing.assert_array_equal(got.rows, alone.rows)
+        np.testing.assert_allclose(got.scores, alone.scores, rtol=1e-12)
+        assert got.provenance == alone.provenance and got.moved_by == alone.moved_by
+        assert len(got.rows) == job.k and (got.moved_by is not None) == job.explain
+    assert two_stage_many([]) == []
