@@ -13,8 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from api.batching import TwoStageBatcher
 from recommender.serving.rerank import TwoStageResult, two_stage_many
-from tests.recommender.serving.test_rerank import jobs_of
-from tests.support.ranked import ranked_bundle
+from tests.support.ranked import jobs_of, ranked_bundle
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 
@@ -11,14 +13,15 @@ from recommender.ranking.dataset import TableReader
 from recommender.ranking.features import Genres
 from recommender.ranking.model import fit_two_stage
 from recommender.ranking.twostage import RankingConfig
-from recommender.serving.rerank import RankingItems
-from recommender.serving.rules import Catalog
+from recommender.serving.rerank import RankingItems, TwoStageJob
+from recommender.serving.rules import Catalog, Rules
 from recommender.training.artifacts import ModelBundle
 from recommender.training.fit import fit_bundle
 from tests.support.bundles import ALS
 from tests.support.synthetic import synthetic_tables
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
+NOW = datetime(2024, 3, 15, tzinfo=timezone.utc)  # the requests' time
 
 
 def ranked_bundle() -> tuple[ModelBundle, RankingItems, Catalog]:
@@ -62,3 +65,25 @@ def ranked_bundle() -> tuple[ModelBundle, RankingItems, Catalog]:
         RankingItems.from_views(views, bundle),
         Catalog.from_frame(tables["items"], bundle.items),
     )
+
+
+def jobs_of(served: tuple[ModelBundle, RankingItems, Catalog]) -> list[TwoStageJob]:
+    """Requests of every kind: new users with different items, rules and k, one explained,
+    the same user twice, a known user with new items (fold in again) and one without (the
+    trained vector)."""
+    bundle, items, catalog = served
+    rows = bundle.items.rows
+    no_comedy = Rules(exclude={"genres": frozenset({"Comedy"})})
+    known = int(bundle.users.rows(["a_user3"])[0])
+    assert known >= 0
+    asks = [
+        ("new1", None, ["a1", "a2", "a3"], 5, Rules(), False),
+        ("new2", None, ["b1", "b4"], 3, no_comedy, True),
+        ("new1", None, ["a1", "a2", "a3"], 5, Rules(), False),
+        ("a_user3", known, ["b2"], 4, Rules(), False),
+        ("a_user3", known, [], 6, no_comedy, True),
+    ]
+    return [
+        TwoStageJob(bundle, items, user, {}, row, rows(recent), k, rules, catalog, NOW, explain)
+        for user, row, recent, k, rules, explain in asks
+    ]

@@ -4,19 +4,16 @@ ranker saved and loaded with the bundle."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recommender.serving import paths
-from recommender.serving.rerank import RankingItems, TwoStageJob, two_stage_many
+from recommender.serving.rerank import RankingItems, two_stage_many
 from recommender.serving.rules import Catalog, Rules
 from recommender.training.artifacts import ModelBundle, load_bundle, save_bundle
-from tests.support.ranked import ranked_bundle
-
-NOW = datetime(2024, 3, 15, tzinfo=timezone.utc)
+from tests.support.ranked import NOW, jobs_of, ranked_bundle
 
 
 @pytest.fixture(scope="module")
@@ -77,28 +74,6 @@ def test_the_ranker_is_saved_and_loaded_with_the_bundle(
     (tmp_path / "models" / bundle.version / "ranking" / "ranker.txt").write_text("tree\n")
     with pytest.raises(Exception, match="checksum"):
         load_bundle(tmp_path)
-
-
-def jobs_of(served: tuple[ModelBundle, RankingItems, Catalog]) -> list[TwoStageJob]:
-    """Requests of every kind: new users with different items, rules and k, one explained,
-    the same user twice, a known user with new items (fold in again) and one without (the
-    trained vector)."""
-    bundle, items, catalog = served
-    rows = bundle.items.rows
-    no_comedy = Rules(exclude={"genres": frozenset({"Comedy"})})
-    known = int(bundle.users.rows(["a_user3"])[0])
-    assert known >= 0
-    asks = [
-        ("new1", None, ["a1", "a2", "a3"], 5, Rules(), False),
-        ("new2", None, ["b1", "b4"], 3, no_comedy, True),
-        ("new1", None, ["a1", "a2", "a3"], 5, Rules(), False),
-        ("a_user3", known, ["b2"], 4, Rules(), False),
-        ("a_user3", known, [], 6, no_comedy, True),
-    ]
-    return [
-        TwoStageJob(bundle, items, user, {}, row, rows(recent), k, rules, catalog, NOW, explain)
-        for user, row, recent, k, rules, explain in asks
-    ]
 
 
 def test_requests_ranked_in_one_block_get_what_each_gets_alone(
