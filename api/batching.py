@@ -6,16 +6,19 @@ at the same moment are ranked as one block.
 A request's pure decision (:func:`recommender.serving.hybrid.recommend_steps`) yields its
 :class:`~recommender.serving.rerank.TwoStageJob`; :meth:`TwoStageBatcher.rank` queues it and
 ranks, one event-loop turn later, every job queued by then (at most ``max_batch``), on the
-loop's thread as a single request's ranking always ran: nothing waits for a thread or a
-timer, so a lone request is not delayed and a busy core delays a block no more than it
-delays one request. Under load the jobs that arrive while a block is ranked form the next
-block. A block that fails is ranked again job by job, so one request's error stays its own.
+loop's thread as a single request's ranking always ran (nothing waits for a thread). While
+other requests that will likely rank (:meth:`TwoStageBatcher.expecting`) are still reading
+the store, the block waits for them on a timer, at most ``HOLD_SECONDS``; a lone request is
+not held. Under load the jobs that arrive while a block is ranked form the next block. A
+block that fails is ranked again job by job, so one request's error stays its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from prometheus_client import Histogram
@@ -24,14 +27,33 @@ from recommender.serving.rerank import Steps, TwoStageJob, TwoStageResult, two_s
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# the longest a due block waits for requests still reading the store, and the step it waits in
+HOLD_SECONDS = 0.002
+HOLD_STEP_SECONDS = 0.0002
 Waiting = tuple[TwoStageJob, "asyncio.Future[TwoStageResult]"]
 
 
 class TwoStageBatcher:
-    def __init__(self, sizes: Histogram, max_batch: int = 16) -> None:
-        self.sizes, self.max_batch = sizes, max_batch
+    def __init__(
+        self, sizes: Histogram, max_batch: int = 16, hold_seconds: float = HOLD_SECONDS
+    ) -> None:
+        self.sizes, self.max_batch, self.hold_seconds = sizes, max_batch, hold_seconds
         self.waiting: list[Waiting] = []
         self.scheduled = False
+        self.expected = 0  # requests likely to ask for a ranking, waiting ones included
+        self._since: float | None = None  # when the waiting block was first due
+
+    @contextmanager
+    def expecting(self, likely: bool) -> Iterator[None]:
+        """Around a request that will likely ask for a ranking (it has items of its own):
+        while such requests are still reading the store, a due block waits for them (at most
+        ``hold_seconds``); without the hold, concurrent requests fragmented into blocks of 2-3
+        because their store reads came back a turn apart."""
+        self.expected += likely
+        try:
+            yield
+        finally:
+            self.expected -= likely
 
     async def run(self, steps: Steps[T]) -> T:
         """Drive ``steps`` to its answer, ranking each job it asks for with the others'."""
@@ -52,10 +74,18 @@ class TwoStageBatcher:
         return await future
 
     def _rank_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._since = now if self._since is None else self._since
+        coming = min(self.expected, self.max_batch) > len(self.waiting)
+        if coming and now - self._since < self.hold_seconds:
+            loop.call_later(HOLD_STEP_SECONDS, self._rank_waiting)  # a timer: the loop sleeps
+            return
+        self._since = None
         block, self.waiting = self.waiting[: self.max_batch], self.waiting[self.max_batch :]
         self.scheduled = bool(self.waiting)
         if self.waiting:
-            asyncio.get_running_loop().call_soon(self._rank_waiting)
+            loop.call_soon(self._rank_waiting)
         groups: dict[tuple[int, int], list[Waiting]] = {}
         for job, future in block:
             if not future.cancelled():  # the client went away

@@ -38,26 +38,29 @@ async def recommend(
     bundle, catalog = a.served.bundle, a.served.catalog
     rules = rules_for(filters, bundle.items, catalog)
     req = hybrid.Request(user_id, k, rules, recent, profile, filters.explain)
-    ctx: hybrid.Context | None = hybrid.Context()
-    down = ""
-    if user_id is not None:
-        try:
-            ctx = hybrid.Context.from_views(await online.user_views(user_id), rt.live)
-        except FeatureStoreUnavailable as exc:
-            ctx, down = None, str(exc)
-    now = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    steps = hybrid.recommend_steps(
-        bundle,
-        catalog,
-        req,
-        ctx.without_list() if ctx is not None and a.skip_list else ctx,
-        now,
-        timedelta(seconds=rt.settings.list_ttl_seconds),
-        unavailable_reason=down or "online store unavailable",
-        ranking_items=a.served.ranking,
-    )
-    ranked, ages = await rt.batcher.run(steps)  # a two-stage ranking with concurrent ones
+    # a request with items of its own will most likely ask for a two-stage ranking: the
+    # batcher may hold a block a moment for it while its store read is on the way
+    with rt.batcher.expecting(bool(recent) and a.served.ranking is not None):
+        ctx: hybrid.Context | None = hybrid.Context()
+        down = ""
+        if user_id is not None:
+            try:
+                ctx = hybrid.Context.from_views(await online.user_views(user_id), rt.live)
+            except FeatureStoreUnavailable as exc:
+                ctx, down = None, str(exc)
+        now = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        steps = hybrid.recommend_steps(
+            bundle,
+            catalog,
+            req,
+            ctx.without_list() if ctx is not None and a.skip_list else ctx,
+            now,
+            timedelta(seconds=rt.settings.list_ttl_seconds),
+            unavailable_reason=down or "online store unavailable",
+            ranking_items=a.served.ranking,
+        )
+        ranked, ages = await rt.batcher.run(steps)  # ranked in a block with concurrent ones
     if a.skip_list and ranked.source == "realtime":
         ranked.reason = f"experiment {a.experiment}, variant {a.variant}: ranked in real time"
     rt.metrics.record_served(ranked, ages, time.perf_counter() - t0, store_down=bool(down))

@@ -79,3 +79,34 @@ def test_a_failing_request_fails_alone(jobs) -> None:  # type: ignore[no-untyped
     assert isinstance(first, TwoStageResult) and isinstance(third, TwoStageResult)
     _same(first, two_stage_many([jobs[0]])[0])
     _same(third, two_stage_many([jobs[2]])[0])
+
+
+def test_a_block_waits_briefly_for_requests_still_on_their_way(jobs) -> None:  # type: ignore[no-untyped-def]
+    """Two requests that will rank: the second's store read takes a moment longer. The
+    first's block waits for it (one block of two); a request expected but never asking
+    (it took another path) holds the block at most ``hold_seconds``."""
+    sizes = _sizes()
+    batcher = TwoStageBatcher(sizes, hold_seconds=0.5)
+
+    async def request(job, delay: float) -> TwoStageResult:  # type: ignore[no-untyped-def]
+        with batcher.expecting(True):
+            await asyncio.sleep(delay)  # reading the store
+            return await batcher.rank(job)
+
+    async def two() -> list[TwoStageResult]:
+        return await asyncio.gather(request(jobs[0], 0), request(jobs[1], 0.01))
+
+    first, second = asyncio.run(two())
+    _same(first, two_stage_many([jobs[0]])[0])
+    _same(second, two_stage_many([jobs[1]])[0])
+    assert _blocks(sizes) == [1, 2]
+
+    async def one_never_asks() -> float:
+        loop = asyncio.get_running_loop()
+        with batcher.expecting(True):  # e.g. the store was down: no ranking
+            t0 = loop.time()
+            await request(jobs[0], 0)
+            return loop.time() - t0
+
+    assert 0.5 <= asyncio.run(one_never_asks()) < 5
+    assert _blocks(sizes) == [2, 3]

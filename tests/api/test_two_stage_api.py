@@ -4,14 +4,17 @@ Redis, LightGBM): provenance per item, explain, rules after ranking."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import Histogram
 
 from api.main import create_app
 from jobs.nightly import run_nightly
@@ -97,6 +100,46 @@ def test_rules_apply_after_ranking_and_provenance_needs_no_explain(client: TestC
     assert got["strategy"] == "two_stage"
     assert not {f"b{j}" for j in range(0, 20, 4)} & {i["item_id"] for i in got["items"]}
     assert all(i["retrievers"] and "moved_up_by" not in i for i in got["items"])
+
+
+def test_concurrent_cold_requests_get_what_each_gets_alone(client: TestClient) -> None:
+    """Requests in flight together go through the batcher (ranked as blocks when they wait in
+    the same event-loop turn): each still gets its own ranking, rules and k."""
+    bodies = [
+        {"user_id": f"together{n}", "recent_item_ids": items, "k": k, "exclude": exclude}
+        for n, (items, k, exclude) in enumerate(
+            [
+                (["a1", "a2", "a3"], 5, []),
+                (["b1", "b2"], 4, ["genres:Comedy"]),
+                (["a5", "b6"], 3, []),
+                (["b3"], 6, []),
+            ]
+            * 2
+        )
+    ]
+
+    def items_of(got: dict) -> list[str]:  # type: ignore[type-arg]
+        assert got["strategy"] == "two_stage", got
+        return [i["item_id"] for i in got["items"]]
+
+    alone = [items_of(client.post("/recommendations", json=b).json()) for b in bodies]
+
+    async def together() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as ac:
+            return await asyncio.gather(*(ac.post("/recommendations", json=b) for b in bodies))
+
+    blocks = client.app.state.runtime.metrics.two_stage_block  # type: ignore[attr-defined]
+    before = _count_and_sum(blocks)
+    responses = client.portal.call(together)  # type: ignore[union-attr]
+    assert [items_of(r.json()) for r in responses] == alone
+    count, total = (a - b for a, b in zip(_count_and_sum(blocks), before, strict=True))
+    assert total == len(bodies) and 1 <= count <= len(bodies)
+
+
+def _count_and_sum(histogram: Histogram) -> tuple[float, float]:
+    got = {s.name: s.value for s in next(iter(histogram.collect())).samples}
+    return got["reco_two_stage_block_size_count"], got["reco_two_stage_block_size_sum"]
 
 
 def test_a_known_user_keeps_the_nightly_list_with_its_provenance(client: TestClient) -> None:
