@@ -111,18 +111,31 @@ def user_genre_shares(history: csr_matrix, genres: Genres) -> np.ndarray:
     return per_genre.reshape(n_users, n_genres).astype(np.float32) / np.maximum(n_items, 1.0)
 
 
+# entries of one pass of per_user_z's temporaries (~8 MB per float64 array)
+Z_PASS_ENTRIES = 1 << 20
+
+
 def per_user_z(scores: np.ndarray, user_pos: np.ndarray) -> np.ndarray:
     """Each score standardised over its user's candidates (NaN stays NaN): the raw scales of
     a retriever differ from user to user, the position within the user's set does not.
     Every (user, retriever) is one bin of the same bincounts (sums in pair order, as a loop
-    over retrievers would add them)."""
+    over retrievers adds them); as many retrievers per pass as keep the temporaries near
+    :data:`Z_PASS_ENTRIES` (a request's: all at once; a training block's: one at a time)."""
     out = np.full(scores.shape, np.nan, dtype=np.float64)
     if not len(scores):
         return out
+    step = max(1, Z_PASS_ENTRIES // len(scores))
+    for j in range(0, scores.shape[1], step):
+        out[:, j : j + step] = _z_pass(scores[:, j : j + step], np.asarray(user_pos, np.int64))
+    return out
+
+
+def _z_pass(scores: np.ndarray, user_pos: np.ndarray) -> np.ndarray:
+    out = np.full(scores.shape, np.nan, dtype=np.float64)
     n_bins = (int(user_pos.max()) + 1) * scores.shape[1]
     s = scores.astype(np.float64)
     ok = np.isfinite(s)
-    bins = (np.asarray(user_pos, np.int64)[:, None] * scores.shape[1] + np.arange(s.shape[1]))[ok]
+    bins = (user_pos[:, None] * scores.shape[1] + np.arange(s.shape[1]))[ok]
     values = s[ok]
     count = np.maximum(np.bincount(bins, minlength=n_bins), 1)
     dev = values - (np.bincount(bins, values, minlength=n_bins) / count)[bins]

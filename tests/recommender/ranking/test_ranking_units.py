@@ -22,6 +22,7 @@ from recommender.featurestore.names import (
     feature_column,
 )
 from recommender.models import ALSModel
+from recommender.ranking import features
 from recommender.ranking.candidates import CandidateSet, candidates
 from recommender.ranking.dataset import TableReader, labels
 from recommender.ranking.features import (
@@ -338,7 +339,9 @@ def test_cutoffs_without_labels_are_a_clear_dataset_error(tables: dict[str, pd.D
         training_rows(tables["interactions"], [late], *common)
 
 
-def test_per_user_z_standardises_each_retrievers_scores_within_each_user() -> None:
+def test_per_user_z_standardises_each_retrievers_scores_within_each_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Per user and retriever: (score - mean) / std over that user's finite scores (NaN
     stays NaN; a constant column is 0), checked against the definition per user."""
     rng = np.random.default_rng(2)
@@ -357,6 +360,9 @@ def test_per_user_z_standardises_each_retrievers_scores_within_each_user() -> No
                 want[ok] = (s[ok] - s[ok].mean()) / (std if std > 0 else 1.0)
             np.testing.assert_allclose(got[user_pos == u, j], want, rtol=1e-9, atol=1e-12)
     assert per_user_z(np.zeros((0, 3), np.float32), np.zeros(0, np.int64)).shape == (0, 3)
+    # in passes of one retriever (a training block's size): the same numbers, bit for bit
+    monkeypatch.setattr(features, "Z_PASS_ENTRIES", 1)
+    np.testing.assert_array_equal(per_user_z(scores, user_pos), got)
 
 
 def test_genre_shares_from_the_arrays_equal_the_sparse_product() -> None:
