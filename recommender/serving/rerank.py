@@ -1,6 +1,8 @@
-"""The real-time two-stage path for one request: retrieve candidates, rank them with the
-bundle's LightGBM ranker on the user's online features and the in-memory item features, then
-apply the rules and filters (after ranking, as on every path). Pure; the caller reads Redis.
+"""The real-time two-stage path: retrieve candidates, rank them with the bundle's LightGBM
+ranker on the user's online features and the in-memory item features, then apply the rules
+and filters (after ranking, as on every path). Pure; the caller reads Redis. One request's
+ranking is a :class:`TwoStageJob`; several are ranked as one block by :func:`two_stage_many`
+(the API's batcher), one on the spot by :func:`run_inline`.
 
 Each served item carries the retrievers that proposed it; with ``explain`` also the features
 that moved it up most (LightGBM's ``pred_contrib``: per-feature contributions to its score).
@@ -138,32 +140,13 @@ def inline(steps_of: Callable[P, Steps[T]]) -> Callable[P, T]:
     return run
 
 
-def two_stage(
-    bundle: ModelBundle,
-    items: RankingItems,
-    user_id: str,
-    user_views: Mapping[str, ViewValues],
-    user_row: int | None,
-    recent_rows: np.ndarray,
-    k: int,
-    rules: Rules,
-    catalog: Catalog,
-    now: datetime,
-    explain: bool = False,
-) -> TwoStageResult:
-    """Ranked, then filtered: the first ``k`` ranked candidates that pass the rules."""
-    job = TwoStageJob(
-        bundle, items, user_id, user_views, user_row, recent_rows, k, rules, catalog, now, explain
-    )
-    return two_stage_many([job])[0]
-
-
 def two_stage_many(jobs: Sequence[TwoStageJob]) -> list[TwoStageResult]:
-    """:func:`two_stage` of several requests in one block (their bundle and item features must
-    be the same objects): candidates, features and the ranker's predictions for every user at
-    once, then each request's rules, ``k`` and provenance. Each user's candidates and scores
-    are what ranking them alone gives; the block's time (the items' age) is its newest
-    request's."""
+    """The two-stage ranking of one or more requests in one block (their bundle and item
+    features must be the same objects): candidates, features and the ranker's predictions for
+    every user at once, then per request the first ``k`` ranked candidates that pass its
+    rules, with their provenance (and, with ``explain``, the features that moved them up).
+    Each user's candidates and scores are what ranking them alone gives; the block's time
+    (the items' age) is its newest request's."""
     if not jobs:
         return []
     bundle, items = jobs[0].bundle, jobs[0].items
