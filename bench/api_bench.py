@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -212,7 +211,7 @@ def _run_ours(base: str, lua: dict[str, str], args: argparse.Namespace, hog: boo
             key = f"{name}@{conns}" + ("+hog" if hog else "")
             before = _blocks(base)
             out[key] = wrk.run(base + path, script, args.duration, conns)
-            if name == "cold":  # requests per two-stage block (1 without a ranker: none)
+            if name == "cold":  # requests per two-stage block (none without a ranker)
                 count, total = (a - b for a, b in zip(_blocks(base), before, strict=True))
                 out[key]["mean_block"] = round(total / count, 2) if count else None
             log.info("%-18s %s", key, out[key])
@@ -220,15 +219,9 @@ def _run_ours(base: str, lua: dict[str, str], args: argparse.Namespace, hog: boo
 
 
 def _blocks(base: str) -> tuple[float, float]:
-    """The server's ``reco_two_stage_block_size`` count and sum (every worker's)."""
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    got = dict.fromkeys(("count", "sum"), 0.0)
-    for line in text.splitlines():
-        for part in got:
-            if line.startswith(f"reco_two_stage_block_size_{part} "):
-                got[part] += float(line.rsplit(" ", 1)[1])
-    return got["count"], got["sum"]
+    """The server's two-stage blocks so far and the requests in them."""
+    name = "reco_two_stage_block_size"
+    return servers.metric_sum(base, f"{name}_count "), servers.metric_sum(base, f"{name}_sum ")
 
 
 def _measure(settings, lua, args, workers: int, feast_probe: bytes) -> dict:  # type: ignore[no-untyped-def,type-arg]

@@ -15,14 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import vstack
 
 from api.main import create_app
 from recommender.config import Settings
 from recommender.ranking.model import rank_users
 from recommender.ranking.onlinerows import entity_values
-from recommender.ranking.retrievers import History
-from recommender.serving.rerank import history_of
+from recommender.serving.rerank import history_of, stack_histories
 
 
 async def _measure(settings: Settings, sizes: list[int], rounds: int) -> dict[str, float]:
@@ -35,14 +33,9 @@ async def _measure(settings: Settings, sizes: list[int], rounds: int) -> dict[st
             raise SystemExit("the setup has no ranker: bench.api_bench --ranker builds one")
         rng = np.random.default_rng(0)
         for n in sizes:
-            one = [history_of(bundle, None, rng.choice(3000, 3, replace=False)) for _ in range(n)]
-            matrix, recent = (
-                vstack([h.matrix for h in one]).tocsr(),
-                vstack([h.recent for h in one]).tocsr(),
+            history = stack_histories(
+                [history_of(bundle, None, rng.choice(3000, 3, replace=False)) for _ in range(n)]
             )
-            matrix.sum_duplicates()
-            recent.sum_duplicates()
-            history = History(np.full(n, -1), matrix, recent, refold=True)
             ids = [f"new{i}" for i in range(n)]
             args = (
                 bundle.ranking,

@@ -108,3 +108,11 @@ def bench_env(extra: Mapping[str, str]) -> dict[str, str]:
         k: v for k, v in os.environ.items() if not k.startswith(("RECO_", "PROMETHEUS_", "FEAST_"))
     }
     return {**keep, "OPENBLAS_NUM_THREADS": "1", **extra}
+
+
+def metric_sum(base: str, prefix: str) -> float:
+    """The sum of a running server's ``/metrics`` samples whose line starts with ``prefix``
+    (every worker's, in multiprocess mode)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(prefix))

@@ -20,6 +20,7 @@ import numpy as np
 
 from bench.markdown import replace_section
 from bench.repo import ROOT, feast_apply, fresh_settings
+from bench.servers import metric_sum
 from recommender.featurestore.repo import feast_cli_env, teardown_project
 from tests.support.server import serve_api
 
@@ -35,11 +36,6 @@ def _round(base: str, users: list[str], n: int) -> list[float]:
             out.append(time.perf_counter() - t0)
             r.raise_for_status()
     return out
-
-
-def _metric(base: str, prefix: str) -> float:
-    text = httpx.get(f"{base}/metrics").text
-    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(prefix))
 
 
 def main() -> None:
@@ -82,9 +78,9 @@ def main() -> None:
                     set_shadow(settings, candidate if mode == "on" else None, 1.0)
                     time.sleep(1.0)
                     results[mode] += _round(base, users, args.requests)
-            scored = _metric(base, 'reco_shadow_requests_total{outcome="scored"}')
-            dropped = _metric(base, 'reco_shadow_requests_total{outcome="dropped_busy"}')
-            shadow_ms = 1000 * _metric(base, "reco_shadow_duration_seconds_sum") / max(scored, 1)
+            scored = metric_sum(base, 'reco_shadow_requests_total{outcome="scored"}')
+            dropped = metric_sum(base, 'reco_shadow_requests_total{outcome="dropped_busy"}')
+            shadow_ms = 1000 * metric_sum(base, "reco_shadow_duration_seconds_sum") / max(scored, 1)
     finally:
         teardown_project(settings)
     summary = {

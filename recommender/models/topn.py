@@ -12,6 +12,8 @@ from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
 from threadpoolctl import ThreadpoolController
 
+from recommender.models.csr_arrays import entry_keys
+
 FILTERED = np.float32(-0.5 * np.finfo(np.float32).max)  # implicit's filtered / exhausted
 _THREADPOOLS: list[ThreadpoolController] = []  # found once: a search per call cost 1.2 ms
 
@@ -165,13 +167,6 @@ def sparse_top_n(scores: csr_matrix, seen: csr_matrix, n: int) -> tuple[np.ndarr
         seen.sum_duplicates()
         seen_keys = entry_keys(seen.indptr, seen.indices, n_cols)
     return keyed_top_n(keys, scores.data, n_rows, n_cols, n, seen_keys)
-
-
-def entry_keys(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> np.ndarray:
-    """``row * n_cols + column`` of each stored entry of CSR arrays (ascending when the
-    matrix is canonical)."""
-    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-    return rows * n_cols + indices
 
 
 def keyed_top_n(

@@ -31,7 +31,7 @@ from recommender.featurestore.names import (
     USER_PROFILE,
     feature_column,
 )
-from recommender.models.base import binary
+from recommender.models.csr_arrays import row_entries
 from recommender.ranking.candidates import CandidateSet
 
 _ACTIVITY = ("interactions_30d", "mean_rating_30d", "interactions_total", "mean_rating_total")
@@ -88,23 +88,16 @@ class Genres:
 def user_genre_shares(history: csr_matrix, genres: Genres) -> np.ndarray:
     """Per user, the share of their items that carry each genre (users x genres).
 
-    From the CSR arrays (each positive entry's item's genres counted per user) when
-    ``history`` is canonical: a request's one row paid more in scipy's product and
-    constructors than in the counting."""
-    if not history.has_canonical_format:
-        ones = binary(history)
-        counts = np.asarray((ones @ genres.matrix).todense(), dtype=np.float32)
-        n = np.diff(ones.indptr).astype(np.float32)[:, None]  # (x > 0) stores no zeros
-        return counts / np.maximum(n, 1.0)
+    From the CSR arrays (each positive entry's item's genres counted per user): a request's
+    one row paid more in scipy's product and constructors than in the counting."""
+    if not history.has_canonical_format:  # duplicates summed first, as (history > 0) does
+        history = history.copy()
+        history.sum_duplicates()
     n_users, n_genres = history.shape[0], len(genres.names)
     positive = history.data > 0
     users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(history.indptr))[positive]
-    items = history.indices[positive].astype(np.int64)
     g = genres.matrix
-    start = g.indptr[items].astype(np.int64)
-    lengths = g.indptr[items + 1].astype(np.int64) - start
-    owner = np.repeat(np.arange(len(items)), lengths)
-    entry = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + start[owner]
+    owner, entry = row_entries(g.indptr, history.indices[positive].astype(np.int64))
     keys = users[owner] * n_genres + g.indices[entry]
     per_genre = np.bincount(keys, g.data[entry], minlength=n_users * n_genres)
     n_items = np.bincount(users, minlength=n_users).astype(np.float32)[:, None]
@@ -219,10 +212,7 @@ def _genre_match(
     """Per pair, the item's genre count and the sum of the user's shares of those genres,
     from the CSR arrays directly (no sparse row slicing: a request's few hundred pairs paid
     more in scipy's constructors than in the arithmetic)."""
-    start = item_genres.indptr[item_rows].astype(np.int64)
-    counts = item_genres.indptr[item_rows + 1].astype(np.int64) - start
-    pair = np.repeat(np.arange(len(item_rows)), counts)
-    entry = np.arange(len(pair)) - np.repeat(np.cumsum(counts) - counts, counts) + start[pair]
+    pair, entry = row_entries(item_genres.indptr, item_rows)
     data = item_genres.data[entry].astype(np.float64)
     taste = user_genres[user_pos[pair], item_genres.indices[entry]]
     n = np.bincount(pair, data, minlength=len(item_rows))

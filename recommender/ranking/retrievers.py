@@ -31,13 +31,8 @@ from scipy.sparse import csr_matrix
 from recommender.data.vocab import Vocab
 from recommender.models import ALSModel, EASEModel
 from recommender.models.base import binary
-from recommender.models.topn import (
-    entry_keys,
-    factor_top_n,
-    keyed_top_n,
-    sparse_top_n,
-    top_n_excluding,
-)
+from recommender.models.csr_arrays import entry_keys, row_entries
+from recommender.models.topn import factor_top_n, keyed_top_n, sparse_top_n, top_n_excluding
 
 
 @dataclass(frozen=True)
@@ -176,15 +171,12 @@ def small_product(
     rows = np.repeat(np.arange(source.shape[0], dtype=np.int64), np.diff(source.indptr))
     rows, cols = rows[positive], source.indices[positive].astype(np.int64)
     weights = np.ones(len(cols), np.float32) if ones else source.data[positive]
-    start = similarity.indptr[cols].astype(np.int64)
-    lengths = similarity.indptr[cols + 1].astype(np.int64) - start
-    total = int(lengths.sum())
+    total = int((similarity.indptr[cols + 1] - similarity.indptr[cols]).sum())
     if total > SMALL_PRODUCT:
         return None
     if not total:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    owner = np.repeat(np.arange(len(cols)), lengths)
-    entry = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + start[owner]
+    owner, entry = row_entries(similarity.indptr, cols)
     keys = rows[owner] * similarity.shape[1] + similarity.indices[entry]
     values = (similarity.data[entry] * weights[owner]).astype(np.float32)
     order = np.argsort(keys, kind="stable")  # per key, the source columns stay ascending

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from api.batching import TwoStageBatcher
 from recommender.serving.rerank import TwoStageResult, two_stage_many
+from tests.support.metrics import count_and_sum
 from tests.support.ranked import jobs_of, ranked_bundle
 
 
@@ -28,12 +29,6 @@ def _sizes() -> Histogram:
     # a name of its own: in prometheus_client's multiprocess mode values live per name
     name = f"test_block_{next(_names)}"
     return Histogram(name, "", buckets=(1, 2, 4, 8, 16), registry=CollectorRegistry())
-
-
-def _blocks(sizes: Histogram) -> list[float]:
-    """[blocks ranked, requests in them]."""
-    got = {s.name.rsplit("_", 1)[-1]: s.value for s in next(iter(sizes.collect())).samples}
-    return [got["count"], got["sum"]]
 
 
 def _same(a: TwoStageResult, b: TwoStageResult) -> None:
@@ -52,7 +47,7 @@ def test_requests_waiting_together_are_ranked_as_one_block(jobs) -> None:  # typ
     results = asyncio.run(main())
     for job, got in zip(jobs, results, strict=True):
         _same(got, two_stage_many([job])[0])
-    assert _blocks(sizes) == [2, 5]  # 5 jobs, at most 4 per block: 4 then 1
+    assert list(count_and_sum(sizes)) == [2, 5]  # 5 jobs, at most 4 per block: 4 then 1
 
 
 def test_a_lone_request_is_ranked_at_once(jobs) -> None:  # type: ignore[no-untyped-def]
@@ -63,7 +58,7 @@ def test_a_lone_request_is_ranked_at_once(jobs) -> None:  # type: ignore[no-unty
         return await asyncio.wait_for(batcher.rank(jobs[0]), timeout=30)
 
     _same(asyncio.run(main()), two_stage_many([jobs[0]])[0])
-    assert _blocks(sizes) == [1, 1]
+    assert list(count_and_sum(sizes)) == [1, 1]
 
 
 def test_a_failing_request_fails_alone(jobs) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +94,7 @@ def test_a_block_waits_briefly_for_requests_still_on_their_way(jobs) -> None:  #
     first, second = asyncio.run(two())
     _same(first, two_stage_many([jobs[0]])[0])
     _same(second, two_stage_many([jobs[1]])[0])
-    assert _blocks(sizes) == [1, 2]
+    assert list(count_and_sum(sizes)) == [1, 2]
 
     async def one_never_asks() -> float:
         loop = asyncio.get_running_loop()
@@ -109,4 +104,4 @@ def test_a_block_waits_briefly_for_requests_still_on_their_way(jobs) -> None:  #
             return loop.time() - t0
 
     assert 0.5 <= asyncio.run(one_never_asks()) < 5
-    assert _blocks(sizes) == [2, 3]
+    assert list(count_and_sum(sizes)) == [2, 3]

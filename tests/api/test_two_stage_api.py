@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import Histogram
 
 from api.main import create_app
 from jobs.nightly import run_nightly
@@ -29,6 +28,7 @@ from recommender.ranking.model import fit_two_stage
 from recommender.ranking.twostage import RankingConfig
 from recommender.training.artifacts import load_bundle, new_version, save_bundle
 from tests.support.bundles import ALS
+from tests.support.metrics import count_and_sum
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables
 
@@ -130,16 +130,11 @@ def test_concurrent_cold_requests_get_what_each_gets_alone(client: TestClient) -
             return await asyncio.gather(*(ac.post("/recommendations", json=b) for b in bodies))
 
     blocks = client.app.state.runtime.metrics.two_stage_block  # type: ignore[attr-defined]
-    before = _count_and_sum(blocks)
+    before = count_and_sum(blocks)
     responses = client.portal.call(together)  # type: ignore[union-attr]
     assert [items_of(r.json()) for r in responses] == alone
-    count, total = (a - b for a, b in zip(_count_and_sum(blocks), before, strict=True))
+    count, total = (a - b for a, b in zip(count_and_sum(blocks), before, strict=True))
     assert total == len(bodies) and 1 <= count <= len(bodies)
-
-
-def _count_and_sum(histogram: Histogram) -> tuple[float, float]:
-    got = {s.name: s.value for s in next(iter(histogram.collect())).samples}
-    return got["reco_two_stage_block_size_count"], got["reco_two_stage_block_size_sum"]
 
 
 def test_a_known_user_keeps_the_nightly_list_with_its_provenance(client: TestClient) -> None:
