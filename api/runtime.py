@@ -27,7 +27,7 @@ from api.eventsink import EventSink
 from api.exposures import ExposureSink, ShadowRunner
 from api.online import OnlineStore, Polled
 from api.telemetry import Metrics, reset
-from recommender.batch.publication import LiveLists
+from recommender.batch.publication import LiveLists, intact_lists
 from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.events.log import EventLog
@@ -36,7 +36,8 @@ from recommender.featurestore.repo import check_serving_ready, open_store, push_
 from recommender.lifecycle.experiments import ServingConfig
 from recommender.serving.rerank import RankingItems
 from recommender.serving.rules import Catalog
-from recommender.training.artifacts import ModelBundle, load_bundle
+from recommender.training import registry
+from recommender.training.artifacts import ModelBundle, latest_version, load_bundle
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,20 @@ class Served:
 
 def _no_store(*_: object) -> None:
     raise OSError("the feature store is not loaded")
+
+
+def _degraded(
+    wanted: str, error: BaseException | str | None, version: str, lists: LiveLists | None
+) -> str:
+    why = f" ({type(error).__name__}: {error})" if isinstance(error, BaseException) else ""
+    if isinstance(error, str):
+        why = f" ({error})"
+    served = (
+        f"with the lists of its run {lists.run_id}"
+        if lists is not None
+        else "without precomputed lists (known users are ranked in real time)"
+    )
+    return f"degraded: model {wanted} cannot be loaded{why}; serving model {version} {served}"
 
 
 @dataclass
@@ -85,7 +100,10 @@ class Runtime:
     monitor: dict | None = None  # the last `reco monitor` summary (polled)
     _config_raw: bytes | None = None
     _monitor_raw: bytes | None = None
+    # serving, but not what the live pointer names: why (``/ready`` says it), else None
+    degraded: str | None = None
     _failed: dict[str, float] = field(default_factory=dict)  # version -> last failed load
+    _errors: dict[str, str] = field(default_factory=dict)  # version -> why it did not load
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics) -> Runtime:
@@ -123,13 +141,10 @@ class Runtime:
         # wait for cores another process holds (the stall of issue 16), whatever OMP_* says.
         faiss.omp_set_num_threads(1)
         try:
-            bundle = load_bundle(self.settings.artifacts_dir)  # production (LATEST)
             store = open_store(self.settings)
             check_serving_ready(store)
             online = OnlineStore(self.settings, store, self.metrics)
-            live = online.live_lists()
-            if live is not None and live.model_version != bundle.version:  # what is served
-                bundle = load_bundle(self.settings.artifacts_dir, live.model_version)
+            bundle, live = self._first_loadable(online.live_lists(), online)
         except (RecoError, OSError, ValueError) as exc:
             self.not_ready = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -158,6 +173,49 @@ class Runtime:
             self.settings.feast_project,
         )
         return True
+
+    def _first_loadable(
+        self, live: LiveLists | None, online: OnlineStore
+    ) -> tuple[ModelBundle, LiveLists | None]:
+        """The model the live lists name (LATEST when none are published) and those lists;
+        when it cannot be loaded, the most recently live version that can, with its own
+        lists if a slot still holds them (``degraded`` says so). Raises the first error when
+        no version loads."""
+        root = self.settings.artifacts_dir
+        wanted = live.model_version if live is not None else latest_version(root)
+        try:
+            return load_bundle(root, wanted), live
+        except (RecoError, OSError, ValueError) as exc:
+            error = exc
+        for version in registry.served_before(root, exclude=wanted):
+            try:
+                bundle = load_bundle(root, version)
+            except (RecoError, OSError, ValueError) as exc:
+                log.error("fallback model %s cannot be loaded either: %s", version, exc)
+                continue
+            lists = intact_lists(online.bulk, self.settings.feast_project, version)
+            self.degraded = _degraded(wanted, error, version, lists)
+            log.error("DEGRADED: %s", self.degraded)
+            return bundle, lists
+        raise error
+
+    def served_lists(self, live: LiveLists | None) -> LiveLists | None:
+        """The lists to serve beside the served model: the live ones when they name it;
+        otherwise (the pointer names a model that cannot be loaded) the lists already served
+        with this model, or none (known users are then ranked in real time): a response never
+        pairs one version's lists with another version's model."""
+        served = self.served
+        if live is None or served is None or live.model_version == served.bundle.version:
+            if self.degraded is not None and served is not None:
+                log.info("serving model %s with its live lists again", served.bundle.version)
+            self.degraded = None
+            return live
+        version = served.bundle.version
+        keep = self.live if self.live is not None and self.live.model_version == version else None
+        self.degraded = _degraded(
+            live.model_version, self._errors.get(live.model_version), version, keep
+        )
+        return keep
 
     def _set_model_info(self, bundle: ModelBundle) -> None:
         reset(self.metrics.model_info, 0.0)  # 'max by (version)': the old one reads 0
@@ -205,6 +263,7 @@ class Runtime:
             served = Served.of(load_bundle(self.settings.artifacts_dir, version))
         except (RecoError, OSError, ValueError) as exc:
             self._failed[version] = time.time()
+            self._errors[version] = f"{type(exc).__name__}: {exc}"
             log.error("model %s cannot be loaded (keeping the current one): %s", version, exc)
             return None
         if self.online is not None:
@@ -214,6 +273,7 @@ class Runtime:
             except FeatureStoreUnavailable as exc:
                 log.warning("item metadata of %s not read: %s", version, exc)
         self._failed.pop(version, None)
+        self._errors.pop(version, None)
         return served
 
     def sync_models(self, live: LiveLists | None, config: ServingConfig) -> bool:
@@ -315,7 +375,7 @@ class Runtime:
             ok = await anyio.to_thread.run_sync(self.sync_models, polled.live, config)
             if ok and config is not self.config:
                 self._apply_config(config, polled.serving)
-        self.set_live(polled.live)
+        self.set_live(self.served_lists(polled.live))
         if polled.monitor != self._monitor_raw:
             self._monitor_raw = polled.monitor
             self._apply_monitor(polled.monitor)

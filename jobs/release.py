@@ -18,17 +18,16 @@ from typing import Any
 from jobs.nightly import run_nightly
 from recommender.batch.publication import (
     RunLock,
-    history,
+    intact_lists,
     publish,
     read_live,
-    slot_owner,
 )
 from recommender.config import Settings
-from recommender.errors import InvalidRequest
+from recommender.errors import CorruptArtifact, InvalidRequest
 from recommender.featurestore.repo import redis_client
 from recommender.lifecycle.gate import gate, record_promotion
 from recommender.training import registry
-from recommender.training.artifacts import load_bundle
+from recommender.training.artifacts import load_bundle, verify_version
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,10 @@ def promote(
     version = registry.resolve(settings.artifacts_dir, version)
     if version == registry.production(settings.artifacts_dir):
         raise InvalidRequest(f"{version} is already the production version")
+    try:  # before the gate and the scoring run: a corrupt version never goes live
+        verify_version(settings.artifacts_dir, version)
+    except CorruptArtifact as exc:
+        raise CorruptArtifact(f"not promoting {version}: {exc}") from exc
     client = redis_client(settings, timeout=10)
     try:
         live = read_live(client, settings.feast_project)
@@ -75,32 +78,31 @@ def rollback(settings: Settings, to: str | None = None, reason: str = "") -> dic
     current = registry.production(root)
     if target == current:
         raise InvalidRequest(f"{target} is already the production version")
+    try:  # before anything switches: never re-point the lists to a model that cannot load
+        verify_version(root, target)
+    except CorruptArtifact as exc:
+        raise CorruptArtifact(f"not rolling back to {target}: {exc}") from exc
     why = reason or f"rollback from {current}"
     client = redis_client(settings, timeout=10)
     lock = RunLock(client, settings.feast_project, f"rollback-{target}", settings.lock_seconds)
     lock.acquire(settings.lock_wait_seconds)
     try:
         live = read_live(client, settings.feast_project)
-        for entry in history(client, settings.feast_project, 100):
-            intact = slot_owner(client, settings.feast_project, entry.slot) == entry.run_id
-            if (
-                entry.model_version == target
-                and (live is None or entry.slot != live.slot)
-                and intact
-            ):
-                lists = replace(entry, published_at=datetime.now(timezone.utc).isoformat())
-                publish(client, settings.feast_project, lock.token, lists)
-                record_promotion(settings, target, "rollback", why, entry.run_id)
-                log.info(
-                    "rolled back to %s: lists of run %s (slot %s)", target, entry.run_id, entry.slot
-                )
-                return {
-                    "version": target,
-                    "previous": current,
-                    "run_id": entry.run_id,
-                    "how": "pointer switch",
-                    "reason": why,
-                }
+        entry = intact_lists(client, settings.feast_project, target)
+        if entry is not None and (live is None or entry.slot != live.slot):
+            lists = replace(entry, published_at=datetime.now(timezone.utc).isoformat())
+            publish(client, settings.feast_project, lock.token, lists)
+            record_promotion(settings, target, "rollback", why, entry.run_id)
+            log.info(
+                "rolled back to %s: lists of run %s (slot %s)", target, entry.run_id, entry.slot
+            )
+            return {
+                "version": target,
+                "previous": current,
+                "run_id": entry.run_id,
+                "how": "pointer switch",
+                "reason": why,
+            }
     finally:
         lock.release()
         client.close()

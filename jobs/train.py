@@ -26,6 +26,7 @@ from recommender.featurestore.repo import historical_user_features, open_store
 from recommender.ranking.dataset import FeastReader
 from recommender.ranking.model import default_cutoffs, fit_two_stage
 from recommender.ranking.twostage import RankingConfig
+from recommender.training import registry
 from recommender.training.artifacts import ModelBundle, new_version, save_bundle
 from recommender.training.fit import fit_bundle
 
@@ -200,6 +201,15 @@ def train(
         del interactions  # the ranker reads its sample only (at 1M users the rest is GBs)
         fit_ranker(settings, bundle, data, items_table, store)
     bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
+    previous = registry.production(settings.artifacts_dir)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)
+    if publish:  # journaled, so that a later rollback knows this version was production
+        registry.record(
+            settings.artifacts_dir,
+            "publish",
+            bundle.version,
+            previous=previous,
+            reason="reco train",
+        )
     log.info("trained model %s in %.1fs -> %s", bundle.version, time.perf_counter() - t0, path)
     return bundle

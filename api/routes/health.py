@@ -21,9 +21,11 @@ async def health() -> Health:
 async def ready(rt: RuntimeDep, response: Response) -> Ready:
     """Ready when a model is loaded. Redis being down does not make the app unready: it still
     serves (popularity fallback), and taking every replica out of a load balancer would turn
-    a degraded service into an outage; ``redis`` and ``detail`` report it."""
+    a degraded service into an outage; ``redis`` and ``detail`` report it. Nor does a live
+    model that cannot be loaded while an older version serves (``detail`` names both)."""
     redis_ok = await rt.online.ping() if rt.online is not None else False
-    detail = rt.not_ready or (None if redis_ok else "degraded: redis does not answer")
+    problems = [rt.degraded, None if redis_ok else "degraded: redis does not answer"]
+    detail = rt.not_ready or "; ".join(p for p in problems if p) or None
     ok = rt.not_ready is None
     if not ok:
         response.status_code = 503

@@ -136,6 +136,18 @@ def history(client: RedisClient, project: str, n: int = 20) -> list[LiveLists]:
     return [p for p in (LiveLists.parse(r) for r in raw) if p is not None]  # type: ignore[union-attr]
 
 
+def intact_lists(client: RedisClient, project: str, version: str, n: int = 100) -> LiveLists | None:
+    """The newest published lists of model ``version`` whose slot still holds them (no later
+    run has written into it), or None."""
+    for entry in history(client, project, n):
+        if (
+            entry.model_version == version
+            and slot_owner(client, project, entry.slot) == entry.run_id
+        ):
+            return entry
+    return None
+
+
 def next_slot(live: LiveLists | None) -> str:
     """The slot a new run writes: the one not served."""
     return SLOTS[1] if live is not None and live.slot == SLOTS[0] else SLOTS[0]

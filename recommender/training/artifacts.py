@@ -138,9 +138,10 @@ def training_features(root: Path, version: str) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
-def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
-    """Load and verify a version (the live one by default); raise on anything missing or off."""
-    version = version or latest_version(root)
+def verify_version(root: Path, version: str) -> ModelManifest:
+    """The version's manifest, after checking every file it lists against its checksum;
+    :class:`CorruptArtifact` names the first file that is missing or differs. Promotion,
+    rollback and every load call it before anything switches to the version."""
     directory = models_dir(root) / version
     manifest_path = directory / MANIFEST
     if not manifest_path.exists():
@@ -155,6 +156,14 @@ def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
             raise CorruptArtifact(f"{path} is listed in the manifest but missing")
         if sha256_file(path) != expected:
             raise CorruptArtifact(f"{path} does not match its checksum in the manifest")
+    return manifest
+
+
+def load_bundle(root: Path, version: str | None = None) -> ModelBundle:
+    """Load and verify a version (the live one by default); raise on anything missing or off."""
+    version = version or latest_version(root)
+    directory = models_dir(root) / version
+    manifest = verify_version(root, version)
     try:
         items = pd.read_parquet(directory / "items.parquet")
         bundle = ModelBundle(

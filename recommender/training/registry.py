@@ -36,6 +36,8 @@ from recommender.training.manifest import ModelManifest
 log = logging.getLogger(__name__)
 JOURNAL = "registry.jsonl"
 STATUSES = ("candidate", "production", "archived")
+# journal actions after which a version has been production (so is archived once replaced)
+ACTIONS_LIVE = ("promote", "publish", "rollback", "archive")
 _lock = threading.Lock()
 
 
@@ -110,10 +112,15 @@ def production(root: Path) -> str | None:
 
 
 def production_stack(journal: Iterable[dict[str, Any]]) -> list[str]:
-    """Versions in the order they became production; rollbacks pop."""
+    """Versions in the order they became production; rollbacks pop. A promotion's
+    ``previous`` was production before it, also when nothing recorded how it got there (a
+    version published by `reco train`, or a journal older than the ``publish`` entry)."""
     stack: list[str] = []
     for entry in journal:
-        if entry["action"] == "promote":
+        if entry["action"] in ("promote", "publish"):
+            previous = entry.get("previous")
+            if previous and previous != entry["version"] and (not stack or stack[-1] != previous):
+                stack.append(previous)
             if stack and stack[-1] == entry["version"]:
                 continue
             stack.append(entry["version"])
@@ -135,7 +142,7 @@ def statuses(root: Path, journal: list[dict[str, Any]] | None = None) -> dict[st
     live = production(root)
     out = {p.name: "candidate" for p in _version_dirs(root)}
     for entry in journal:
-        if entry["action"] in ("promote", "rollback", "archive") and entry["version"] in out:
+        if entry["action"] in ACTIONS_LIVE and entry["version"] in out:
             out[entry["version"]] = "archived"
         if entry.get("previous") in out:
             out[entry["previous"]] = "archived"
@@ -183,6 +190,20 @@ def rollback_target(root: Path) -> str:
         f"nothing to roll back to: {current or 'no version'} is the only production version "
         "on record (see `reco models list`)"
     )
+
+
+def served_before(root: Path, exclude: str | None = None) -> list[str]:
+    """Versions that have been production, the most recently live first (where to fall back
+    when the live one cannot be loaded); never-promoted candidates are not among them."""
+    out: dict[str, None] = {}
+    for entry in reversed(read_journal(root)):
+        if entry["action"] in ACTIONS_LIVE:
+            out.setdefault(entry["version"], None)
+        if entry.get("previous"):
+            out.setdefault(entry["previous"], None)
+    current = production(root)
+    ordered = ([current] if current else []) + list(out)
+    return [v for v in dict.fromkeys(ordered) if v != exclude]
 
 
 def resolve(root: Path, version: str) -> str:

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -113,3 +117,62 @@ def _check_cli(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     assert shown.exit_code == 0 and '"status": "production"' in shown.output
     missing = runner.invoke(app, ["models", "promote", "nope"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def _flip_bytes(path: Path, at: int = 64) -> None:
+    """Corrupt a file in place the way the outside probe did: four bytes inverted."""
+    data = bytearray(path.read_bytes())
+    data[at : at + 4] = bytes(b ^ 0xFF for b in data[at : at + 4])
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def cli_repo(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    settings = make_settings(tmp_path, redis_url)
+    write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
+    feast_apply(settings)
+    for key, value in {
+        "RECO_REDIS_URL": settings.redis_url,
+        "RECO_FEAST_PROJECT": settings.feast_project,
+        "RECO_FEATURE_REPO": str(settings.feature_repo),
+        "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "RECO_CACHE_DIR": str(settings.cache_dir),
+        "RECO_ALS_FACTORS": str(settings.als_factors),
+        "RECO_ALS_ITERATIONS": str(settings.als_iterations),
+        "RECO_ALS_REGULARIZATION": str(settings.als_regularization),
+        "RECO_TOP_N": str(settings.top_n),
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield settings
+    teardown_repo(settings)
+
+
+def _reco(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, (args, result.output)
+    return result.output
+
+
+def test_rollback_after_the_first_promotion_and_never_to_a_corrupt_version(
+    cli_repo: Settings,
+) -> None:
+    """The probe's sequence: train (published), nightly, train --no-publish, promote v2, then a
+    plain rollback goes back to v1 (the journal's ``previous``); a version whose files no
+    longer match their checksums is refused by rollback and promotion before anything moves."""
+    root = cli_repo.artifacts_dir
+    v1 = json.loads(_reco("train"))["version"]
+    _reco("nightly")
+    v2 = json.loads(_reco("train", "--no-publish"))["version"]
+    _reco("models", "promote", v2)
+    assert registry.production(root) == v2
+    back = json.loads(_reco("models", "rollback"))
+    assert (back["version"], back["previous"], back["how"]) == (v1, v2, "pointer switch")
+    assert registry.production(root) == v1
+
+    _flip_bytes(root / "models" / v2 / "items.faiss")
+    live = live_lists(cli_repo)
+    out = _reco("models", "rollback", "--to", v2, code=2)
+    assert "items.faiss" in out and "checksum" in out
+    out = _reco("models", "promote", v2, code=2)
+    assert "items.faiss" in out and "checksum" in out
+    assert registry.production(root) == v1 and live_lists(cli_repo) == live
