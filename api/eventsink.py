@@ -31,11 +31,25 @@ MAX_GROUP = 5000
 
 
 class EventSink:
-    def __init__(self, events: EventLog, metrics: Metrics, recent_max: int, push: Pusher) -> None:
+    """``push_wait`` (seconds): how long a request waits for its group's online push once the
+    events are durable. A slow or paused Redis then costs that wait, not the pause: the
+    request is answered ``online: false`` and the push goes on behind it. Pushes stay in
+    order (each starts after the previous one ends: they read and merge recent items)."""
+
+    def __init__(
+        self,
+        events: EventLog,
+        metrics: Metrics,
+        recent_max: int,
+        push: Pusher,
+        push_wait: float = 1.0,
+    ) -> None:
         self.events, self.metrics, self.recent_max, self.push = events, metrics, recent_max, push
+        self.push_wait = push_wait
         self.online: OnlineStore | None = None
         self.queue: asyncio.Queue[tuple[Records, asyncio.Future[tuple[bool, str | None]]]]
         self.queue = asyncio.Queue()
+        self._pushing: asyncio.Task[tuple[bool, str | None]] | None = None
 
     async def submit(self, records: Records) -> tuple[bool, str | None]:
         """Wait until ``records`` are durable (and pushed, if possible): (online, detail)."""
@@ -59,10 +73,28 @@ class EventSink:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            result = await self._push(records)
+            pushing = asyncio.create_task(self._push_after(self._pushing, records))
+            self._pushing = pushing
+            done, _ = await asyncio.wait({pushing}, timeout=self.push_wait)
+            result = (
+                pushing.result()
+                if done
+                else (
+                    False,
+                    f"logged, not yet online: the online store did not answer within "
+                    f"{self.push_wait:g} s (the push goes on)",
+                )
+            )
             for _, future in group:
                 if not future.done():
                     future.set_result(result)
+
+    async def _push_after(
+        self, previous: asyncio.Task[tuple[bool, str | None]] | None, records: Records
+    ) -> tuple[bool, str | None]:
+        if previous is not None and not previous.done():
+            await asyncio.wait({previous})
+        return await self._push(records)
 
     async def _push(self, records: Records) -> tuple[bool, str | None]:
         if self.online is None:

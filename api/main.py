@@ -21,7 +21,7 @@ from api.middleware import Gateway
 from api.ratelimit import make_limiter
 from api.routes import admin, events, health, items, recommendations
 from api.runtime import Runtime
-from api.security import ApiKeys, TrustedProxies
+from api.security import MIN_KEY_LENGTH, ApiKeys, TrustedProxies
 from api.telemetry import Metrics
 from recommender import __version__
 from recommender.config import Settings, get_settings
@@ -83,13 +83,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runtime.close()
 
     TrustedProxies(settings.trusted_proxies)  # a bad RECO_TRUSTED_PROXIES fails here, at once
+    keys = ApiKeys(settings.api_key_holders())  # so does a bad RECO_API_KEYS
+    if keys.short:
+        log.warning(
+            "API keys of %s are shorter than %d characters: easy to guess (failed attempts are "
+            "throttled per address, but never the requests that bring a valid key)",
+            ", ".join(keys.short),
+            MIN_KEY_LENGTH,
+        )
     app = FastAPI(title="Recommender API", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     for module in (health, recommendations, items, events, admin):
         app.include_router(module.router)
     app.add_middleware(
         Gateway,
-        keys=ApiKeys(settings.api_key_names()),
+        keys=keys,
         limiter=make_limiter(
             settings, "requests", settings.rate_limit_per_second, settings.rate_limit_burst
         ),

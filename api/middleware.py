@@ -1,6 +1,7 @@
 """One pure-ASGI gateway in front of every route: body-size limit, API-key authentication
-(failed attempts throttled per address), per-key (else per-address) rate limiting, the full
-``Allow`` header of a 405, and the request metrics (pure ASGI: no per-request task or copy).
+(failed attempts throttled per address; a valid key is never held back by them), the key's
+role (/admin needs an admin key), per-key (else per-address) rate limiting, the full ``Allow``
+header of a 405, and the request metrics (pure ASGI: no per-request task or copy).
 
 The address of a request is the socket peer's, unless that peer is one of
 ``RECO_TRUSTED_PROXIES``: then it is read from ``X-Forwarded-For`` (:class:`TrustedProxies`)."""
@@ -36,6 +37,9 @@ OPEN_PATHS = frozenset(
         "/dashboard",  # the page only; its data calls send the operator's X-API-Key
     }
 )
+# Routes that need a key with the admin role when keys are configured (the dashboard's data,
+# experiment reports); the dashboard page itself is open, its data calls send the key.
+ADMIN_PREFIX = "/admin"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # The hot routes answered by their compiled form (api/fastpath.py), not FastAPI's machinery.
 LEAN_ROUTES = frozenset({("GET", "/recommendations")})
@@ -128,7 +132,8 @@ class Gateway:
             await self._handle(scope, receive, send_and_record)
         finally:
             route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            # the template without converters: /items/{item_id}/similar, as the OpenAPI schema
+            label = getattr(route, "path_format", None) or "unmatched"
             m = self.metrics
             m.child(m.latency, label).observe(time.perf_counter() - start)
             m.child(m.requests, label, scope["method"], str(status[0])).inc()
@@ -148,29 +153,21 @@ class Gateway:
             address = self.address(scope)
             who = None
             if self.keys.enabled:
-                # the key is not even looked at while its address is throttled: else guessing
-                # would go on at full speed, watching for the one answer that is not a 429
-                wait = await self.auth_failures.peek(address) if self.auth_failures.enabled else 0.0
-                if wait > 0:
-                    self.metrics.rate_limited.labels("auth_failures").inc()
+                # a valid key is looked at first: failed attempts from its address (anyone's,
+                # behind a proxy) never hold it back
+                holder = self.keys.holder(headers.get(b"x-api-key", b"").decode("latin-1"))
+                if holder is None:
+                    await self._refuse(send, address)
+                    return
+                if holder.role != "admin" and _is_admin_path(scope):
                     await _reply(
                         send,
-                        429,
-                        "too many failed authentication attempts from this address",
-                        {"Retry-After": str(max(1, math.ceil(wait)))},
+                        403,
+                        f"the API key {holder.name!r} has the {holder.role} role; the /admin "
+                        "routes need a key with the admin role",
                     )
                     return
-                who = self.keys.name(headers.get(b"x-api-key", b"").decode("latin-1"))
-                if who is None:
-                    if self.auth_failures.enabled:
-                        await self.auth_failures.acquire(address)
-                    await _reply(
-                        send,
-                        401,
-                        "missing or invalid API key (send it in the X-API-Key header)",
-                        {"WWW-Authenticate": "ApiKey"},
-                    )
-                    return
+                who = holder.name
             if self.limiter.enabled:
                 who = who or address
                 wait = await self.limiter.acquire(who)
@@ -196,6 +193,28 @@ class Gateway:
             receive = self._counting(receive)
         await self.app(scope, receive, send)
 
+    async def _refuse(self, send: Send, address: str) -> None:
+        """A request without a valid key: 401, counted against its address; 429 once the
+        address has failed too often (the attempt is not counted then)."""
+        wait = await self.auth_failures.peek(address) if self.auth_failures.enabled else 0.0
+        if wait > 0:
+            self.metrics.rate_limited.labels("auth_failures").inc()
+            await _reply(
+                send,
+                429,
+                "too many failed authentication attempts from this address",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+            return
+        if self.auth_failures.enabled:
+            await self.auth_failures.acquire(address)
+        await _reply(
+            send,
+            401,
+            "missing or invalid API key (send it in the X-API-Key header)",
+            {"WWW-Authenticate": "ApiKey"},
+        )
+
     def _compiled_route(self, scope: Scope) -> CompiledRoute | None:
         app = scope.get("app")
         if app is None or getattr(app, "dependency_overrides", None):
@@ -217,6 +236,15 @@ class Gateway:
             return message
 
         return wrapped
+
+
+def _is_admin_path(scope: Scope) -> bool:
+    """Whether the request is for an /admin route, read from the path the router matches (a
+    root path removed), so that no spelling of the path reaches one without the check."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
 def _allow_every_method(scope: Scope, start: Message) -> Message:

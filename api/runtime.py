@@ -32,6 +32,7 @@ from recommender.config import Settings
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.events.log import EventLog
 from recommender.featurestore.layout import ViewValues
+from recommender.featurestore.redisclient import warn_on_eviction
 from recommender.featurestore.repo import check_serving_ready, open_store, push_recent_lists
 from recommender.lifecycle.experiments import ServingConfig
 from recommender.serving.rerank import RankingItems
@@ -102,6 +103,7 @@ class Runtime:
     _monitor_raw: bytes | None = None
     # serving, but not what the live pointer names: why (``/ready`` says it), else None
     degraded: str | None = None
+    redis_warning: str | None = None  # Redis may evict the platform's keys (``/ready`` says)
     _failed: dict[str, float] = field(default_factory=dict)  # version -> last failed load
     _errors: dict[str, str] = field(default_factory=dict)  # version -> why it did not load
 
@@ -114,7 +116,13 @@ class Runtime:
             settings=settings,
             metrics=metrics,
             events=events,
-            sink=EventSink(events, metrics, settings.recent_items_max, _no_store),
+            sink=EventSink(
+                events,
+                metrics,
+                settings.recent_items_max,
+                _no_store,
+                push_wait=settings.event_push_wait_ms / 1000,
+            ),
             exposures=ExposureSink(exposure_log, metrics, settings.exposure_flush_seconds),
             shadow=ShadowRunner(
                 metrics, EventLog(settings.exposure_log_dir, fsync=False, prefix="shadow")
@@ -141,9 +149,11 @@ class Runtime:
         # wait for cores another process holds (the stall of issue 16), whatever OMP_* says.
         faiss.omp_set_num_threads(1)
         try:
+            latest_version(self.settings.artifacts_dir)  # a model exists (else: train first)
             store = open_store(self.settings)
             check_serving_ready(store)
             online = OnlineStore(self.settings, store, self.metrics)
+            self.redis_warning = warn_on_eviction(online.bulk, "api")
             bundle, live = self._first_loadable(online.live_lists(), online)
         except (RecoError, OSError, ValueError) as exc:
             self.not_ready = f"{type(exc).__name__}: {exc}"

@@ -17,20 +17,23 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from recommender.data.ids import CONTROL_CHARACTERS, ID_PATTERN, MAX_ID_LENGTH, strip_id
 from recommender.events.records import EVENT_TYPES, TIME_RANGE, check_event_time
 
-# Printable tokens (no control characters).
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-# User and item ids: 1-128 printable characters once surrounding blanks are stripped (so at
-# least one that is not blank), or a JSON integer (many catalogs number their items), which
-# is the same id as its decimal string everywhere: 50 and "50" are one item.
-ID_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
+# User and item ids follow the one id rule of recommender/data/ids.py, which ingest applies
+# too: 1-128 characters without control characters once the whitespace around them is
+# removed. Or a JSON integer (many catalogs number their items), which is the same id as its
+# decimal string everywhere: 50 and "50" are one item. The schema's pattern describes the
+# text as sent (at least one character that is not blank). Event and recommendation ids are
+# ID_PATTERN tokens too (no control characters), taken as sent.
+ID_TEXT_PATTERN = rf"^[^{CONTROL_CHARACTERS}]*[^{CONTROL_CHARACTERS}\s][^{CONTROL_CHARACTERS}]*$"
 ID_INT_MIN, ID_INT_MAX = -(2**63), 2**63 - 1
 
 
 def _canonical_id(value: object) -> object:
-    """A JSON integer id as its decimal string; booleans and floats are refused (``true`` or
-    ``50.0`` are a client's mistake, not an id)."""
+    """A JSON integer id as its decimal string, a string without the whitespace around it
+    (:func:`~recommender.data.ids.strip_id`, as ingest); booleans and floats are refused
+    (``true`` or ``50.0`` are a client's mistake, not an id)."""
     if isinstance(value, bool | float):
         raise PydanticCustomError("id_type", "an id must be a string or an integer")
     if isinstance(value, int):
@@ -39,17 +42,22 @@ def _canonical_id(value: object) -> object:
                 "id_range", "an integer id must fit in 64 bits (send larger ids as strings)"
             )
         return str(value)
-    return value
+    return strip_id(value) if isinstance(value, str) else value
 
 
 Id = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=ID_TEXT_PATTERN),
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
     BeforeValidator(_canonical_id),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_TEXT_PATTERN},
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_ID_LENGTH,
+                    "pattern": ID_TEXT_PATTERN,
+                },
                 {"type": "integer", "minimum": ID_INT_MIN, "maximum": ID_INT_MAX},
             ],
             "description": "a string, or an integer (the same id as its decimal string)",

@@ -11,7 +11,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
+from recommender.config import ApiKeyHolder
+
 DEFAULT_MAX_BUCKETS = 10_000
+MIN_KEY_LENGTH = 16  # shorter API keys are accepted, with a warning at start
 # The limiter key of a request whose peer a server in front replaced by an address it read in
 # X-Forwarded-For (uvicorn does for requests from 127.0.0.1 unless run with
 # proxy_headers=False), when no proxy is trusted: the header must not choose the key.
@@ -21,22 +24,30 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ApiKeys:
-    """Constant-time lookup of a presented key; names are what logs and metrics show."""
+    """Constant-time lookup of a presented key; its holder's name is what metrics show, its
+    role what it may call (``admin``: the /admin routes too).
 
-    def __init__(self, keys: Mapping[str, str]) -> None:
-        self._by_digest = {hashlib.sha256(k.encode()).digest(): n for k, n in keys.items()}
+    Example: ``ApiKeys({"s3": ApiKeyHolder("ops", "admin")}).holder("s3").role`` is ``"admin"``.
+    """
+
+    def __init__(self, keys: Mapping[str, ApiKeyHolder]) -> None:
+        self._by_digest = {hashlib.sha256(k.encode()).digest(): h for k, h in keys.items()}
+        # failed attempts are throttled, but a request with a valid key is never held back
+        # by them (else anyone could lock every client out): guessing is then as fast as the
+        # network, and only a key's length keeps it from being found
+        self.short = sorted({h.name for k, h in keys.items() if len(k) < MIN_KEY_LENGTH})
 
     @property
     def enabled(self) -> bool:
         return bool(self._by_digest)
 
-    def name(self, presented: str | None) -> str | None:
+    def holder(self, presented: str | None) -> ApiKeyHolder | None:
         if not presented:
             return None
         digest = hashlib.sha256(presented.encode()).digest()
-        for known, name in self._by_digest.items():
+        for known, holder in self._by_digest.items():
             if hmac.compare_digest(known, digest):
-                return name
+                return holder
         return None
 
 

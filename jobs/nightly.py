@@ -48,6 +48,7 @@ from recommender.data.lists import prune_runs, publish_parts
 from recommender.data.tables import read_table
 from recommender.errors import ArtifactNotFound
 from recommender.events.log import quarantined_count
+from recommender.featurestore.redisclient import warn_on_eviction
 from recommender.featurestore.repo import materialize, open_store, redis_client
 from recommender.lifecycle.gate import gate, record_promotion
 from recommender.lifecycle.monitor import monitor
@@ -266,6 +267,19 @@ def _start_or_resume(
     )
 
 
+def _note_partial_slot(manifest: RunManifest) -> None:
+    """A run that stopped after writing lists leaves them in its slot: say so (they are
+    kept on purpose, so that the next `reco nightly` resumes instead of rewriting them)."""
+    if manifest.chunks_done and manifest.published_at is None:
+        manifest.note = (
+            f"slot {manifest.slot} holds this run's partial lists ({len(manifest.chunks_done)} "
+            f"of {manifest.chunks_total} chunks); they are never served (the live pointer "
+            "names the other slot) and stay in Redis until `reco nightly` resumes this run "
+            "or a new run overwrites them"
+        )
+        log.warning("nightly %s stopped: %s", manifest.run_id, manifest.note)
+
+
 def run_nightly(
     settings: Settings,
     retrain: bool = False,
@@ -279,6 +293,7 @@ def run_nightly(
     when a step fails or the run is interrupted. ``model_version`` pins the model (promotion
     and rollback); ``action`` and ``reason`` are what the registry journal records."""
     client = redis_client(settings)
+    warn_on_eviction(client, "nightly")
     run_id = new_version()
     lock = RunLock(client, settings.feast_project, run_id, settings.lock_seconds)
     try:
@@ -294,7 +309,7 @@ def run_nightly(
         client.close()
         raise
     run_id = manifest.run_id
-    manifest.status, manifest.error = "running", None
+    manifest.status, manifest.error, manifest.note = "running", None, None
     manifest.engine = engine or settings.engine
     lock.rename(run_id)
     durations = manifest.durations_s
@@ -359,9 +374,11 @@ def run_nightly(
             manifest.status = "succeeded"
     except KeyboardInterrupt as exc:
         manifest.status, manifest.error = "interrupted", f"interrupted ({exc or 'Ctrl-C'})"
+        _note_partial_slot(manifest)
         raise
     except BaseException as exc:
         manifest.status, manifest.error = "failed", f"{type(exc).__name__}: {exc}"
+        _note_partial_slot(manifest)
         raise
     finally:
         manifest.finished_at = datetime.now(timezone.utc).isoformat()

@@ -140,6 +140,19 @@ def ranker_data(settings: Settings, interactions: pd.DataFrame) -> RankerData:
     return RankerData(sample, sampled, cutoffs)
 
 
+def training_rows(
+    interactions: pd.DataFrame, cutoff: datetime | None, now: datetime
+) -> pd.DataFrame:
+    """Interactions before ``cutoff``, and never after ``now``: events may arrive stamped a
+    little in the future (clock skew, ``RECO_MAX_EVENT_FUTURE_SECONDS``); a model trained now
+    leaves them to the next training, so its "data to" is never in the future."""
+    end = min(cutoff, now) if cutoff is not None else now
+    later = interactions["event_timestamp"] >= end
+    if cutoff is None and later.any():
+        log.info("%d interactions stamped after now are left to the next training", later.sum())
+    return interactions[~later]
+
+
 def train(
     settings: Settings,
     cutoff: datetime | None = None,
@@ -148,9 +161,9 @@ def train(
 ) -> ModelBundle:
     """Train a new model version from interactions before ``cutoff`` and save it."""
     t0 = time.perf_counter()
-    interactions = read_table(settings.data_dir, "interactions")
-    if cutoff is not None:
-        interactions = interactions[interactions["event_timestamp"] < cutoff]
+    interactions = training_rows(
+        read_table(settings.data_dir, "interactions"), cutoff, datetime.now(timezone.utc)
+    )
     if interactions.empty:
         raise InvalidDataset(f"no interactions before the cutoff {cutoff}")
     items_table = read_table(settings.data_dir, "items")

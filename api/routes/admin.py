@@ -1,7 +1,8 @@
 """The operator's view: ``GET /dashboard`` (one static page, no front-end build) and the JSON
 it reads: ``/admin/overview`` (live model and lists, versions, nightly runs, serving
 configuration, drift) and ``/admin/experiments/{name}`` (the report, computed from the logs).
-Behind the same API keys as everything else."""
+When API keys are configured, the /admin routes need a key with the admin role (a client
+key gets 403, checked in api/middleware.py); the page itself is open."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from recommender.lifecycle.experiments import EXPERIMENT_NAME
 from recommender.training import registry
 
 router = APIRouter(tags=["operations"], responses=COMMON_ERRORS)
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorDetail, "description": "the API key has the client role, not admin"}
+}
 PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard.html"
 RUN_KEYS = (
     "run_id",
@@ -65,7 +69,7 @@ def _overview(rt: Runtime) -> dict[str, Any]:
     }
 
 
-@router.get("/admin/overview")
+@router.get("/admin/overview", responses=ADMIN_ONLY)
 async def overview(rt: RuntimeDep) -> dict[str, Any]:
     """Everything the dashboard shows except experiment reports."""
     return await anyio.to_thread.run_sync(_overview, rt)
@@ -73,7 +77,7 @@ async def overview(rt: RuntimeDep) -> dict[str, Any]:
 
 @router.get(
     "/admin/experiments/{name}",
-    responses={404: {"model": ErrorDetail, "description": "no such experiment"}},
+    responses={**ADMIN_ONLY, 404: {"model": ErrorDetail, "description": "no such experiment"}},
 )
 async def experiment_report(
     rt: RuntimeDep,

@@ -24,7 +24,11 @@ async def ready(rt: RuntimeDep, response: Response) -> Ready:
     a degraded service into an outage; ``redis`` and ``detail`` report it. Nor does a live
     model that cannot be loaded while an older version serves (``detail`` names both)."""
     redis_ok = await rt.online.ping() if rt.online is not None else False
-    problems = [rt.degraded, None if redis_ok else "degraded: redis does not answer"]
+    problems = [
+        rt.degraded,
+        None if redis_ok else "degraded: redis does not answer",
+        f"warning: {rt.redis_warning}" if rt.redis_warning else None,
+    ]
     detail = rt.not_ready or "; ".join(p for p in problems if p) or None
     ok = rt.not_ready is None
     if not ok:

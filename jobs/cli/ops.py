@@ -18,6 +18,10 @@ from jobs.cli.common import load_settings
 from jobs.healthcheck import default_url, probe
 from recommender.featurestore.repo import feast_cli_env
 
+# uvicorn's protocol with a time limit on request heads (api/headtimeout.py; named, not
+# imported: jobs/ does not import api/)
+HEAD_TIMEOUT_PROTOCOL = "api.headtimeout:HeadTimeoutProtocol"
+
 log = logging.getLogger(__name__)
 WORKER_HEALTHCHECK_SECONDS = 60
 MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
@@ -68,6 +72,7 @@ def serve(
             # a spawned worker imports this CLI (its __main__) and Feast before it can answer
             # the supervisor's ping: ~10 s on a busy machine, past uvicorn's default of 5 s
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            http=HEAD_TIMEOUT_PROTOCOL,  # slow request heads are cut off (uvicorn has no limit)
         )
 
 

@@ -8,6 +8,12 @@ Canonical tables (all ids are strings, all timestamps tz-aware UTC):
 
 Every problem raises :class:`~recommender.errors.InvalidDataset` naming the column, before
 anything is written.
+
+Ids follow the one id rule of :mod:`recommender.data.ids`, for users and items alike and in
+every table: 1-128 characters without control characters, the whitespace around an id removed
+(with one warning per column counting the ids that changed and those that then equal another
+spelling, whose rows merge). In the users and items tables, two rows whose ids differ only by
+that whitespace are a duplicate id.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recommender.data.ids import clean_ids
 from recommender.errors import InvalidDataset
 
 log = logging.getLogger(__name__)
@@ -49,11 +56,7 @@ def _ids(df: pd.DataFrame, table: str, column: str) -> pd.Series:
         arr = pa.array(values.to_numpy(), type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         arr = pa.array(values.astype(str).to_numpy(), type=pa.string())
-    arr = pc.utf8_trim_whitespace(arr)
-    empty = pc.equal(pc.utf8_length(arr), 0)
-    if pc.any(empty).as_py():
-        row = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
-        raise InvalidDataset(f"{table}: column {column!r} has an empty value at row {row}")
+    arr = clean_ids(arr, table, column)
     return pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index, name=column)
 
 
@@ -155,7 +158,12 @@ def _entity_table(
     out = pd.DataFrame({key: _ids(df, table, key)})
     if out[key].duplicated().any():
         dup = out.loc[out[key].duplicated(), key].iloc[0]
-        raise InvalidDataset(f"{table}: column {key!r} has duplicate id {dup!r}")
+        rows = np.flatnonzero((out[key] == dup).to_numpy())[:2]
+        spellings = df[key].iloc[rows].astype(str)
+        said = ""
+        if spellings.nunique() > 1:  # the same id once the whitespace around it is removed
+            said = f" (rows {rows[0]} and {rows[1]}: {', '.join(map(repr, spellings))})"
+        raise InvalidDataset(f"{table}: column {key!r} has duplicate id {dup!r}{said}")
     return df, out, first_seen
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from recommender.data.ids import id_problem, strip_id
 from recommender.events.records import EARLIEST_EVENT, EVENT_TYPES, FUTURE_SLACK
 from recommender.fileio import write_text_atomic
 
@@ -149,6 +150,10 @@ def _problem(record: Mapping[str, Any]) -> str | None:
     for key in ("event_id", "user_id", "item_id"):
         if not isinstance(record.get(key), str) or not record[key]:
             return f"{key} missing or not a string"
+    for key in ("user_id", "item_id"):  # the id rule of file ingest (ingest strips later)
+        problem = id_problem(strip_id(record[key]))
+        if problem is not None:
+            return f"{key} {problem}"
     if record.get("event_type") not in EVENT_TYPES:
         return f"event_type {record.get('event_type')!r} is not one of {', '.join(EVENT_TYPES)}"
     for key in ("event_timestamp", "received_at"):
@@ -239,7 +244,8 @@ def read_new_events(directory: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Events after the ingestion watermark, and the watermark to commit once they are stored
     (:func:`commit_watermark`). Committing only after the write makes ingestion at-least-once;
     the consumer deduplicates by ``event_id``. Lines that cannot be ingested (not JSON, a
-    time out of range, an unknown type) are quarantined with their reason, never block."""
+    time out of range, an unknown type, an id that breaks the id rule of
+    :mod:`recommender.data.ids`) are quarantined with their reason, never block."""
     mark = load_watermark(directory)
     records: list[dict[str, Any]] = []
     new_mark = dict(mark)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from recommender.data.ids import check_id
 from recommender.errors import InvalidRequest
 
 EVENT_TYPES = ("view", "click", "like", "purchase", "rating", "dislike")
@@ -69,7 +70,8 @@ def check_events(
     events: Sequence[Event], now: datetime, max_future: timedelta
 ) -> list[dict[str, Any]]:
     """Log records for valid events; raise :class:`InvalidRequest` naming the first bad one.
-    Timestamps must be plausible (:func:`check_event_time`; ``max_future`` is the tolerance)."""
+    Timestamps must be plausible (:func:`check_event_time`; ``max_future`` is the tolerance);
+    ids follow :mod:`recommender.data.ids` (logged without the whitespace around them)."""
     records = []
     for pos, ev in enumerate(events):
         where = f"event {pos}"
@@ -81,11 +83,17 @@ def check_events(
             raise InvalidRequest(f"{where}: {exc}") from None
         if ev.event_type == "rating" and ev.value is None:
             raise InvalidRequest(f"{where}: a rating event needs a value")
+        ids = {}
+        for key in ("user_id", "item_id"):
+            try:
+                ids[key] = check_id(getattr(ev, key))
+            except ValueError as exc:
+                raise InvalidRequest(f"{where}: {key} {exc}") from None
         records.append(
             {
                 "event_id": ev.event_id or uuid.uuid4().hex,
-                "user_id": ev.user_id,
-                "item_id": ev.item_id,
+                "user_id": ids["user_id"],
+                "item_id": ids["item_id"],
                 "event_type": ev.event_type,
                 "value": ev.value,
                 "event_timestamp": ts,

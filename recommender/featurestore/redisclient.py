@@ -93,3 +93,46 @@ def migrate_legacy_keys(client: RedisClient, project: str) -> dict[str, str]:
     if moved:
         log.info("moved %d Redis key(s) of %s to hash-tagged names", len(moved), project)
     return moved
+
+
+def eviction_warning(client: RedisClient) -> str | None:
+    """Why this Redis may evict the platform's own keys, or None when it will not.
+
+    Under ``maxmemory`` an ``allkeys-*`` policy evicts any key: the run lock (the night then
+    aborts with "lost the nightly lock"), the live-lists pointer and slot owners (known users
+    fall back to real time), the materialization record. ``noeviction`` (writes fail loudly
+    instead) is the requirement; ``volatile-*`` evicts only keys with an expiry, of which the
+    platform has one that matters (the run lock: a night may abort, safely). A Redis that
+    refuses ``CONFIG GET`` (some managed services) cannot be checked: None, logged."""
+    try:
+        raw: Any = client.config_get("maxmemory*")
+    except redis.RedisError as exc:
+        log.info("cannot check Redis' eviction policy (%s); it must be noeviction", exc)
+        return None
+    configs = (
+        [raw] if "maxmemory-policy" in raw else [v for v in raw.values() if isinstance(v, dict)]
+    )
+    for config in configs:  # a cluster client answers per node
+        policy = str(config.get("maxmemory-policy", "noeviction"))
+        if int(config.get("maxmemory", 0) or 0) == 0 or policy == "noeviction":
+            continue
+        if policy.startswith("allkeys"):
+            return (
+                f"Redis evicts any key under maxmemory (maxmemory-policy {policy}): the run lock, "
+                "the live-lists pointer and the materialization record can disappear (nights "
+                "abort, known users fall back to real time); set maxmemory-policy noeviction"
+            )
+        return (
+            f"Redis evicts keys with an expiry under maxmemory (maxmemory-policy {policy}): "
+            "the nightly run lock can be evicted and a night then aborts; noeviction is "
+            "recommended"
+        )
+    return None
+
+
+def warn_on_eviction(client: RedisClient, who: str) -> str | None:
+    """Log :func:`eviction_warning` (at start-up of ``who``) and return it."""
+    warning = eviction_warning(client)
+    if warning is not None:
+        log.warning("%s: %s", who, warning)
+    return warning

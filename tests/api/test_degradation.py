@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import redis
 
 from jobs.nightly import run_nightly
 from recommender.config import Settings
@@ -26,12 +27,18 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed"),
 ]
+ITEM = "a0"  # an item of the synthetic catalog (the event's user, b_user1, is not in the load)
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[OwnRedis, str]]:
     own = OwnRedis(tmp_path)
     own.start()
+    # an eviction policy that can drop the platform's own keys: the API warns at start-up
+    evicting = redis.Redis.from_url(own.url)
+    evicting.config_set("maxmemory", "1gb")
+    evicting.config_set("maxmemory-policy", "allkeys-lru")
+    evicting.close()
     settings: Settings = make_settings(tmp_path, own.url)
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     feast_apply(settings)
@@ -46,6 +53,7 @@ def served(tmp_path: Path) -> Iterator[tuple[OwnRedis, str]]:
         # every read goes to Redis: a cached reply would (correctly) hide the slow Redis
         # (tests/api/test_user_cache.py covers the cache)
         "RECO_USER_CACHE_ENTRIES": "0",
+        "RECO_EVENT_PUSH_WAIT_MS": "300",
     }
     try:
         with serve_api(env, free_port()) as base:
@@ -86,7 +94,18 @@ def test_redis_slow_stopped_and_restarted_under_load(served: tuple[OwnRedis, str
     threads = [threading.Thread(target=load, args=(w,)) for w in range(2)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    assert "maxmemory-policy allkeys-lru" in httpx.get(f"{base}/ready", timeout=5).json()["detail"]
+    # Writes paused (reads still answer): an event is acknowledged once it is durable, after
+    # at most the push wait, not after the pause its online push sits in
+    own.client().execute_command("CLIENT", "PAUSE", 2000, "WRITE")
+    t0 = time.perf_counter()
+    ack = httpx.post(
+        f"{base}/events",
+        json={"user_id": "b_user1", "item_id": ITEM, "event_type": "click"},
+        timeout=5,
+    )
+    event_seconds = time.perf_counter() - t0
+    time.sleep(2.5 - event_seconds)
     slow_at = time.time()
     own.pause(1.0)  # Redis answers nothing for a second (requests time out at 100 ms)
     time.sleep(0.5)
@@ -103,6 +122,8 @@ def test_redis_slow_stopped_and_restarted_under_load(served: tuple[OwnRedis, str
     for t in threads:
         t.join()
 
+    assert ack.status_code == 202 and ack.json()["online"] is False, ack.text
+    assert event_seconds < 1.0, f"the event waited {event_seconds:.2f} s for a paused Redis"
     assert [s for _, s, *_ in log if s >= 500] == [], "no 5xx, ever"
     assert all(s == 200 for _, s, *_ in log)
     slow = [e for e in log if slow_at < e[0] < slow_at + 1.0]

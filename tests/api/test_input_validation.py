@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from recommender.config import Settings
+from recommender.data.schema import canonical_interactions
+from recommender.errors import InvalidDataset
 from recommender.events.log import read_events
 from recommender.events.records import EARLIEST_EVENT, FUTURE_SLACK
 
@@ -244,3 +247,31 @@ def test_the_earliest_plausible_timestamp_is_accepted(
     assert client.post("/events", json=naive).status_code == 202
     logged = read_events(settings.event_log_dir).set_index("event_id")["event_timestamp"]
     assert logged["epoch-event"] == logged["epoch-naive"] == EARLIEST_EVENT
+
+
+def _ingested_as(user_id: str) -> str | None:
+    """The id ``reco data ingest`` stores for ``user_id``, or None if it refuses it."""
+    raw = pd.DataFrame({"user_id": [user_id], "item_id": ["a1"], "timestamp": [0]})
+    try:
+        return str(canonical_interactions(raw)["user_id"].iloc[0])
+    except InvalidDataset:
+        return None
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["x" * 128, "x" * 129, "é" * 128, " a/b\t", "\x1fa", "a\x01b", "a\tb", "\u3000", "%2F?#"],
+)
+def test_the_api_takes_exactly_the_ids_ingest_takes(client: TestClient, user_id: str) -> None:
+    """Issue 28.3: one id rule (recommender/data/ids.py): an id ingest stores is one the API
+    answers for, under the same id, and an id ingest refuses is a 422 (query and body)."""
+    expected = _ingested_as(user_id)
+    for r in (
+        client.get("/recommendations", params={"user_id": user_id, "k": 2}),
+        client.post("/recommendations", json={"user_id": user_id, "k": 2}),
+    ):
+        if expected is None:
+            assert r.status_code == 422, (r.status_code, r.text)
+        else:
+            assert r.status_code == 200, (r.status_code, r.text)
+            assert r.json()["user_id"] == expected

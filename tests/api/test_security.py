@@ -12,9 +12,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.main import create_app
 from api.middleware import Gateway
-from api.security import REWRITTEN_PEER, ApiKeys, RateLimiter, TrustedProxies
+from api.security import (
+    MIN_KEY_LENGTH,
+    REWRITTEN_PEER,
+    ApiKeys,
+    RateLimiter,
+    TrustedProxies,
+)
 from api.telemetry import Metrics
-from recommender.config import Settings
+from recommender.config import ApiKeyHolder, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -163,15 +169,94 @@ def test_failed_authentication_is_throttled_per_address(trained_repo: Settings) 
         assert {r.status_code for r in codes[5:]} == {429}
         assert int(codes[-1].headers["Retry-After"]) >= 1
         assert "authentication" in codes[-1].json()["detail"]
-        # while throttled, even the right key is not looked at from this address
-        right = {"X-API-Key": "right-key"}
-        assert c.get("/recommendations", params=params, headers=right).status_code == 429
         assert 'reco_rate_limited_total{key="auth_failures"}' in c.get("/metrics").text
     # other addresses are not affected
     with TestClient(app, client=("192.0.2.51", 40000)) as other:
         right = {"X-API-Key": "right-key"}
         assert other.get("/recommendations", params=params, headers=right).status_code == 200
     assert len(_gateway(app).auth_failures) <= settings.rate_limit_max_buckets
+
+
+def test_a_valid_key_is_never_locked_out_by_failed_attempts(trained_repo: Settings) -> None:
+    """Issue 28.6: ten requests with no key or a wrong key from one address (every client
+    behind a proxy that is not trusted) made the next one with a valid key get 429."""
+    settings = trained_repo.model_copy(update={"api_keys": SecretStr("web:right-key")})
+    params = {"user_id": "a_user0"}
+    right, wrong = {"X-API-Key": "right-key"}, {"X-API-Key": "wrong-key"}
+    with TestClient(create_app(settings), client=("192.0.2.60", 40000)) as c:
+        failed = [
+            c.get("/recommendations", params=params, headers=wrong if n % 2 else {})
+            for n in range(12)
+        ]
+        assert [r.status_code for r in failed] == [401] * 10 + [429] * 2
+        # a valid key is checked first: the failure throttle does not apply to it
+        assert c.get("/recommendations", params=params, headers=right).status_code == 200
+        assert c.get("/admin/overview", headers=right).status_code == 403  # a client key
+        # ... nor does its success lift the throttle for the bad ones
+        assert c.get("/recommendations", params=params, headers=wrong).status_code == 429
+        assert c.get("/recommendations", params=params).status_code == 429
+
+
+def test_admin_routes_need_an_admin_key(trained_repo: Settings) -> None:
+    """Issue 28.7: every valid key could read /admin/overview (the "web" client's too)."""
+    keys = "web:client-key:client,ops:admin-key:admin,ios:legacy-key"
+    settings = trained_repo.model_copy(update={"api_keys": SecretStr(keys)})
+    client, admin = {"X-API-Key": "client-key"}, {"X-API-Key": "admin-key"}
+    legacy = {"X-API-Key": "legacy-key"}  # name:key, no role: a client
+    params = {"user_id": "a_user0"}
+    app = create_app(settings)
+    with TestClient(app, client=("192.0.2.70", 40000)) as c:
+        assert c.get("/admin/overview").status_code == 401
+        for headers in (legacy, client):
+            refused = c.get("/admin/overview", headers=headers)
+            assert refused.status_code == 403
+            assert "admin" in refused.json()["detail"]
+            assert c.get("/admin/experiments/nope", headers=headers).status_code == 403
+            assert c.get("/admin/overview/", headers=headers).status_code == 403
+            assert c.get("/recommendations", params=params, headers=headers).status_code == 200
+        overview = c.get("/admin/overview", headers=admin)
+        assert overview.status_code == 200 and overview.json()["project"] == settings.feast_project
+        assert c.get("/admin/experiments/nope", headers=admin).status_code == 404
+        # an admin key is a client key too (the dashboard's "try a user" sends it)
+        assert c.get("/recommendations", params=params, headers=admin).status_code == 200
+        # the dashboard page itself stays open; only its data calls need the key
+        assert c.get("/dashboard").status_code == 200
+        # refusing a role is not a failed authentication: nothing is throttled by it
+        for _ in range(12):
+            assert c.get("/admin/overview", headers=client).status_code == 403
+        assert (
+            c.get("/recommendations", params=params, headers={"X-API-Key": "x"}).status_code == 401
+        )
+    # the router strips a root path before matching: so must the role check
+    with TestClient(app, client=("192.0.2.71", 40000), root_path="/api") as c:
+        assert c.get("/api/admin/overview", headers=admin).status_code == 200
+        assert c.get("/api/admin/overview", headers=client).status_code == 403
+
+
+def test_api_keys_carry_a_role() -> None:
+    """``name:key:role`` (client or admin); ``name:key`` and a bare key are clients."""
+    raw = "web:k1:client, ops:k2:ADMIN,ios:k3,bare,colon:a:b:admin,typo:k4:admn"
+    holders = Settings(api_keys=SecretStr(raw)).api_key_holders()
+    assert {key: (h.name, h.role) for key, h in holders.items()} == {
+        "k1": ("web", "client"),
+        "k2": ("ops", "admin"),
+        "k3": ("ios", "client"),
+        "bare": ("key3", "client"),
+        "a:b": ("colon", "admin"),  # a key may hold colons; the role is the last part
+        "k4:admn": ("typo", "client"),  # not a role: part of the key, so "k4" never works
+    }
+    assert Settings(api_keys=None).api_key_holders() == {}
+    # short keys are accepted; the app names them in a warning at start
+    long_and_short = {"k" * MIN_KEY_LENGTH: ApiKeyHolder("long"), "k": ApiKeyHolder("s")}
+    assert ApiKeys(long_and_short).short == ["s"]
+    for bad, reason in [
+        ("web:", "empty key"),
+        ("web::admin", "empty key"),
+        ("a:s3cr3t,b:s3cr3t:admin", "same key as 'a'"),
+    ]:
+        with pytest.raises(ValueError, match=reason) as err:
+            create_app(Settings(api_keys=SecretStr(bad)))  # refused at once, as a bad proxy is
+        assert "s3cr3t" not in str(err.value)  # the message never echoes a key
 
 
 def test_the_client_address_behind_proxies() -> None:

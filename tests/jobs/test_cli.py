@@ -86,3 +86,26 @@ def test_feast_env_exports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECO_REDIS_URL", "redis://cache:6380/1")
     result = runner.invoke(app, ["feast-env"])
     assert "export RECO_FEAST_REDIS=cache:6380,db=1" in result.output
+
+
+def test_ids_the_api_cannot_take_exit_2_and_write_nothing(env: Path, tmp_path: Path) -> None:
+    """Issue 28.3: a 300-character user and item were ingested, trained and recommended, and
+    then refused by the API (422); the id rule is now checked at the door of the data too."""
+    good = write_csv(tmp_path / "good.csv", user_id=["u1"], item_id=["x"], timestamp=[0])
+    assert runner.invoke(app, ["data", "ingest", "--interactions", str(good)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in env.glob("*.parquet")}
+
+    long_user, long_item = "u" * 300, "i" * 300
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        user_id=["u1", long_user, long_user],
+        item_id=["x", long_item, "x"],
+        timestamp=[0, 1, 2],
+    )
+    result = runner.invoke(app, ["data", "ingest", "--interactions", str(bad)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error: interactions: column 'user_id' has 1 id(s) longer than 128")
+    assert "in 2 row(s)" in line and "(300 characters)" in line
+    assert {p.name: p.read_bytes() for p in env.glob("*.parquet")} == before
+    assert not list(env.glob(".*tmp*"))

@@ -147,6 +147,8 @@ def test_sigterm_interrupts_cleanly_and_releases_the_lock(published: Settings) -
     assert proc.returncode == 130 and "interrupted" in err
     stopped = next(m for m in _manifests(published) if m["run_id"] == partial["run_id"])
     assert stopped["status"] == "interrupted" and stopped["finished_at"]
+    # its partial lists stay in its (unserved) slot for the resume, and the manifest says so
+    assert f"slot {stopped['slot']} holds this run's partial lists" in stopped["note"]
     assert live_lists(published) == before
     # the lock was released on the way out: the next run starts at once and resumes
     rerun = _start(published)

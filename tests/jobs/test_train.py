@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from jobs.train import RANKER_CUTOFFS, RANKER_LABEL_DAYS, ranker_data
+from jobs.train import RANKER_CUTOFFS, RANKER_LABEL_DAYS, ranker_data, training_rows
 from recommender.config import Settings
 
 
@@ -41,3 +42,15 @@ def test_the_ranker_gets_a_seeded_sample_and_cutoffs_from_everyone(tmp_path: Pat
     assert data.cutoffs[-1] == (end - pd.Timedelta(days=RANKER_LABEL_DAYS)).floor("D")
     whole = ranker_data(Settings(feature_repo=tmp_path, ranker_fit_users=1000), interactions)  # type: ignore[call-arg]
     assert whole.sampled is None and len(whole.sample) == len(interactions)
+
+
+def test_a_model_never_trains_on_events_stamped_after_its_training_time() -> None:
+    interactions = _interactions(20)
+    now = interactions["event_timestamp"].max() - pd.Timedelta(seconds=1)
+    future = interactions["event_timestamp"] >= now  # e.g. a client clock a minute fast
+    rows = training_rows(interactions, None, now.to_pydatetime())
+    assert len(rows) == len(interactions) - future.sum() and rows["event_timestamp"].max() < now
+    # an explicit cut-off in the future is capped at now too; an earlier one wins
+    assert training_rows(interactions, now.to_pydatetime() + timedelta(days=1), now).equals(rows)
+    early = pd.Timestamp("2026-02-01", tz="UTC").to_pydatetime()
+    assert training_rows(interactions, early, now)["event_timestamp"].max() < early

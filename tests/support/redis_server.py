@@ -65,6 +65,9 @@ class OwnRedis:
         assert self.proc is not None
         self.proc.wait(10)
 
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
     def pause(self, seconds: float) -> None:
         redis.Redis(port=self.port, socket_timeout=seconds + 5).execute_command(
             "DEBUG", "SLEEP", seconds

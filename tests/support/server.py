@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from api.headtimeout import PROTOCOL
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,8 @@ def serve_api(env: Mapping[str, str], port: int, ready_seconds: float = 30.0) ->
             "--log-level",
             "warning",
             "--no-proxy-headers",
+            "--http",  # as `reco serve` runs it: request heads have a time limit
+            PROTOCOL,
         ],
         cwd=ROOT,
         env={**os.environ, **env},

@@ -79,3 +79,59 @@ def test_genres_read_back_from_parquet_stay_lists(tmp_path) -> None:  # type: ig
         pd.read_parquet(tmp_path / "items.parquet"), canonical_interactions(inter)
     )
     assert again["genres"].map(list).tolist() == [["Action", "Comedy"], []]
+
+
+LONG = "u" * 300  # issue 28.3: ingested, trained and recommended, then a 422 at the API
+
+
+@pytest.mark.parametrize("column", ["user_id", "item_id"])
+def test_ids_the_api_cannot_take_stop_the_ingest_naming_them(column: str) -> None:
+    frame = raw(**{column: [LONG, LONG]})
+    with pytest.raises(InvalidDataset) as info:
+        build_tables(frame)
+    message = str(info.value)
+    assert f"column {column!r}" in message and "1 id(s) longer than 128 characters" in message
+    assert "in 2 row(s)" in message and "(300 characters)" in message
+    with pytest.raises(InvalidDataset, match="1 id\\(s\\) with a control character"):
+        build_tables(raw(**{column: ["ok", "tab\tinside"]}))
+
+
+def test_an_id_of_exactly_128_characters_is_kept() -> None:
+    longest = "é" * 128  # characters, not bytes
+    out = canonical_interactions(raw(user_id=[longest, "2"]))
+    assert set(out["user_id"]) == {longest, "2"}
+
+
+def test_whitespace_around_ids_is_removed_for_users_and_items_alike_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 28.5: ``a:b`` and ``a:b `` became one user without a word."""
+    frame = raw(
+        user_id=["a:b", "a:b ", " c"],
+        item_id=["x:y", "x:y\t", "z"],
+        timestamp=["0", "60", "120"],
+    )
+    with caplog.at_level("WARNING", logger="recommender.data"):
+        tables = build_tables(frame)
+    assert sorted(tables["users"]["user_id"]) == ["a:b", "c"]
+    assert sorted(tables["items"]["item_id"]) == ["x:y", "z"]
+    messages = [r.getMessage() for r in caplog.records]
+    users = next((m for m in messages if "column 'user_id'" in m), "")
+    items = next((m for m in messages if "column 'item_id'" in m), "")
+    assert "removed the whitespace around 2 id(s) in 2 row(s)" in users
+    assert "1 of them now the same id as another spelling (e.g. 'a:b ' -> 'a:b')" in users
+    assert "removed the whitespace around 1 id(s) in 1 row(s)" in items
+    assert "1 of them now the same id as another spelling (e.g. 'x:y\\t' -> 'x:y')" in items
+
+
+@pytest.mark.parametrize(("table", "key"), [("users", "user_id"), ("items", "item_id")])
+def test_users_and_items_tables_refuse_ids_that_differ_only_by_whitespace(
+    table: str, key: str
+) -> None:
+    frame = raw(user_id=["a:b", "2"], item_id=["a:b", "11"])
+    entity = pd.DataFrame({key: ["a:b", "2", "11", "a:b "]})
+    with pytest.raises(InvalidDataset) as info:
+        build_tables(frame, **{table: entity})
+    assert f"{table}: column {key!r} has duplicate id 'a:b' (rows 0 and 3: 'a:b', 'a:b ')" in str(
+        info.value
+    )

@@ -132,3 +132,22 @@ def test_bad_lines_are_quarantined_with_a_count_never_block_ingestion(tmp_path: 
     assert quarantined_count(tmp_path) == 4
     commit_watermark(tmp_path, mark)
     assert len(read_events(tmp_path)) == 2  # the full read skips them too
+
+
+def test_lines_whose_ids_break_the_id_rule_are_quarantined(tmp_path: Path) -> None:
+    """Issue 28.3: the nightly's event ingest follows the id rule of the API and of file
+    ingest; a line written by hand (or by an older server) with an id the API would refuse is
+    quarantined, never trained on. Whitespace around an id is removed later, as for files."""
+    log = EventLog(tmp_path)
+    good = records(1)
+    long_user = {**good[0], "event_id": "long", "user_id": "u" * 129}
+    control = {**good[0], "event_id": "control", "item_id": "i\x01"}
+    padded = {**good[0], "event_id": "padded", "user_id": " u "}
+    log.append([*good, long_user, control, padded])
+    events, _ = read_new_events(tmp_path)
+    assert list(events["event_id"]) == [good[0]["event_id"], "padded"]
+    reasons = {r["reason"] for r in read_quarantine(tmp_path)}
+    assert reasons == {
+        "user_id is 129 characters long (at most 128)",
+        "item_id has a control character (U+0000-U+001F, U+007F)",
+    }

@@ -58,3 +58,10 @@ def test_check_events_applies_the_range_and_never_exceeds_a_day_ahead() -> None:
         check_events([later], NOW, timedelta(days=30))  # more than the ceiling: capped
     [record] = check_events([Event("u", "i", "view", EARLIEST_EVENT)], NOW, timedelta(0))
     assert record["event_timestamp"] == EARLIEST_EVENT
+
+
+def test_events_follow_the_id_rule_of_ingest() -> None:
+    ok = Event(" u ", "i", "view", NOW)
+    assert check_events([ok], NOW, timedelta(0))[0]["user_id"] == "u"  # as ingest strips it
+    with pytest.raises(InvalidRequest, match="event 1: item_id is 129 characters long"):
+        check_events([ok, Event("u", "i" * 129, "view", NOW)], NOW, timedelta(0))

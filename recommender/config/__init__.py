@@ -10,13 +10,24 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple, get_args
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+# What an API key may do: a client calls the serving routes; an admin also the /admin ones.
+ApiKeyRole = Literal["client", "admin"]
+DEFAULT_API_KEY_ROLE: ApiKeyRole = "client"  # a key listed without a role (least privilege)
+_ROLE_NAMES: dict[str, ApiKeyRole] = {role: role for role in get_args(ApiKeyRole)}
+
+
+class ApiKeyHolder(NamedTuple):
+    """Who presents a key: ``name`` is what metrics show, ``role`` what the key may do."""
+
+    name: str
+    role: ApiKeyRole = DEFAULT_API_KEY_ROLE
 
 
 class Settings(BaseSettings):
@@ -104,13 +115,24 @@ class Settings(BaseSettings):
     catalog_poll_seconds: float = Field(1.0, ge=0.05, description="catalog version check")
     catalog_refresh_seconds: float = Field(600.0, ge=0.1, description="full re-read anyway")
     model_retry_seconds: float = Field(10.0, ge=0.1)
-    api_keys: SecretStr | None = Field(None, description="comma-separated name:key pairs")
+    api_keys: SecretStr | None = Field(
+        None,
+        description="comma-separated name:key[:role] entries; role client (default: the "
+        "serving routes) or admin (also /admin); unset = no authentication",
+    )
     rate_limit_per_second: float = Field(0.0, ge=0, description="per API key; 0 = off")
     rate_limit_burst: int = Field(0, ge=0, description="bucket size; 0 = 2 s of rate")
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_event_future_seconds: int = Field(300, ge=0)
     max_batch_events: int = Field(1000, ge=1, le=100_000)
     recent_items_max: int = Field(50, ge=1, le=1000)
+    event_push_wait_ms: int = Field(
+        1000,
+        ge=1,
+        le=60_000,
+        description="POST /events waits at most this long for the online push once the events "
+        "are durable (then answers online: false; the push goes on)",
+    )
     events_dir: Path | None = Field(None, description="default: <feature_repo>/data/events")
 
     # The gateway (api/middleware.py): which peers may say who the client is (X-Forwarded-For),
@@ -122,7 +144,10 @@ class Settings(BaseSettings):
     )
     rate_limit_max_buckets: int = Field(10_000, ge=1, description="per limiter (memory bound)")
     auth_failures_per_minute: int = Field(
-        10, ge=0, description="failed X-API-Key attempts per address, then 429; 0 = off"
+        10,
+        ge=0,
+        description="failed X-API-Key attempts per address, then 429 for the failing ones "
+        "(a valid key is never held back); 0 = off",
     )
 
     # Model lifecycle: promotion gate, experiments, shadow runs, drift (`reco models`,
@@ -154,6 +179,13 @@ class Settings(BaseSettings):
         le=256,
         description="`reco serve` worker processes; 0 = one per core. With more than one, "
         "rate limits are kept in Redis so that they hold across workers",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="`reco serve` closes a connection whose request line and headers take "
+        "longer to arrive (slow clients trickling headers)",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -211,18 +243,40 @@ class Settings(BaseSettings):
     def promotion_metric_names(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.promotion_metrics.split(",") if m.strip())
 
-    def api_key_names(self) -> dict[str, str]:
-        """``{key: name}`` from ``RECO_API_KEYS="web:secret1,ios:secret2"`` (a bare key is named
-        ``key<position>``); empty when authentication is off."""
+    def api_key_holders(self) -> dict[str, ApiKeyHolder]:
+        """``{key: holder}`` from ``RECO_API_KEYS="web:secret1,ops:secret2:admin"``; empty when
+        authentication is off. An entry is ``name:key:role``, ``name:key`` (a client) or a bare
+        key (a client named ``key<position>``). A key may hold colons: the last part is the role
+        only when it is ``client`` or ``admin`` (any case), else it belongs to the key.
+
+        Raises ``ValueError`` (naming the entry, never echoing a key) for an empty key or one
+        listed twice (it would have two roles).
+
+        Example: ``Settings(api_keys="ops:s3:admin").api_key_holders()`` is
+        ``{"s3": ApiKeyHolder("ops", "admin")}``.
+        """
         if not self.api_keys:
             return {}
-        out: dict[str, str] = {}
+        out: dict[str, ApiKeyHolder] = {}
         for i, part in enumerate(self.api_keys.get_secret_value().split(",")):
             part = part.strip()
             if not part:
                 continue
             name, sep, key = part.partition(":")
-            out[key if sep else name] = name if sep else f"key{i}"
+            if not sep:
+                name, key = f"key{i}", part
+            rest, sep, last = key.rpartition(":")
+            role = _ROLE_NAMES.get(last.strip().lower()) if sep else None
+            if role is None:
+                role = DEFAULT_API_KEY_ROLE
+            else:
+                key = rest
+            where = f"RECO_API_KEYS entry {i + 1} (name {name!r})"
+            if not key:
+                raise ValueError(f"{where} has an empty key")
+            if key in out:
+                raise ValueError(f"{where} has the same key as {out[key].name!r}")
+            out[key] = ApiKeyHolder(name, role)
         return out
 
     @property
