@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Two stages: `build` installs the pinned, hash-checked dependencies (deploy/requirements.lock,
-# made by pip-compile from pyproject.toml, see deploy/README.md) and the project into a
+# made by pip-compile from pyproject.toml, see docs/operating.md) and the project into a
 # virtualenv; the runtime stage copies only that virtualenv, the Feast repo and the scripts.
 # One image for every service: api, setup, nightly (`reco schedule`), feature-server.
 
