@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 from api.leanredis import LeanReader
 from api.redisconn import mget, one_slot
 from api.telemetry import Metrics
-from recommender.batch.publication import LiveLists, live_key, monitor_key
 from recommender.config import Settings
+from recommender.contract.published import LiveLists, live_key, monitor_key
 from recommender.errors import FeatureStoreUnavailable
 from recommender.featurestore.layout import FeastLayout, ViewValues
 from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, SLOTS, list_view

@@ -27,8 +27,8 @@ from api.eventsink import EventSink
 from api.exposures import ExposureSink, ShadowRunner
 from api.online import OnlineStore, Polled
 from api.telemetry import Metrics, reset
-from recommender.batch.publication import LiveLists, intact_lists
 from recommender.config import Settings
+from recommender.contract.published import LiveLists, intact_lists
 from recommender.errors import FeatureStoreUnavailable, ModelNotLoaded, RecoError
 from recommender.events.log import EventLog
 from recommender.featurestore.layout import ViewValues

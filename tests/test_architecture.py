@@ -26,7 +26,13 @@ STAGES = (
     "lifecycle",
     "evaluation",
     "ranking",
+    "contract",
+    "pipeline",
 )
+# the serving side reads what the nightly publishes through the contract, never the batch
+# package (its lock, writer and engines)
+SERVING_SIDE = ("recommender.serving", "recommender.lifecycle", "api")
+JOBS_FUNCTION_LINES = 40
 
 
 def _modules() -> dict[str, Path]:
@@ -105,6 +111,40 @@ def test_the_library_imports_neither_api_nor_jobs() -> None:
         if t.split(".")[0] in ("api", "jobs")
     ]
     assert upward == []
+
+
+def test_serving_reads_the_published_lists_through_the_contract_only() -> None:
+    reaching = [
+        (m, t)
+        for m, targets in _graph().items()
+        if m.startswith(SERVING_SIDE)
+        for t in targets
+        if t.startswith("recommender.batch")
+    ]
+    assert reaching == []
+
+
+def test_jobs_is_a_thin_shell() -> None:
+    """The runs live in recommender/pipeline/: a CLI or cron function stays short, and
+    benchmarks and tests run pipelines without going through jobs/ (tests drive the CLI
+    itself through ``jobs.cli``)."""
+    long = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+        for module, path in MODULES.items()
+        if module.startswith("jobs")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > JOBS_FUNCTION_LINES
+    ]
+    assert long == []
+    reaching = []
+    for path in [*(ROOT / "bench").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+        if path.is_relative_to(ROOT / "tests" / "jobs"):
+            continue
+        for _, name in _imports(path):
+            if name.split(".")[0] == "jobs" and not name.startswith("jobs.cli."):
+                reaching.append(f"{path.relative_to(ROOT)}: {name}")
+    assert reaching == []
 
 
 def test_no_imports_inside_functions() -> None:

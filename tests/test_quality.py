@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.evaluate import load_dataset
-from jobs.train import als_params, holdout_metrics
 from recommender.errors import DataNotAvailable
 from recommender.evaluation.protocols import random_split
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.evaluation.tuning import DEFAULT_PARAMS
+from recommender.pipeline.evaluate import load_dataset
+from recommender.pipeline.train import als_params, holdout_metrics
 from tests.support.repo import ROOT
 
 pytestmark = pytest.mark.slow

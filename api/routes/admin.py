@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse
 from api.deps import RuntimeDep
 from api.runtime import Runtime
 from api.schemas import COMMON_ERRORS, ErrorDetail
-from recommender.batch.runs import read_manifests
+from recommender.contract.runs import read_manifests
 from recommender.lifecycle.experiment_ops import list_experiments, report
 from recommender.lifecycle.experiments import EXPERIMENT_NAME
 from recommender.training import registry

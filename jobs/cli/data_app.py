@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from jobs.cli.common import clean_errors, load_settings
-from jobs.ingest import fetch_movielens, ingest_files, synthetic_data
+from recommender.pipeline.ingest import fetch_movielens, ingest_files, synthetic_data
 
 app = typer.Typer(
     help="Fetch or ingest data into the Feast repository's tables.", no_args_is_help=True

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from jobs.catalog import set_availability
 from jobs.cli.common import clean_errors, load_settings
+from recommender.pipeline.catalog import set_availability
 
 app = typer.Typer(help="Catalog operations.", no_args_is_help=True)
 

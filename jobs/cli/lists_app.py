@@ -7,7 +7,7 @@ import json
 import typer
 
 from jobs.cli.common import clean_errors, load_settings
-from recommender.batch.publication import history, read_live
+from recommender.contract.published import history, read_live
 from recommender.featurestore.names import precomputed_service
 from recommender.featurestore.redisclient import migrate_legacy_keys
 from recommender.featurestore.repo import redis_client

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobs.cli.common import clean_errors, echo_json, load_settings
-from jobs.release import promote, rollback
+from recommender.pipeline.release import promote, rollback
 from recommender.training.registry import get, list_versions, resolve
 
 app = typer.Typer(help="Model versions: list, show, promote, roll back.", no_args_is_help=True)

@@ -10,12 +10,12 @@ from typing import Annotated
 import typer
 
 from jobs.cli.common import clean_errors, load_settings, parse_time
-from jobs.evaluate import run_evaluation
-from jobs.nightly import run_nightly
 from jobs.schedule import parse_cron, run_schedule
-from jobs.train import train as run_train
 from recommender.lifecycle.monitor import monitor
 from recommender.lifecycle.reports import monitor_markdown, write_monitor_report
+from recommender.pipeline.evaluate import run_evaluation
+from recommender.pipeline.nightly import run_nightly
+from recommender.pipeline.train import train as run_train
 
 
 @clean_errors
@@ -126,9 +126,8 @@ def evaluate(
 ) -> None:
     """Offline evaluation: protocols, models (and the two-stage ``ranked``), tuning,
     served-hybrid replay -> reports/."""
-    settings = load_settings()
     path = run_evaluation(
-        settings,
+        load_settings(),
         dataset,
         protocol=protocol,
         models=[m.strip() for m in models.split(",") if m.strip()],
@@ -138,10 +137,15 @@ def evaluate(
         replay=replay,
         out_dir=out,
     )
-    summary = json.loads((path / "metrics.json").read_text())
+    _echo_summary(path)
+
+
+def _echo_summary(report: Path) -> None:
+    """One JSON line: the report's directory and each model's NDCG at 10 (or the first k)."""
+    summary = json.loads((report / "metrics.json").read_text())
     key = "ndcg@10" if 10 in summary["ks"] else f"ndcg@{summary['ks'][0]}"
     ndcg = {n: round(r["metrics"][key], 4) for n, r in summary["models"].items()}
-    typer.echo(json.dumps({"report": str(path), key: ndcg}))
+    typer.echo(json.dumps({"report": str(report), key: ndcg}))
 
 
 @clean_errors

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import numpy as np
 
-from recommender.batch.runs import RunManifest
 from recommender.batch.scoring import Chunk
 from recommender.config import Settings
+from recommender.contract.runs import RunManifest
 from recommender.data.lists import lists_table, write_part
 from recommender.featurestore.names import list_view
 from recommender.featurestore.repo import open_store, write_lists_feast

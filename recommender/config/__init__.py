@@ -69,7 +69,8 @@ class Settings(BaseSettings):
         400, ge=1, le=10_000, description="boosting rounds (trees) of the LightGBM ranker"
     )
 
-    # Nightly job (jobs/nightly.py): chunks are the unit of progress, resume and distribution.
+    # Nightly job (recommender/pipeline/nightly.py): chunks are the unit of progress, resume
+    # and distribution.
     chunk_users: int = Field(50_000, ge=1, description="users per chunk")
     data_workers: int | None = Field(
         None,

@@ -155,8 +155,8 @@ def _section_titles(cls: type) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _title(comment: str) -> tuple[str, str]:
-    """``"Nightly job (jobs/nightly.py): chunks are ..."`` -> ``("Nightly job
-    (jobs/nightly.py)", "Chunks are ...")``: the first clause titles the section."""
+    """``"Nightly job (recommender/pipeline/nightly.py): chunks are ..."`` -> ``("Nightly job
+    (recommender/pipeline/nightly.py)", "Chunks are ...")``: the first clause titles the section."""
     parts = re.split(r"(?<=\S)(?::\s+|\.\s+|\.$)", comment, maxsplit=1)
     head, rest = parts[0].strip(), (parts[1].strip() if len(parts) > 1 else "")
     return _capital(head), _capital(rest)

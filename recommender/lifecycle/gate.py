@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from recommender.batch.publication import LiveLists
 from recommender.config import Settings
+from recommender.contract.published import LiveLists
 from recommender.lifecycle.monitor import candidate_checks, clean
 from recommender.lifecycle.promotion import Decision, decide
 from recommender.training import registry

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from recommender.batch.publication import LiveLists, history, monitor_key, read_live
 from recommender.config import Settings
+from recommender.contract.published import LiveLists, history, monitor_key, read_live
 from recommender.data.lists import published_dir, staging_dir
 from recommender.data.tables import read_table
 from recommender.featurestore.repo import historical_user_features, open_store, redis_client

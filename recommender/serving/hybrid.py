@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.batch.publication import LiveLists
+from recommender.contract.published import LiveLists
 from recommender.data.lists import split_source_names
 from recommender.featurestore.layout import ViewValues, age_seconds
 from recommender.featurestore.names import (

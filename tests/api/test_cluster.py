@@ -14,9 +14,9 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from api.main import create_app
 from api.redisconn import one_slot
-from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
+from recommender.pipeline.nightly import run_nightly
 from tests.support.redis_cluster import redis_cluster
 from tests.support.repo import feast_apply, make_settings
 from tests.support.synthetic import synthetic_tables

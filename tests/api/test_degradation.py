@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import redis
 
-from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
+from recommender.pipeline.nightly import run_nightly
 from tests.support.redis_server import OwnRedis
 from tests.support.repo import feast_apply, free_port, make_settings
 from tests.support.server import serve_api

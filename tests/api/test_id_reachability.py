@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from jobs.ingest import ingest_files
-from jobs.nightly import run_nightly
 from recommender.config import Settings
+from recommender.pipeline.ingest import ingest_files
+from recommender.pipeline.nightly import run_nightly
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables
 

@@ -19,14 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.cli import app
-from jobs.nightly import run_nightly
-from jobs.release import promote, rollback
-from jobs.train import train
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.events.log import read_records
 from recommender.lifecycle.experiment_ops import report, set_shadow, start, stop
 from recommender.lifecycle.experiments import Variant
+from recommender.pipeline.nightly import run_nightly
+from recommender.pipeline.release import promote, rollback
+from recommender.pipeline.train import train
 from tests.support.repo import feast_apply, free_port, make_settings, teardown_repo
 from tests.support.server import serve_api
 from tests.support.synthetic import synthetic_tables

@@ -14,13 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from jobs.nightly import run_nightly
-from jobs.release import promote
-from jobs.train import train
-from recommender.batch.publication import RunLock, history, publish
+from recommender.batch.publication import RunLock, publish
 from recommender.config import Settings
+from recommender.contract.published import history
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.repo import redis_client
+from recommender.pipeline.nightly import run_nightly
+from recommender.pipeline.release import promote
+from recommender.pipeline.train import train
 from recommender.training.artifacts import models_dir, publish_version
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.schemas import RecommendResponse, SimilarResponse
-from jobs.catalog import set_availability
 from recommender.config import Settings
 from recommender.events.log import read_events
+from recommender.pipeline.catalog import set_availability
 
 pytestmark = pytest.mark.integration
 

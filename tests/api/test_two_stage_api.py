@@ -16,12 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from jobs.nightly import run_nightly
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.repo import open_store
 from recommender.lifecycle.experiment_ops import start, stop
 from recommender.lifecycle.experiments import Variant
+from recommender.pipeline.nightly import run_nightly
 from recommender.ranking.dataset import FeastReader
 from recommender.ranking.features import Genres
 from recommender.ranking.model import fit_two_stage

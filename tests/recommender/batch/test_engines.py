@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from jobs.nightly import run_nightly
 from recommender.batch.engines import LocalEngine, RayEngine
 from recommender.batch.scoring import plan_chunks
 from recommender.config import Settings
+from recommender.pipeline.nightly import run_nightly
 from tests.support.repo import teardown_repo
 
 ray = pytest.importorskip("ray", reason="the test extra installs ray")

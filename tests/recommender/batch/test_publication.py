@@ -20,15 +20,8 @@ import psutil
 import pytest
 import redis
 
-from recommender.batch.publication import (
-    LiveLists,
-    RunLock,
-    history_key,
-    live_key,
-    lock_key,
-    publish,
-    read_live,
-)
+from recommender.batch.publication import RunLock, lock_key, publish
+from recommender.contract.published import LiveLists, history_key, live_key, read_live
 from recommender.errors import LockLost
 from tests.support.repo import ROOT
 

@@ -21,23 +21,19 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from recommender.batch.publication import (
+from recommender.batch.publication import RunLock, holder_key, lock_key, mark_slot, publish
+from recommender.config import Settings
+from recommender.contract.published import (
     LiveLists,
-    RunLock,
     history,
     history_key,
-    holder_key,
     live_key,
-    lock_key,
-    mark_slot,
     monitor_key,
     next_slot,
-    publish,
     read_live,
     slot_key,
     slot_owner,
 )
-from recommender.config import Settings
 from recommender.errors import LockLost, RunLocked
 from recommender.featurestore.keys import legacy_name, project_key, project_pattern
 from recommender.featurestore.redisclient import (
@@ -192,7 +188,8 @@ def test_the_lock_is_renewed_through_the_cluster_and_fences_the_switch(
         mark_slot(client, project, second.slot, second.run_id)
         publish(client, project, second_lock.token, second)
         assert read_live(client, project) == second
-        # rollback by pointer switch (jobs/release.py): the previous run's slot is intact
+        # rollback by pointer switch (recommender/pipeline/release.py): the previous run's
+        # slot is intact
         previous = next(e for e in history(client, project) if e.model_version == "v1")
         assert slot_owner(client, project, previous.slot) == previous.run_id
         publish(client, project, second_lock.token, replace(previous, published_at="t3"))

@@ -85,8 +85,8 @@ def test_defaults_are_points_of_their_grids() -> None:
 
 
 def test_settings_defaults_are_the_tuned_als_defaults() -> None:
-    from jobs.train import ALS_SETTINGS
     from recommender.config import Settings
+    from recommender.pipeline.train import ALS_SETTINGS
 
     settings = Settings()
     chosen = {key: getattr(settings, field) for key, field in ALS_SETTINGS.items()}

@@ -15,17 +15,13 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from jobs.nightly import run_nightly
-from recommender.batch.publication import (
-    RunLock,
-    intact_lists,
-    publish,
-    read_live,
-)
+from recommender.batch.publication import RunLock, publish
 from recommender.config import Settings
+from recommender.contract.published import intact_lists, read_live
 from recommender.errors import CorruptArtifact, InvalidRequest
 from recommender.featurestore.repo import redis_client
 from recommender.lifecycle.gate import gate, record_promotion
+from recommender.pipeline.nightly import run_nightly
 from recommender.training import registry
 from recommender.training.artifacts import load_bundle, verify_version
 

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from jobs.nightly import run_nightly
-from recommender.batch.publication import LiveLists, live_lists
 from recommender.config import Settings
+from recommender.contract.published import LiveLists, live_lists
 from recommender.data.synthetic import synthetic_catalog
 from recommender.data.tables import build_tables, write_tables
+from recommender.pipeline.nightly import run_nightly
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 
 pytestmark = pytest.mark.integration
@@ -174,7 +174,8 @@ def test_two_concurrent_runs_cannot_both_publish(published: Settings) -> None:
 def test_a_stalled_run_whose_lock_expired_cannot_publish(published: Settings) -> None:
     import redis
 
-    from recommender.batch.publication import RunLock, publish, read_live
+    from recommender.batch.publication import RunLock, publish
+    from recommender.contract.published import read_live
     from recommender.errors import LockLost, RunLocked
 
     client = redis.Redis.from_url(published.redis_url)

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.nightly import ranking_inputs, run_nightly
-from recommender.batch.publication import live_lists, read_precomputed
+from recommender.batch.listrun import ranking_inputs
 from recommender.batch.rankedlists import ranked_chunks
-from recommender.batch.runs import RunManifest
 from recommender.batch.scoring import plan_chunks
 from recommender.config import Settings
+from recommender.contract.published import live_lists, read_precomputed
+from recommender.contract.runs import RunManifest
 from recommender.data.tables import build_tables, read_table, write_tables
 from recommender.featurestore.names import (
     ITEM_METADATA,
@@ -25,6 +25,7 @@ from recommender.featurestore.names import (
     USER_RECENT_ITEMS,
 )
 from recommender.featurestore.repo import open_store
+from recommender.pipeline.nightly import run_nightly
 from recommender.ranking.features import Genres
 from recommender.ranking.model import SUBDIR, ranked_top_n
 from recommender.ranking.onlinerows import latest_values

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from jobs.cli import app
-from jobs.train import als_params
 from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidDataset
+from recommender.pipeline.train import als_params
 from tests.recommender.ranking.support import hit_tables
 from tests.support.synthetic import synthetic_tables
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.nightly import run_nightly
-from recommender.batch.publication import live_lists, read_precomputed
-from recommender.batch.runs import RunManifest
 from recommender.config import Settings
+from recommender.contract.published import live_lists, read_precomputed
+from recommender.contract.runs import RunManifest
 from recommender.featurestore.repo import open_store
+from recommender.pipeline.nightly import run_nightly
 from recommender.training.artifacts import load_bundle
 from tests.support.repo import teardown_repo
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.ingest import ingest_event_log
 from recommender.config import Settings
 from recommender.data.tables import build_tables, read_table, write_tables
 from recommender.events.generate import one_day_of_events, synthetic_events
 from recommender.events.log import WATERMARK, EventLog, read_events
 from recommender.events.records import events_to_interactions
+from recommender.pipeline.ingest import ingest_event_log
 from tests.recommender.data.test_incremental import TABLES, _assert_same_tables, _rebuild
 from tests.support.synthetic import synthetic_tables
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.train import RANKER_CUTOFFS, RANKER_LABEL_DAYS, ranker_data, training_rows
 from recommender.config import Settings
+from recommender.pipeline.train import RANKER_CUTOFFS, RANKER_LABEL_DAYS, ranker_data, training_rows
 
 
 def _interactions(n_users: int) -> pd.DataFrame:

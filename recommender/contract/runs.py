@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommender.batch.publication import LiveLists
 from recommender.config import Settings
 from recommender.fileio import write_text_atomic
 
@@ -79,33 +78,3 @@ def read_manifests(settings: Settings) -> list[RunManifest]:
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             log.warning("skipping unreadable run manifest %s: %s", path, exc)
     return out
-
-
-def resumable(
-    settings: Settings, live: LiveLists | None, top_n: int, chunk_users: int
-) -> RunManifest | None:
-    """The latest run if it stopped before publishing and can be continued as it was: the
-    same list length and chunking, its model recorded, and its slot still not live."""
-    runs = read_manifests(settings)
-    if not runs:
-        return None
-    last = runs[-1]
-    reason = None
-    if last.status in FINISHED:
-        return None
-    if live is not None and live.run_id == last.run_id:
-        reason = "it had already published"
-    elif not last.model_version or not last.slot:
-        reason = "it stopped before choosing its model"
-    elif live is not None and live.slot == last.slot:
-        reason = "its slot has since been published by another run"
-    elif (last.top_n, last.chunk_users) != (top_n, chunk_users):
-        reason = "top_n or chunk_users changed"
-    if reason:
-        log.info("not resuming run %s: %s", last.run_id, reason)
-        published = live is not None and live.run_id == last.run_id
-        last.status = "succeeded" if published else "abandoned"
-        last.note = f"not resumed: {reason}"
-        write_manifest(settings, last)
-        return None
-    return last

@@ -15,22 +15,22 @@ from redis.cluster import RedisCluster
 from typer.testing import CliRunner
 
 from jobs.cli import app
-from jobs.nightly import run_nightly
-from jobs.release import rollback
-from recommender.batch.publication import (
+from recommender.batch.publication import lock_key
+from recommender.config import Settings
+from recommender.contract.published import (
     history,
     live_key,
     live_lists,
-    lock_key,
     read_precomputed,
     slot_owner,
 )
-from recommender.config import Settings
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore.keys import legacy_name
 from recommender.featurestore.names import SLOTS
 from recommender.featurestore.redisclient import make_redis
 from recommender.featurestore.repo import materialized_key, open_store
+from recommender.pipeline.nightly import run_nightly
+from recommender.pipeline.release import rollback
 from recommender.training import registry
 from tests.support.redis_cluster import redis_cluster
 from tests.support.repo import feast_apply, make_settings

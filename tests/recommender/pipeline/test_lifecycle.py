@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from api.main import create_app
 from jobs.cli import app
-from jobs.nightly import run_nightly
-from jobs.release import promote, rollback
-from recommender.batch.publication import live_lists
 from recommender.config import Settings
+from recommender.contract.published import live_lists
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidRequest
+from recommender.pipeline.nightly import run_nightly
+from recommender.pipeline.release import promote, rollback
 from recommender.training import registry
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables

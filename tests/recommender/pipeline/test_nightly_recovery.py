@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jobs.nightly import run_nightly
 from recommender.data.tables import build_tables, write_tables
 from recommender.featurestore import names
 from recommender.featurestore.engine import StreamingEngine
 from recommender.featurestore.repo import open_store
+from recommender.pipeline.nightly import run_nightly
 from tests.support.redis_server import OwnRedis
 from tests.support.repo import feast_apply, make_settings
 from tests.support.synthetic import synthetic_tables
