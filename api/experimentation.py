@@ -72,7 +72,7 @@ def submit_shadow(
     candidate = rt.models.get(shadow.model_version)
     if candidate is None or candidate.bundle.version == live.model_version:
         return
-    ttl = timedelta(seconds=rt.settings.list_ttl_seconds)
+    ttl = timedelta(seconds=rt.settings.api.list_ttl_seconds)
     bare = ctx.without_list() if ctx is not None else None
 
     def score() -> Ranked:

@@ -27,7 +27,7 @@ PROTOCOL = "api.headtimeout:HeadTimeoutProtocol"  # uvicorn's --http / http= for
 def head_timeout() -> float:
     """``RECO_HEADER_TIMEOUT_SECONDS`` of this process (read once, at the first connection:
     uvicorn builds the protocol itself, in each worker)."""
-    return get_settings().header_timeout_seconds
+    return get_settings().api.header_timeout_seconds
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):

@@ -82,8 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _stop(tasks)
             await runtime.close()
 
-    TrustedProxies(settings.trusted_proxies)  # a bad RECO_TRUSTED_PROXIES fails here, at once
-    keys = ApiKeys(settings.api_key_holders())  # so does a bad RECO_API_KEYS
+    TrustedProxies(settings.api.trusted_proxies)  # a bad RECO_TRUSTED_PROXIES fails here, at once
+    keys = ApiKeys(settings.api.api_key_holders())  # so does a bad RECO_API_KEYS
     if keys.short:
         log.warning(
             "API keys of %s are shorter than %d characters: easy to guess (failed attempts are "
@@ -99,10 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Gateway,
         keys=keys,
         limiter=make_limiter(
-            settings, "requests", settings.rate_limit_per_second, settings.rate_limit_burst
+            settings, "requests", settings.api.rate_limit_per_second, settings.api.rate_limit_burst
         ),
         metrics=metrics,
-        max_body=settings.max_body_bytes,
+        max_body=settings.api.max_body_bytes,
         settings=settings,
     )
     return app

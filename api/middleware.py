@@ -83,9 +83,9 @@ class Gateway:
         self._configure(settings or Settings.model_construct())  # model_construct: defaults
 
     def _configure(self, settings: Settings) -> None:
-        self.trusted = TrustedProxies(settings.trusted_proxies)
-        self.limiter.max_buckets = settings.rate_limit_max_buckets
-        per_minute = settings.auth_failures_per_minute
+        self.trusted = TrustedProxies(settings.api.trusted_proxies)
+        self.limiter.max_buckets = settings.api.rate_limit_max_buckets
+        per_minute = settings.api.auth_failures_per_minute
         self.auth_failures = make_limiter(settings, "auth_failures", per_minute / 60, per_minute)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -75,19 +75,23 @@ class OnlineStore:
         )
         self.poll_one_slot = one_slot(self.poll_keys)  # hash-tagged: one MGET on a cluster
         self.metrics = metrics
-        self.retry_seconds = settings.redis_retry_seconds
-        timeout = settings.redis_timeout_ms / 1000
+        self.retry_seconds = settings.redis.retry_seconds
+        timeout = settings.redis.timeout_ms / 1000
         # one Redis or a Redis Cluster (RECO_REDIS_CLUSTER); per-user reads are single-key
-        self.client = make_async_redis(settings, timeout=timeout, connect_timeout=timeout)
+        self.client = make_async_redis(settings.redis, timeout=timeout, connect_timeout=timeout)
         # Bulk reads (catalog refresh) run in a thread with a longer timeout.
-        self.bulk = make_redis(settings, timeout=max(timeout, 5.0), connect_timeout=1.0)
+        self.bulk = make_redis(settings.redis, timeout=max(timeout, 5.0), connect_timeout=1.0)
         # the warm path's HMGET on a connection of its own without redis-py's per-call cost
         # (one plain Redis; a cluster or TLS keeps redis-py)
-        lean = not settings.redis_cluster and settings.redis_url.startswith("redis://")
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        lean = not settings.redis.cluster and settings.redis.url.startswith("redis://")
+        password = settings.redis.password.get_secret_value() if settings.redis.password else None
         self.readers = {
             slot: LeanReader(
-                settings.redis_url, layout.fields, timeout, password, settings.user_cache_entries
+                settings.redis.url,
+                layout.fields,
+                timeout,
+                password,
+                settings.api.user_cache_entries,
             )
             for slot, layout in self.user_layouts.items()
             if lean

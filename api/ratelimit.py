@@ -104,8 +104,10 @@ class SharedRateLimiter:
         if time.monotonic() < self._down_until:
             return self.local.take(key) if take else self.local.wait(key)
         if self._client is None:  # created in the serving loop, on first use
-            timeout = self.settings.redis_timeout_ms / 1000
-            self._client = make_async_redis(self.settings, timeout=timeout, connect_timeout=timeout)
+            timeout = self.settings.redis.timeout_ms / 1000
+            self._client = make_async_redis(
+                self.settings.redis, timeout=timeout, connect_timeout=timeout
+            )
         bucket = ratelimit_key(self.settings.feast_project, self.kind, key)
         args = (self.rate, self.burst, 1 if take else 0)
         try:
@@ -120,7 +122,7 @@ class SharedRateLimiter:
         except (RedisError, OSError, TimeoutError) as exc:
             if self._down_until == 0.0 or time.monotonic() >= self._down_until:
                 log.warning("rate limits kept in memory (this worker's share): %s", exc)
-            self._down_until = time.monotonic() + self.settings.redis_retry_seconds
+            self._down_until = time.monotonic() + self.settings.redis.retry_seconds
             return self.local.take(key) if take else self.local.wait(key)
         return float(raw)
 
@@ -134,13 +136,13 @@ def make_limiter(
     settings: Settings, kind: str, rate: float, burst: int = 0
 ) -> SharedRateLimiter | RateLimiter:
     """Shared (Redis) with more than one worker (``RECO_WORKERS`` > 1), else in memory."""
-    if settings.workers > 1:
+    if settings.api.workers > 1:
         return SharedRateLimiter(
             settings,
             kind,
             rate,
             burst,
-            workers=settings.workers,
-            max_buckets=settings.rate_limit_max_buckets,
+            workers=settings.api.workers,
+            max_buckets=settings.api.rate_limit_max_buckets,
         )
-    return RateLimiter(rate, burst, max_buckets=settings.rate_limit_max_buckets)
+    return RateLimiter(rate, burst, max_buckets=settings.api.rate_limit_max_buckets)

@@ -56,7 +56,7 @@ async def recommend(
             req,
             ctx.without_list() if ctx is not None and a.skip_list else ctx,
             now,
-            timedelta(seconds=rt.settings.list_ttl_seconds),
+            timedelta(seconds=rt.settings.api.list_ttl_seconds),
             unavailable_reason=down or "online store unavailable",
             ranking_items=a.served.ranking,
         )

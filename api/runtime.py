@@ -38,7 +38,12 @@ from recommender.lifecycle.experiments import ServingConfig
 from recommender.serving.rerank import RankingItems
 from recommender.serving.rules import Catalog
 from recommender.training import registry
-from recommender.training.artifacts import ModelBundle, latest_version, load_bundle
+from recommender.training.artifacts import (
+    ModelBundle,
+    latest_version,
+    load_bundle,
+    verify_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +124,13 @@ class Runtime:
             sink=EventSink(
                 events,
                 metrics,
-                settings.recent_items_max,
+                settings.api.recent_items_max,
                 _no_store,
-                push_wait=settings.event_push_wait_ms / 1000,
+                push_wait=settings.api.event_push_wait_ms / 1000,
             ),
-            exposures=ExposureSink(exposure_log, metrics, settings.exposure_flush_seconds),
+            exposures=ExposureSink(
+                exposure_log, metrics, settings.lifecycle.exposure_flush_seconds
+            ),
             shadow=ShadowRunner(
                 metrics, EventLog(settings.exposure_log_dir, fsync=False, prefix="shadow")
             ),
@@ -149,10 +156,15 @@ class Runtime:
         # wait for cores another process holds (the stall of issue 16), whatever OMP_* says.
         faiss.omp_set_num_threads(1)
         try:
-            latest_version(self.settings.artifacts_dir)  # a model exists (else: train first)
-            store = open_store(self.settings)
-            check_serving_ready(store)
-            online = OnlineStore(self.settings, store, self.metrics)
+            root = self.settings.artifacts_dir
+            latest = latest_version(root)  # a model exists (else: train first)
+            try:
+                store = open_store(self.settings)
+                check_serving_ready(store)
+                online = OnlineStore(self.settings, store, self.metrics)
+            except (RecoError, OSError, ValueError):
+                verify_version(root, latest)  # a broken model is reported first
+                raise
             self.redis_warning = warn_on_eviction(online.bulk, "api")
             bundle, live = self._first_loadable(online.live_lists(), online)
         except (RecoError, OSError, ValueError) as exc:
@@ -160,7 +172,7 @@ class Runtime:
             log.error(
                 "NOT READY: %s (retrying every %gs)",
                 self.not_ready,
-                self.settings.model_retry_seconds,
+                self.settings.api.model_retry_seconds,
             )
             return False
         self.store, self.online = store, online
@@ -267,7 +279,7 @@ class Runtime:
         if version in self.models:
             return self.models[version]
         failed = self._failed.get(version)
-        if failed is not None and time.time() - failed < self.settings.model_retry_seconds:
+        if failed is not None and time.time() - failed < self.settings.api.model_retry_seconds:
             return None
         try:
             served = Served.of(load_bundle(self.settings.artifacts_dir, version))
@@ -347,11 +359,11 @@ class Runtime:
         version = await self.online.catalog_version() if self.online else None
         while True:
             if self.bundle is None or self.online is None:
-                await asyncio.sleep(s.model_retry_seconds)
+                await asyncio.sleep(s.api.model_retry_seconds)
                 await anyio.to_thread.run_sync(self.load)
                 version = await self.online.catalog_version() if self.online else None
                 continue
-            await asyncio.sleep(s.catalog_poll_seconds)
+            await asyncio.sleep(s.api.catalog_poll_seconds)
             polled = await self.online.poll()
             current = None
             if polled is not None:
@@ -360,7 +372,7 @@ class Runtime:
                     await self.apply(polled)
                 except Exception:  # noqa: BLE001 - the poll loop must survive anything
                     log.exception("applying the polled state failed; retrying at the next poll")
-            stale = time.time() - self.catalog_refreshed > s.catalog_refresh_seconds
+            stale = time.time() - self.catalog_refreshed > s.api.catalog_refresh_seconds
             if (current is not None and current != version) or stale:
                 await anyio.to_thread.run_sync(self.refresh_catalog)
                 version = current

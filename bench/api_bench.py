@@ -230,7 +230,7 @@ def _measure(settings, lua, args, workers: int, feast_probe: bytes) -> dict:  # 
             "RECO_FEAST_PROJECT": settings.feast_project,
             "RECO_FEATURE_REPO": str(settings.feature_repo),
             "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
-            "RECO_REDIS_URL": settings.redis_url,
+            "RECO_REDIS_URL": settings.redis.url,
             "RECO_EVENTS_DIR": str(Path(args.events_dir)),
             "RECO_LOG_LEVEL": "WARNING",
         }

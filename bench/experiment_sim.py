@@ -77,7 +77,7 @@ def main() -> None:
     write_tables(build_tables(history, users, items), settings.data_dir)
     feast_apply(repo, feast_cli_env(settings))
     production = run_nightly(settings, retrain=True)["model_version"]
-    weaker = settings.model_copy(update={"als_factors": args.candidate_factors})
+    weaker = settings.replace(als_factors=args.candidate_factors)
     candidate = train(weaker, publish=False).version
     name = f"als{args.candidate_factors}_vs_production"
     start(settings, name, [Variant("control", 50), Variant("candidate", 50, candidate)])

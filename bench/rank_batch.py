@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     settings = Settings.model_validate_json((Path(args.work) / "settings.json").read_text())
-    settings = settings.model_copy(update={"log_level": "WARNING"})
+    settings = settings.replace(log_level="WARNING")
     result = asyncio.run(_measure(settings, [1, 4, 8, 16], args.rounds))
     print(json.dumps(result, indent=1))  # noqa: T201
 

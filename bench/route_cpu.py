@@ -110,9 +110,7 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="also POST a new user's items")
     args = parser.parse_args()
     settings = Settings.model_validate_json((Path(args.work) / "settings.json").read_text())
-    settings = settings.model_copy(
-        update={"log_level": "WARNING", "user_cache_entries": args.user_cache}
-    )
+    settings = settings.replace(log_level="WARNING", user_cache_entries=args.user_cache)
     bundle = load_bundle(settings.artifacts_dir)
     users = bundle.users.ids[:500].tolist()
     items = bundle.items.ids[:3000].tolist()

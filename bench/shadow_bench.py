@@ -60,7 +60,7 @@ def main() -> None:
     fetch_movielens(settings, "ml-100k")
     feast_apply(settings.feature_repo, feast_cli_env(settings))
     manifest = run_nightly(settings, retrain=True)
-    candidate = train(settings.model_copy(update={"als_factors": 64}), publish=False).version
+    candidate = train(settings.replace(als_factors=64), publish=False).version
     env = {
         "RECO_FEAST_PROJECT": settings.feast_project,
         "RECO_FEATURE_REPO": str(settings.feature_repo),

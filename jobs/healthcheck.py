@@ -26,7 +26,7 @@ def probe(url: str, timeout: float = 3.0) -> str | None:
 
 
 def default_url() -> str:
-    return f"http://127.0.0.1:{get_settings().port}/ready"
+    return f"http://127.0.0.1:{get_settings().api.port}/ready"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ def service_env(service: str, settings: Settings, **extra: object) -> dict[str, 
     declared = COMPOSE["services"][service].get("environment", {})
     env.update({k: _interpolate(v) for k, v in declared.items()})
     env.update(
-        RECO_REDIS_URL=settings.redis_url,
+        RECO_REDIS_URL=settings.redis.url,
         RECO_FEAST_PROJECT=settings.feast_project,
         RECO_FEATURE_REPO=str(settings.feature_repo),
         RECO_ARTIFACTS_DIR=str(settings.artifacts_dir),

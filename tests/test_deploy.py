@@ -80,5 +80,5 @@ def test_the_api_service_serves_with_one_worker_per_core() -> None:
     assert api["command"] == ["reco", "serve"]
     workers = api["environment"]["RECO_WORKERS"]
     assert workers == "${RECO_WORKERS:-0}"
-    assert Settings(workers=int(workers.split(":-")[1].rstrip("}"))).workers == 0
+    assert Settings(workers=int(workers.split(":-")[1].rstrip("}"))).api.workers == 0
     assert api["environment"]["RECO_REDIS_URL"] == "redis://redis:6379/0"  # the shared anchor

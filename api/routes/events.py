@@ -18,10 +18,10 @@ router = APIRouter(tags=["events"], responses=COMMON_ERRORS)
 
 async def _accept(rt: Runtime, events: list[EventIn]) -> EventAck:
     bundle, _, _ = rt.require()
-    if len(events) > rt.settings.max_batch_events:
+    if len(events) > rt.settings.api.max_batch_events:
         rt.metrics.events_rejected.labels("batch_too_large").inc()
         raise InvalidRequest(
-            f"{len(events)} events in one batch; the limit is {rt.settings.max_batch_events}"
+            f"{len(events)} events in one batch; the limit is {rt.settings.api.max_batch_events}"
         )
     now = datetime.now(timezone.utc)
     try:
@@ -29,7 +29,7 @@ async def _accept(rt: Runtime, events: list[EventIn]) -> EventAck:
         records = check_events(
             [Event(**e.model_dump()) for e in events],
             now,
-            timedelta(seconds=rt.settings.max_event_future_seconds),
+            timedelta(seconds=rt.settings.api.max_event_future_seconds),
         )
     except InvalidRequest:
         rt.metrics.events_rejected.labels("invalid").inc()

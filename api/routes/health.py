@@ -48,5 +48,5 @@ async def ready(rt: RuntimeDep, response: Response) -> Ready:
 @router.get("/metrics", response_class=Response)
 async def metrics(rt: RuntimeDep) -> Response:
     """Prometheus text format (every worker's values when ``reco serve`` runs several)."""
-    body, content_type = exposition(rt.metrics, rt.settings.workers)
+    body, content_type = exposition(rt.metrics, rt.settings.api.workers)
     return Response(body, media_type=content_type)

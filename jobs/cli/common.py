@@ -26,7 +26,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         typer.echo(
-            f"error: invalid setting RECO_{str(first['loc'][0]).upper()}: {first['msg']}", err=True
+            f"error: invalid setting {Settings.variable(first['loc'])}: {first['msg']}", err=True
         )
         raise typer.Exit(2) from exc
     logging.basicConfig(

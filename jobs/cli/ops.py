@@ -56,15 +56,15 @@ def serve(
     per core by default. With several, Prometheus metrics are aggregated across them (a fresh
     PROMETHEUS_MULTIPROC_DIR, removed at exit) and rate limits are kept in Redis."""
     settings = load_settings()
-    count = workers if workers is not None else settings.workers
+    count = workers if workers is not None else settings.api.workers
     count = count or os.cpu_count() or 1
     with _multiprocess_metrics(count):
         os.environ["RECO_WORKERS"] = str(count)  # the workers' Settings: shared rate limits
         uvicorn.run(
             "api.main:create_app",
             factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
+            host=host or settings.api.host,
+            port=port or settings.api.port,
             workers=count,
             log_level=settings.log_level.lower(),
             access_log=False,

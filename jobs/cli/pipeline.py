@@ -81,7 +81,7 @@ def schedule(
     """Run `reco nightly` on a cron schedule, each run in its own process (compose's nightly
     service). SIGTERM stops it; a run in progress is interrupted and resumes next time."""
     settings = load_settings()
-    expression = parse_cron(cron or settings.nightly_cron)
+    expression = parse_cron(cron or settings.nightly.cron)
     run_schedule(expression)
 
 

@@ -37,10 +37,10 @@ class ChunkWriter:
         self.pool = None
         if self.fast:
             self.pool = ListWriterPool(
-                settings.write_workers,
-                settings.redis_url,
-                settings.redis_password.get_secret_value() if settings.redis_password else None,
-                settings.write_batch,
+                settings.nightly.write_workers,
+                settings.redis.url,
+                settings.redis.password.get_secret_value() if settings.redis.password else None,
+                settings.nightly.write_batch,
                 project=self.store.project,
                 view=self.view,
                 item_ids=[str(i) for i in bundle.items.ids],

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from recommender.batch.scoring import Chunk
-from recommender.config import Settings
+from recommender.config import NightlySettings
 from recommender.errors import InvalidRequest
 from recommender.models.topn import factor_top_n
 
@@ -134,13 +134,13 @@ class RayEngine:
             self.ray.shutdown()
 
 
-def make_engine(settings: Settings, name: str | None = None) -> Engine:
-    name = name or settings.engine
+def make_engine(nightly: NightlySettings, name: str | None = None) -> Engine:
+    name = name or nightly.engine
     if name == "local":
         return LocalEngine()
     if name == "ray":
         try:
-            return RayEngine(settings.ray_address, settings.ray_num_cpus)
+            return RayEngine(nightly.ray_address, nightly.ray_num_cpus)
         except ImportError as exc:
             raise InvalidRequest(
                 "the ray engine needs Ray: pip install 'reco-platform[ray]'"

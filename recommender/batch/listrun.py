@@ -45,10 +45,13 @@ def score_and_write(
     and the writer's own)."""
     membudget.check(
         scoring_memory_mb(
-            settings.batch_size, len(bundle.items), manifest.chunk_users, settings.top_n
+            settings.nightly.batch_size,
+            len(bundle.items),
+            manifest.chunk_users,
+            settings.nightly.top_n,
         ),
-        settings.memory_budget_mb,
-        f"scoring {settings.batch_size} users x {len(bundle.items)} items at a time, "
+        settings.nightly.memory_budget_mb,
+        f"scoring {settings.nightly.batch_size} users x {len(bundle.items)} items at a time, "
         f"{manifest.chunk_users} users a chunk",
         "RECO_BATCH_SIZE or RECO_CHUNK_USERS",
     )
@@ -63,7 +66,7 @@ def score_and_write(
         len(chunks),
         manifest.chunk_users,
     )
-    engine = make_engine(settings, engine_name)
+    engine = make_engine(settings.nightly, engine_name)
     mark_slot(lock.client, settings.feast_project, manifest.slot, manifest.run_id)
     writer = ChunkWriter(settings, bundle, manifest)
     shorts = manifest.lists_shorter_than_top_n
@@ -87,7 +90,7 @@ def score_and_write(
                     "processes (engine %s not used)",
                     manifest.run_id,
                     bundle.version,
-                    settings.resolved_rank_workers,
+                    settings.nightly.resolved_rank_workers,
                     manifest.engine,
                 )
                 inputs = ranking_inputs(settings, bundle, manifest.lists_timestamp)
@@ -97,8 +100,8 @@ def score_and_write(
                         settings.artifacts_dir,
                         inputs,
                         todo,
-                        settings.top_n,
-                        settings.resolved_rank_workers,
+                        settings.nightly.top_n,
+                        settings.nightly.resolved_rank_workers,
                     )
                 )
             else:
@@ -109,8 +112,8 @@ def score_and_write(
                         bundle.als.item_factors,
                         bundle.user_items,
                         todo,
-                        settings.top_n,
-                        settings.batch_size,
+                        settings.nightly.top_n,
+                        settings.nightly.batch_size,
                     )
                 )
             for chunk, rows, scores, sources in scored:

@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from recommender.config import Settings
+from recommender.config import RedisSettings
 from recommender.errors import RunLocked
 from recommender.featurestore.keys import legacy_pattern, project_key
 
@@ -29,33 +29,35 @@ AsyncRedisClient: TypeAlias = aredis.Redis | AsyncRedisCluster
 
 
 def make_redis(
-    settings: Settings, *, timeout: float = 30.0, connect_timeout: float = 5.0
+    redis_settings: RedisSettings, *, timeout: float = 30.0, connect_timeout: float = 5.0
 ) -> RedisClient:
     """A blocking client with ``timeout`` seconds per reply: ``redis.Redis`` at
     ``RECO_REDIS_URL``, or a ``RedisCluster`` seeded by it when ``RECO_REDIS_CLUSTER`` is on.
 
-    Example: ``make_redis(Settings()).get(live_key("reco"))``
+    Example: ``make_redis(Settings().redis).get(live_key("reco"))``
     """
-    kwargs = _kwargs(settings, timeout, connect_timeout)
-    if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, **kwargs)
-    return redis.Redis.from_url(settings.redis_url, **kwargs)
+    kwargs = _kwargs(redis_settings, timeout, connect_timeout)
+    if redis_settings.cluster:
+        return RedisCluster.from_url(redis_settings.url, **kwargs)
+    return redis.Redis.from_url(redis_settings.url, **kwargs)
 
 
 def make_async_redis(
-    settings: Settings, *, timeout: float = 30.0, connect_timeout: float = 5.0
+    redis_settings: RedisSettings, *, timeout: float = 30.0, connect_timeout: float = 5.0
 ) -> AsyncRedisClient:
     """The asyncio twin of :func:`make_redis` (``redis.asyncio.Redis`` / ``RedisCluster``)."""
-    kwargs = _kwargs(settings, timeout, connect_timeout)
-    if settings.redis_cluster:
-        return AsyncRedisCluster.from_url(settings.redis_url, **kwargs)
-    return aredis.Redis.from_url(settings.redis_url, **kwargs)
+    kwargs = _kwargs(redis_settings, timeout, connect_timeout)
+    if redis_settings.cluster:
+        return AsyncRedisCluster.from_url(redis_settings.url, **kwargs)
+    return aredis.Redis.from_url(redis_settings.url, **kwargs)
 
 
-def _kwargs(settings: Settings, timeout: float, connect_timeout: float) -> dict[str, Any]:
+def _kwargs(
+    redis_settings: RedisSettings, timeout: float, connect_timeout: float
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout}
-    if settings.redis_password:
-        kwargs["password"] = settings.redis_password.get_secret_value()
+    if redis_settings.password:
+        kwargs["password"] = redis_settings.password.get_secret_value()
     return kwargs
 
 

@@ -64,7 +64,7 @@ def config_dict(settings: Settings, env: Mapping[str, str] | None = None) -> dic
     raw["project"] = settings.feast_project
     online = raw.get("online_store")
     if isinstance(online, dict) and online.get("type") == "redis":
-        if settings.redis_cluster and online.get("redis_type", "redis") != "redis_sentinel":
+        if settings.redis.cluster and online.get("redis_type", "redis") != "redis_sentinel":
             online["redis_type"] = "redis_cluster"
             online["connection_string"] = settings.feast_redis_cluster_connection
         elif online.get("redis_type", "redis") == "redis":  # a cluster/sentinel names its own
@@ -103,7 +103,7 @@ def open_store(settings: Settings) -> FeatureStore:
 def redis_client(settings: Settings, timeout: float = 30.0) -> RedisClient:
     """A client for the job side's own keys (pointer, lock, catalog version): one Redis, or
     a Redis Cluster with ``RECO_REDIS_CLUSTER`` (:func:`~.redisclient.make_redis`)."""
-    return make_redis(settings, timeout=timeout, connect_timeout=5.0)
+    return make_redis(settings.redis, timeout=timeout, connect_timeout=5.0)
 
 
 def teardown_project(settings: Settings) -> None:

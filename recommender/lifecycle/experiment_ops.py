@@ -162,7 +162,9 @@ def report(settings: Settings, name: str) -> dict[str, Any]:
 
     exp = load_experiment(settings, name)
     exposures, events = load_logs(settings)
-    attributed = attribute(exposures, events, timedelta(hours=settings.attribution_window_hours))
+    attributed = attribute(
+        exposures, events, timedelta(hours=settings.lifecycle.attribution_window_hours)
+    )
     mine = exposures[exposures["experiment"] == name]
     ours = attributed["recommendation_id"].isin(set(mine["recommendation_id"]))
     relevant = attributed[ours | (attributed["unattributed"] == "unknown")]
@@ -172,7 +174,7 @@ def report(settings: Settings, name: str) -> dict[str, Any]:
         {
             "experiment": exp.to_dict(),
             "control": control,
-            "window_hours": settings.attribution_window_hours,
+            "window_hours": settings.lifecycle.attribution_window_hours,
             "exposures": len(mine),
             "events_with_ids": len(relevant),
             "attributed_events": int(relevant["attributed"].sum()),

@@ -27,8 +27,8 @@ def gate(
     decision = decide(
         candidate.manifest,
         prod_manifest,
-        settings.promotion_metric_names,
-        settings.promotion_tolerance,
+        settings.lifecycle.promotion_metric_names,
+        settings.lifecycle.promotion_tolerance,
         checks["reasons"],
     )
     features = checks.get("features")

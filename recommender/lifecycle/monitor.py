@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from recommender.config import Settings
+from recommender.config import LifecycleSettings, Settings
 from recommender.contract.published import LiveLists, history, monitor_key, read_live
 from recommender.data.lists import published_dir, staging_dir
 from recommender.data.tables import read_table
@@ -36,13 +36,13 @@ from recommender.training.artifacts import ModelBundle, load_bundle, training_fe
 log = logging.getLogger(__name__)
 
 
-def thresholds(settings: Settings) -> Thresholds:
+def thresholds(lifecycle: LifecycleSettings) -> Thresholds:
     """The drift thresholds of ``RECO_DRIFT_*``."""
     return Thresholds(
-        settings.drift_max_psi,
-        settings.drift_min_overlap,
-        settings.drift_max_coverage_drop,
-        settings.drift_max_gini,
+        lifecycle.drift_max_psi,
+        lifecycle.drift_min_overlap,
+        lifecycle.drift_max_coverage_drop,
+        lifecycle.drift_max_gini,
     )
 
 
@@ -135,7 +135,9 @@ def candidate_checks(
         )
         out["features"] = table
     users = (
-        run_users(settings.data_dir, live.run_id, settings.drift_sample_users, settings.seed)
+        run_users(
+            settings.data_dir, live.run_id, settings.lifecycle.drift_sample_users, settings.seed
+        )
         if live is not None
         else None
     )
@@ -146,7 +148,7 @@ def candidate_checks(
     ):
         mine = candidate_lists(candidate, sample["user_id"].astype(str).tolist())
         out["lists"] = list_drift(mine, sample, len(candidate.items))
-    out["reasons"] = thresholds(settings).verdict(out["features"], out["lists"])
+    out["reasons"] = thresholds(settings.lifecycle).verdict(out["features"], out["lists"])
     return out
 
 
@@ -164,7 +166,9 @@ def monitor(
         previous = next((r for r in runs if r.run_id != live.run_id), None)
         bundle = load_bundle(settings.artifacts_dir, live.model_version)
         # the same seeded sample of users from both runs (overlap compares a user's lists)
-        users = run_users(settings.data_dir, live.run_id, settings.drift_list_users, settings.seed)
+        users = run_users(
+            settings.data_dir, live.run_id, settings.lifecycle.drift_list_users, settings.seed
+        )
         current, before = None, None
         if users is not None:  # None: the live run has no lists on disk
             current = read_run(settings.data_dir, live.run_id, users)
@@ -174,14 +178,14 @@ def monitor(
         features = None
         if base is not None and len(base):
             users = (
-                _sample(base, settings.drift_sample_users, settings.seed)["user_id"]
+                _sample(base, settings.lifecycle.drift_sample_users, settings.seed)["user_id"]
                 .astype(str)
                 .tolist()
             )
             recent = recent_features(settings, users)
             names = [f for f in FEATURES if f in base and f in recent]
             features = feature_drift(base, recent, names)
-        reasons = thresholds(settings).verdict(features, lists)
+        reasons = thresholds(settings.lifecycle).verdict(features, lists)
         summary = {
             "at": datetime.now(timezone.utc).isoformat(),
             "run_id": live.run_id,

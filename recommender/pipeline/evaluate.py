@@ -208,7 +208,9 @@ def run_evaluation(
             tables,
             ks,
             settings.seed,
-            ranking_config(results, settings.ranker_depth, settings.ranker_rounds),
+            ranking_config(
+                results, settings.training.ranker.depth, settings.training.ranker.rounds
+            ),
         )
         per_user = two_stage.pop("per_user_ndcg@10")
         results[RANKED] = {**two_stage.pop("entry"), "per_user_ndcg@10": per_user[RANKED]}

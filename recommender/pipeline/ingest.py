@@ -47,12 +47,18 @@ def synthetic_data(
     seed: int = 0,
 ) -> dict[str, int]:
     """Generate a synthetic catalog of the chosen size and write it as the canonical tables,
-    one block of ``settings.chunk_users`` users at a time (memory bounded by the block), the
-    blocks built by ``settings.data_workers`` processes."""
+    one block of ``settings.nightly.chunk_users`` users at a time (memory bounded by the block), the
+    blocks built by ``settings.nightly.data_workers`` processes."""
     spec = SyntheticSpec(
-        n_users, n_items, n_interactions, n_genres, days, seed, chunk_users=settings.chunk_users
+        n_users,
+        n_items,
+        n_interactions,
+        n_genres,
+        days,
+        seed,
+        chunk_users=settings.nightly.chunk_users,
     )
-    return write_synthetic(spec, settings.data_dir, settings.resolved_data_workers)
+    return write_synthetic(spec, settings.data_dir, settings.nightly.resolved_data_workers)
 
 
 def ingest_event_log(settings: Settings) -> int:

@@ -114,7 +114,7 @@ def publish_lists(run: NightRun, bundle: ModelBundle, action: str, reason: str) 
         record_promotion(settings, bundle.version, action, why, run.run_id)
     manifest.published_at = lists.published_at
     manifest.pruned_runs = prune_runs(
-        settings.data_dir, settings.keep_list_runs, protect={run.run_id}
+        settings.data_dir, settings.nightly.keep_list_runs, protect={run.run_id}
     )
     return lists
 

@@ -67,9 +67,9 @@ def night_run(settings: Settings, resume: bool, engine: str | None) -> Iterator[
     happened, record how the run ended and release the lock."""
     client = redis_client(settings)
     warn_on_eviction(client, "nightly")
-    lock = RunLock(client, settings.feast_project, new_version(), settings.lock_seconds)
+    lock = RunLock(client, settings.feast_project, new_version(), settings.nightly.lock_seconds)
     try:
-        lock.acquire(settings.lock_wait_seconds)
+        lock.acquire(settings.nightly.lock_wait_seconds)
     except BaseException:
         client.close()
         raise
@@ -81,7 +81,7 @@ def night_run(settings: Settings, resume: bool, engine: str | None) -> Iterator[
         client.close()
         raise
     manifest.status, manifest.error, manifest.note = "running", None, None
-    manifest.engine = engine or settings.engine
+    manifest.engine = engine or settings.nightly.engine
     lock.rename(manifest.run_id)
     write_manifest(settings, manifest)
     try:
@@ -109,7 +109,11 @@ def start_or_resume(
 ) -> RunManifest:
     """The unfinished run to continue (see :func:`resumable`), else a new one writing the
     slot that is not live."""
-    previous = resumable(settings, live, settings.top_n, settings.chunk_users) if resume else None
+    previous = (
+        resumable(settings, live, settings.nightly.top_n, settings.nightly.chunk_users)
+        if resume
+        else None
+    )
     if previous is not None:
         previous.resumed = previous.resumed + 1
         log.info(
@@ -122,8 +126,8 @@ def start_or_resume(
         started_at=now,
         lists_timestamp=now,
         slot=next_slot(live),
-        top_n=settings.top_n,
-        chunk_users=settings.chunk_users,
+        top_n=settings.nightly.top_n,
+        chunk_users=settings.nightly.chunk_users,
     )
 
 

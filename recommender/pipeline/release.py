@@ -80,8 +80,10 @@ def rollback(settings: Settings, to: str | None = None, reason: str = "") -> dic
         raise CorruptArtifact(f"not rolling back to {target}: {exc}") from exc
     why = reason or f"rollback from {current}"
     client = redis_client(settings, timeout=10)
-    lock = RunLock(client, settings.feast_project, f"rollback-{target}", settings.lock_seconds)
-    lock.acquire(settings.lock_wait_seconds)
+    lock = RunLock(
+        client, settings.feast_project, f"rollback-{target}", settings.nightly.lock_seconds
+    )
+    lock.acquire(settings.nightly.lock_wait_seconds)
     try:
         live = read_live(client, settings.feast_project)
         entry = intact_lists(client, settings.feast_project, target)

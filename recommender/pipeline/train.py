@@ -33,19 +33,13 @@ from recommender.training.fit import fit_bundle
 log = logging.getLogger(__name__)
 RANKER_CUTOFFS = 3
 RANKER_LABEL_DAYS = 14.0
-ALS_SETTINGS = {
-    "factors": "als_factors",
-    "regularization": "als_regularization",
-    "alpha": "als_alpha",
-    "iterations": "als_iterations",
-    "weighting": "als_weighting",
-}
 
 
 def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """ALS parameters and where they came from: an explicit RECO_ALS_* setting wins, then the
     tuning file (if any), then the defaults (the documented ML-100K search)."""
-    params = {key: getattr(settings, field) for key, field in ALS_SETTINGS.items()}
+    als = settings.training.als
+    params: dict[str, Any] = als.model_dump()
     source: dict[str, Any] = {"kind": "defaults"}
     path = settings.als_tuning_file
     if path.exists():
@@ -54,10 +48,8 @@ def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
             best = tuned["best_params"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InvalidDataset(f"{path} is not a tuning result: {exc}") from exc
-        explicit = {
-            key for key, field in ALS_SETTINGS.items() if field in settings.model_fields_set
-        }
-        params.update({k: v for k, v in best.items() if k in ALS_SETTINGS and k not in explicit})
+        explicit = set(als.model_fields_set)
+        params.update({k: v for k, v in best.items() if k in params and k not in explicit})
         source = {
             "kind": "tuned",
             "file": str(path),
@@ -75,11 +67,14 @@ def holdout_metrics(
     settings: Settings, interactions: pd.DataFrame, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Metrics@10 of ALS and popularity on a per-user temporal hold-out (last 20%), ranked
-    for at most ``settings.eval_max_users`` users (a seeded sample on large catalogs). On
-    catalogs of more than ``settings.holdout_fit_users`` users the hold-out model is fitted on
-    a seeded sample of that many users: its metrics estimate the full model's at a fraction
+    for at most ``settings.training.eval_max_users`` users (a seeded sample on large
+    catalogs). On catalogs of more than ``settings.training.holdout_fit_users`` users the
+    hold-out model is fitted on a seeded sample of that many users: its metrics estimate the
+    full model's at a fraction
     of a second full ALS fit (the final model is still fitted on everyone)."""
-    interactions, sampled = sample_users(interactions, settings.holdout_fit_users, settings.seed)
+    interactions, sampled = sample_users(
+        interactions, settings.training.holdout_fit_users, settings.seed
+    )
     split = user_temporal(interactions, test_fraction=0.2)
     data = EvalData.from_split(split)
     params = params or als_params(settings)[0]
@@ -91,7 +86,7 @@ def holdout_metrics(
             data,
             ks=(10,),
             refit=True,
-            max_users=settings.eval_max_users,
+            max_users=settings.training.eval_max_users,
             seed=settings.seed,
         )["metrics"]
     return out
@@ -115,7 +110,9 @@ def fit_ranker(
         item_genres(items_table, bundle.items.ids),
         data.cutoffs,
         label_days=RANKER_LABEL_DAYS,
-        config=RankingConfig(depth=settings.ranker_depth, rounds=settings.ranker_rounds),
+        config=RankingConfig(
+            depth=settings.training.ranker.depth, rounds=settings.training.ranker.rounds
+        ),
     )
     summary = bundle.ranking.ranker.manifest.model_dump(
         include={"train_rows", "train_queries", "fit_seconds", "cutoffs"}
@@ -133,9 +130,9 @@ class RankerData(NamedTuple):
 
 
 def ranker_data(settings: Settings, interactions: pd.DataFrame) -> RankerData:
-    """A seeded sample of at most ``settings.ranker_fit_users`` users' interactions, and
+    """A seeded sample of at most ``settings.training.ranker.fit_users`` users' interactions, and
     three cut-offs two weeks apart (from all interactions)."""
-    sample, sampled = sample_users(interactions, settings.ranker_fit_users, settings.seed)
+    sample, sampled = sample_users(interactions, settings.training.ranker.fit_users, settings.seed)
     cutoffs = default_cutoffs(interactions, n=RANKER_CUTOFFS, label_days=RANKER_LABEL_DAYS)
     return RankerData(sample, sampled, cutoffs)
 
@@ -209,7 +206,7 @@ def train(
     )
     bundle.manifest.profile_model["tokens"] = len(bundle.profile.tokens)
     bundle.features = profiles.reset_index()  # the drift baseline (`reco monitor`)
-    if settings.ranker:
+    if settings.training.ranker.enabled:
         data = ranker_data(settings, interactions)
         del interactions  # the ranker reads its sample only (at 1M users the rest is GBs)
         fit_ranker(settings, bundle, data, items_table, store)

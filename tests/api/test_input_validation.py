@@ -29,7 +29,7 @@ EVENT = '{"user_id": "u_val", "item_id": "a1", "event_type": "rating", '
 def settings(trained_repo: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # a separate event log, so these events never reach the other tests' training data
     events = tmp_path_factory.mktemp("validation-events")
-    return trained_repo.model_copy(update={"events_dir": events})
+    return trained_repo.replace(events_dir=events)
 
 
 @pytest.fixture(scope="module")

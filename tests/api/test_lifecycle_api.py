@@ -37,7 +37,7 @@ USERS = [f"{g}_user{i}" for g in "ab" for i in range(30)]
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "RECO_REDIS_URL": settings.redis_url,
+        "RECO_REDIS_URL": settings.redis.url,
         "RECO_FEAST_PROJECT": settings.feast_project,
         "RECO_FEATURE_REPO": str(settings.feature_repo),
         "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
@@ -188,7 +188,7 @@ def test_experiment_assignment_exposures_and_attribution(
         b["recommendation_id"] for b in bodies.values()
     }
 
-    short = settings.model_copy(update={"attribution_window_hours": 0.01})  # 36 s: `late` expired
+    short = settings.replace(attribution_window_hours=0.01)  # 36 s: `late` expired
     result = report(short, "als_v2")
     table = {row["variant"]: row for row in result["table"]}
     n_candidate = sum(b["variant"] == "candidate" for b in bodies.values())

@@ -35,7 +35,7 @@ def running_app(
 ) -> Iterator[FastAPI]:
     # a separate event log, so fuzzed events never reach the other tests' training data
     events = tmp_path_factory.mktemp("fuzz-events")
-    app = create_app(trained_repo.model_copy(update={"events_dir": events}))
+    app = create_app(trained_repo.replace(events_dir=events))
     with TestClient(app):  # runs the lifespan: model, Feast, Redis
         yield app
 

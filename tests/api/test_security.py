@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_api_keys_are_required_when_configured(trained_repo: Settings) -> None:
-    settings = trained_repo.model_copy(update={"api_keys": SecretStr("web:s3cret,ios:other")})
+    settings = trained_repo.replace(api_keys=SecretStr("web:s3cret,ios:other"))
     with TestClient(create_app(settings)) as c:
         r = c.get("/recommendations", params={"user_id": "a_user0"})
         assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
@@ -41,12 +41,8 @@ def test_api_keys_are_required_when_configured(trained_repo: Settings) -> None:
 
 
 def test_rate_limit_per_key_answers_429_with_retry_after(trained_repo: Settings) -> None:
-    settings = trained_repo.model_copy(
-        update={
-            "api_keys": SecretStr("web:k1,ios:k2"),
-            "rate_limit_per_second": 0.5,
-            "rate_limit_burst": 3,
-        }
+    settings = trained_repo.replace(
+        api_keys=SecretStr("web:k1,ios:k2"), rate_limit_per_second=0.5, rate_limit_burst=3
     )
     params = {"user_id": "a_user0"}
     with TestClient(create_app(settings)) as c:
@@ -72,7 +68,7 @@ def test_token_bucket_refills_at_the_configured_rate() -> None:
 
 
 def test_bodies_over_the_limit_are_refused(trained_repo: Settings) -> None:
-    settings = trained_repo.model_copy(update={"max_body_bytes": 2048})
+    settings = trained_repo.replace(max_body_bytes=2048)
     with TestClient(create_app(settings)) as c:
         big = {"recent_item_ids": ["a1"] * 600}
         r = c.post("/recommendations", json=big)
@@ -97,7 +93,7 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
     trained_repo: Settings,
 ) -> None:
     """Issue: with no API keys, random X-Forwarded-For values each got a fresh bucket."""
-    limited = trained_repo.model_copy(update={"rate_limit_per_second": 0.01, "rate_limit_burst": 3})
+    limited = trained_repo.replace(rate_limit_per_second=0.01, rate_limit_burst=3)
     params = {"user_id": "a_user0"}
 
     def spoofed(c: TestClient, n: int) -> list[int]:
@@ -120,7 +116,7 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
     assert codes[:3] == [200] * 3 and set(codes[3:]) == {429}, codes
 
     # behind a trusted proxy: the right-most address it did not add itself is the client
-    proxied = limited.model_copy(update={"trusted_proxies": "10.0.0.0/8, 192.0.2.1"})
+    proxied = limited.replace(trusted_proxies="10.0.0.0/8, 192.0.2.1")
     with TestClient(create_app(proxied), client=("192.0.2.1", 40000)) as c:
         codes = spoofed(c, 6)
         assert codes == [200] * 6, codes  # six clients, a bucket each
@@ -138,12 +134,8 @@ def test_limiter_memory_is_bounded(trained_repo: Settings) -> None:
     assert limiter.take("client999") > 0  # the most recent buckets are the ones kept
     assert limiter.take("client0") == 0  # the oldest were dropped (a fresh bucket)
 
-    settings = trained_repo.model_copy(
-        update={
-            "rate_limit_per_second": 1.0,
-            "trusted_proxies": "127.0.0.1",
-            "rate_limit_max_buckets": 20,
-        }
+    settings = trained_repo.replace(
+        rate_limit_per_second=1.0, trusted_proxies="127.0.0.1", rate_limit_max_buckets=20
     )
     app = create_app(settings)
     with TestClient(app, client=("127.0.0.1", 40000)) as c:
@@ -155,9 +147,7 @@ def test_limiter_memory_is_bounded(trained_repo: Settings) -> None:
 
 def test_failed_authentication_is_throttled_per_address(trained_repo: Settings) -> None:
     """Issue: 2,000 requests with a wrong X-API-Key all got 401, none 429."""
-    settings = trained_repo.model_copy(
-        update={"api_keys": SecretStr("web:right-key"), "auth_failures_per_minute": 5}
-    )
+    settings = trained_repo.replace(api_keys=SecretStr("web:right-key"), auth_failures_per_minute=5)
     params = {"user_id": "a_user0"}
     app = create_app(settings)
     with TestClient(app, client=("192.0.2.50", 40000)) as c:
@@ -174,13 +164,13 @@ def test_failed_authentication_is_throttled_per_address(trained_repo: Settings) 
     with TestClient(app, client=("192.0.2.51", 40000)) as other:
         right = {"X-API-Key": "right-key"}
         assert other.get("/recommendations", params=params, headers=right).status_code == 200
-    assert len(_gateway(app).auth_failures) <= settings.rate_limit_max_buckets
+    assert len(_gateway(app).auth_failures) <= settings.api.rate_limit_max_buckets
 
 
 def test_a_valid_key_is_never_locked_out_by_failed_attempts(trained_repo: Settings) -> None:
     """Issue 28.6: ten requests with no key or a wrong key from one address (every client
     behind a proxy that is not trusted) made the next one with a valid key get 429."""
-    settings = trained_repo.model_copy(update={"api_keys": SecretStr("web:right-key")})
+    settings = trained_repo.replace(api_keys=SecretStr("web:right-key"))
     params = {"user_id": "a_user0"}
     right, wrong = {"X-API-Key": "right-key"}, {"X-API-Key": "wrong-key"}
     with TestClient(create_app(settings), client=("192.0.2.60", 40000)) as c:
@@ -200,7 +190,7 @@ def test_a_valid_key_is_never_locked_out_by_failed_attempts(trained_repo: Settin
 def test_admin_routes_need_an_admin_key(trained_repo: Settings) -> None:
     """Issue 28.7: every valid key could read /admin/overview (the "web" client's too)."""
     keys = "web:client-key:client,ops:admin-key:admin,ios:legacy-key"
-    settings = trained_repo.model_copy(update={"api_keys": SecretStr(keys)})
+    settings = trained_repo.replace(api_keys=SecretStr(keys))
     client, admin = {"X-API-Key": "client-key"}, {"X-API-Key": "admin-key"}
     legacy = {"X-API-Key": "legacy-key"}  # name:key, no role: a client
     params = {"user_id": "a_user0"}
@@ -236,7 +226,7 @@ def test_admin_routes_need_an_admin_key(trained_repo: Settings) -> None:
 def test_api_keys_carry_a_role() -> None:
     """``name:key:role`` (client or admin); ``name:key`` and a bare key are clients."""
     raw = "web:k1:client, ops:k2:ADMIN,ios:k3,bare,colon:a:b:admin,typo:k4:admn"
-    holders = Settings(api_keys=SecretStr(raw)).api_key_holders()
+    holders = Settings(api_keys=SecretStr(raw)).api.api_key_holders()
     assert {key: (h.name, h.role) for key, h in holders.items()} == {
         "k1": ("web", "client"),
         "k2": ("ops", "admin"),
@@ -245,7 +235,7 @@ def test_api_keys_carry_a_role() -> None:
         "a:b": ("colon", "admin"),  # a key may hold colons; the role is the last part
         "k4:admn": ("typo", "client"),  # not a role: part of the key, so "k4" never works
     }
-    assert Settings(api_keys=None).api_key_holders() == {}
+    assert Settings(api_keys=None).api.api_key_holders() == {}
     # short keys are accepted; the app names them in a warning at start
     long_and_short = {"k" * MIN_KEY_LENGTH: ApiKeyHolder("long"), "k": ApiKeyHolder("s")}
     assert ApiKeys(long_and_short).short == ["s"]
@@ -299,7 +289,7 @@ def test_the_gateway_takes_its_settings_when_given() -> None:
 
 def test_a_bad_trusted_proxy_stops_the_start(trained_repo: Settings) -> None:
     """Not served with a setting the gateway cannot read (uvicorn exits on a failed start)."""
-    bad = trained_repo.model_copy(update={"trusted_proxies": "10.0.0.999"})
+    bad = trained_repo.replace(trusted_proxies="10.0.0.999")
     try:
         app = create_app(bad)
     except ValueError as exc:  # the gateway given the settings: refused at once

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def client(trained_repo: Settings) -> Iterator[TestClient]:
-    settings = trained_repo.model_copy(update={"catalog_poll_seconds": 0.1})
+    settings = trained_repo.replace(catalog_poll_seconds=0.1)
     with TestClient(create_app(settings)) as c:
         yield c
 
@@ -183,7 +183,7 @@ def test_lineage_on_the_warm_path(client: TestClient) -> None:
 
 
 def test_a_list_older_than_the_ttl_is_not_served(trained_repo: Settings) -> None:
-    settings = trained_repo.model_copy(update={"list_ttl_seconds": 1})
+    settings = trained_repo.replace(list_ttl_seconds=1)
     time.sleep(1.1)
     with TestClient(create_app(settings)) as c:
         body = get(c, "a_user6", k=3).json()

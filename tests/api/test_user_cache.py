@@ -25,7 +25,7 @@ def _get(client: TestClient, user: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_events_and_list_writes_reach_the_next_response(trained_repo: Settings) -> None:
-    settings = trained_repo.model_copy(update={"user_cache_entries": 1000})
+    settings = trained_repo.replace(user_cache_entries=1000)
     store = open_store(settings)
     with TestClient(create_app(settings)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]

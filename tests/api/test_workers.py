@@ -34,7 +34,7 @@ def two_workers(trained_repo: Settings, tmp_path_factory: pytest.TempPathFactory
     (tmp / "run").mkdir()  # reco serve makes its metrics directory here (TMPDIR)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("RECO_", "PROMETHEUS_"))},
-        "RECO_REDIS_URL": trained_repo.redis_url,
+        "RECO_REDIS_URL": trained_repo.redis.url,
         "RECO_FEAST_PROJECT": trained_repo.feast_project,
         "RECO_FEATURE_REPO": str(trained_repo.feature_repo),
         "RECO_ARTIFACTS_DIR": str(trained_repo.artifacts_dir),

@@ -60,7 +60,7 @@ def test_ray_offline_store_and_compute_engine(tmp_path: Path, redis_url: str) ->
 def _teardown_keys(settings: Settings) -> None:
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.url)
     for key in client.scan_iter(match=f"*{settings.feast_project}", count=1000):
         client.delete(key)
 

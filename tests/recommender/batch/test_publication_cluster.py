@@ -81,19 +81,19 @@ def cluster_settings(cluster: list[str]) -> Settings:
     """Settings seeded by the first node, for a project whose keys live on another node (a
     single-node client at the seed would get MOVED replies: only a cluster client passes)."""
     settings = Settings(redis_url=f"redis://{cluster[0]}/0", redis_cluster=True)
-    client = make_redis(settings, timeout=5)
+    client = make_redis(settings.redis, timeout=5)
     try:
         while True:
             project = f"tclu_{uuid.uuid4().hex[:10]}"
             if client.get_node_from_key(live_key(project)).name != cluster[0]:  # type: ignore[union-attr]
-                return settings.model_copy(update={"feast_project": project})
+                return settings.replace(feast_project=project)
     finally:
         client.close()
 
 
 @pytest.fixture
 def client(cluster_settings: Settings) -> Iterator[RedisClient]:
-    client = make_redis(cluster_settings, timeout=5)
+    client = make_redis(cluster_settings.redis, timeout=5)
     yield client
     for key in _all_keys(cluster_settings.feast_project):  # exactly this test's keys
         client.delete(key)
@@ -125,11 +125,11 @@ def test_the_factory_makes_a_cluster_client_only_when_the_setting_says_so(
     cluster_settings: Settings, redis_url: str, tmp_path: Path
 ) -> None:
     single = Settings(redis_url=redis_url)
-    assert type(make_redis(single)) is redis.Redis
-    assert type(make_async_redis(single)) is aredis.Redis
+    assert type(make_redis(single.redis)) is redis.Redis
+    assert type(make_async_redis(single.redis)) is aredis.Redis
 
     async def roundtrip() -> list[bytes | None]:
-        client = make_async_redis(cluster_settings, timeout=5)
+        client = make_async_redis(cluster_settings.redis, timeout=5)
         assert isinstance(client, AsyncRedisCluster)
         project = cluster_settings.feast_project
         try:
@@ -142,9 +142,9 @@ def test_the_factory_makes_a_cluster_client_only_when_the_setting_says_so(
 
     assert asyncio.run(roundtrip()) == [b"x", None]
     # Feast's online store follows the setting: its redis_cluster store, seeded by the URL
-    repo_settings = make_settings(tmp_path, cluster_settings.redis_url, redis_cluster=True)
+    repo_settings = make_settings(tmp_path, cluster_settings.redis.url, redis_cluster=True)
     online = config_dict(repo_settings)["online_store"]
-    seed = cluster_settings.redis_url.removeprefix("redis://").removesuffix("/0")
+    seed = cluster_settings.redis.url.removeprefix("redis://").removesuffix("/0")
     assert (online["redis_type"], online["connection_string"]) == ("redis_cluster", seed)
     single = config_dict(make_settings(tmp_path / "single", redis_url))["online_store"]
     assert single.get("redis_type", "redis") == "redis" and single["connection_string"].endswith(
@@ -170,7 +170,7 @@ def test_the_lock_is_renewed_through_the_cluster_and_fences_the_switch(
         lock.check()
         # a second run is refused, and told who holds the lock
         with pytest.raises(RunLocked, match="run night1 .* holds the nightly lock"):
-            RunLock(make_redis(cluster_settings), project, "night2", 2).acquire()
+            RunLock(make_redis(cluster_settings.redis), project, "night2", 2).acquire()
         # the blue/green switch: a Lua script over the lock, pointer and history keys
         first = LiveLists(next_slot(None), "night1", "v1", "t1", 10)
         mark_slot(client, project, first.slot, first.run_id)
@@ -228,7 +228,7 @@ def test_legacy_keys_move_to_their_hash_tagged_names(
 ) -> None:
     settings = cluster_settings if where == "cluster" else Settings(redis_url=redis_url)
     project = cluster_settings.feast_project  # unique to this test on either Redis
-    client = make_redis(settings, timeout=5)
+    client = make_redis(settings.redis, timeout=5)
     old = {k: legacy_name(project, k) for k in _all_keys(project)}
     try:
         client.set(old[live_key(project)], b'{"slot": "a"}')

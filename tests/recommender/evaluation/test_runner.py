@@ -86,8 +86,6 @@ def test_defaults_are_points_of_their_grids() -> None:
 
 def test_settings_defaults_are_the_tuned_als_defaults() -> None:
     from recommender.config import Settings
-    from recommender.pipeline.train import ALS_SETTINGS
 
-    settings = Settings()
-    chosen = {key: getattr(settings, field) for key, field in ALS_SETTINGS.items()}
+    chosen = Settings().training.als.model_dump()
     assert {k: chosen[k] for k in DEFAULT_PARAMS["als"]} == DEFAULT_PARAMS["als"]

@@ -103,7 +103,7 @@ def _repos(
 def _teardown(*repos: Settings) -> None:
     for settings in repos:
         teardown_repo(settings)
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis.Redis.from_url(settings.redis.url)
         client.delete(materialized_key(settings.feast_project))  # ours
 
 
@@ -136,7 +136,7 @@ def _hashes(settings: Settings) -> dict[tuple[str, str], dict[bytes, bytes]]:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.url)
     pipe = client.pipeline(transaction=False)
     names = []
     for key, values in _entities(settings).items():

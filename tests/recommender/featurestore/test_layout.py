@@ -20,7 +20,7 @@ def test_layout_matches_get_online_features(trained_repo: Settings) -> None:
     push_recent_items(store, "a_user9", ["a1", "a2"])
     write_profile(store, "a_user9", {"age": 30, "gender": "M", "occupation": "engineer"})
     layout = FeastLayout.from_store(store, "user_id", USER_VIEWS)
-    client = redis.Redis.from_url(trained_repo.redis_url)
+    client = redis.Redis.from_url(trained_repo.redis.url)
     got = layout.decode(client.hmget(layout.key("a_user9"), layout.fields))
     features = [f"{v.name}:{f}" for v in layout.views for f in v.features]
     feast = store.get_online_features(

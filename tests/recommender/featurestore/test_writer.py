@@ -127,7 +127,7 @@ def test_feast_reads_back_ragged_rows_sent_in_batches(
     users = np.array([f"lwb_{i}" for i in range(2500)])
     rows, scores = _ragged_lists(rng, len(users), 6, len(items))
     masks = rng.integers(1, 8, rows.shape)
-    client = redis.Redis.from_url(synthetic_repo.redis_url)
+    client = redis.Redis.from_url(synthetic_repo.redis.url)
     view = "user_recommendations_b"
     try:
         assert send_batches(client, enc.batches(users, rows, scores, 333, masks)) == 2500
@@ -185,7 +185,7 @@ def test_feast_reads_back_what_the_fast_writer_wrote(synthetic_repo: Settings) -
     enc = ListEncoder(store.project, "user_recommendations_b", items, "v9", "r9", now)
     rows = np.array([[2, 0, 1], [3, -1, -1]])
     scores = np.array([[0.9, 0.5, 0.25], [0.7, -np.inf, -np.inf]], np.float32)
-    client = redis.Redis.from_url(synthetic_repo.redis_url)
+    client = redis.Redis.from_url(synthetic_repo.redis.url)
     sent = send_pipelined(client, enc.commands(["lw_u1", "lw_u2"], rows, scores), batch=1)
     assert sent == 2
     got = store.get_online_features(
@@ -220,7 +220,7 @@ def test_the_writer_pool_writes_every_row(synthetic_repo: Settings) -> None:
     items = ["a0", "a1", "b2", "b3"]
     pool = ListWriterPool(
         2,
-        synthetic_repo.redis_url,
+        synthetic_repo.redis.url,
         None,
         3,
         project=store.project,

@@ -50,7 +50,7 @@ def test_gate_promotion_and_rollback(repo: Settings, monkeypatch: pytest.MonkeyP
 
     # A worse candidate (one ALS iteration, heavy regularisation) is refused, with reasons;
     # the run still publishes fresh lists, scored by production.
-    worse = repo.model_copy(update={"als_regularization": 500.0, "als_iterations": 1})
+    worse = repo.replace(als_regularization=500.0, als_iterations=1)
     refused = run_nightly(worse, retrain=True)
     bad = refused.promotion["candidate"]
     assert not refused.promotion["promote"], refused.promotion
@@ -104,7 +104,7 @@ def test_gate_promotion_and_rollback(repo: Settings, monkeypatch: pytest.MonkeyP
 
 def _check_cli(repo: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {
-        "RECO_REDIS_URL": repo.redis_url,
+        "RECO_REDIS_URL": repo.redis.url,
         "RECO_FEAST_PROJECT": repo.feast_project,
         "RECO_FEATURE_REPO": str(repo.feature_repo),
         "RECO_ARTIFACTS_DIR": str(repo.artifacts_dir),
@@ -132,15 +132,15 @@ def cli_repo(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     write_tables(build_tables(*synthetic_tables(np.random.default_rng(7))), settings.data_dir)
     feast_apply(settings)
     for key, value in {
-        "RECO_REDIS_URL": settings.redis_url,
+        "RECO_REDIS_URL": settings.redis.url,
         "RECO_FEAST_PROJECT": settings.feast_project,
         "RECO_FEATURE_REPO": str(settings.feature_repo),
         "RECO_ARTIFACTS_DIR": str(settings.artifacts_dir),
         "RECO_CACHE_DIR": str(settings.cache_dir),
-        "RECO_ALS_FACTORS": str(settings.als_factors),
-        "RECO_ALS_ITERATIONS": str(settings.als_iterations),
-        "RECO_ALS_REGULARIZATION": str(settings.als_regularization),
-        "RECO_TOP_N": str(settings.top_n),
+        "RECO_ALS_FACTORS": str(settings.training.als.factors),
+        "RECO_ALS_ITERATIONS": str(settings.training.als.iterations),
+        "RECO_ALS_REGULARIZATION": str(settings.training.als.regularization),
+        "RECO_TOP_N": str(settings.nightly.top_n),
     }.items():
         monkeypatch.setenv(key, value)
     yield settings

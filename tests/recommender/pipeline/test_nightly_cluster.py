@@ -52,7 +52,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def test_nights_publish_and_roll_back_on_a_redis_cluster(repo: Settings) -> None:
     project, root = repo.feast_project, repo.artifacts_dir
-    client = make_redis(repo, timeout=10)
+    client = make_redis(repo.redis, timeout=10)
     store_type = open_store(repo).config.online_store.redis_type
     assert isinstance(client, RedisCluster) and store_type.value == "redis_cluster"
 
@@ -62,14 +62,18 @@ def test_nights_publish_and_roll_back_on_a_redis_cluster(repo: Settings) -> None
     assert live is not None and (live.run_id, live.slot) == (first.run_id, first.slot)
     # the lists went through Feast to the cluster, where feature consumers read them
     row = read_precomputed(open_store(repo), "a_user0", live)
-    assert row is not None and row["run_id"] == first.run_id and len(row["item_ids"]) == repo.top_n
+    assert (
+        row is not None
+        and row["run_id"] == first.run_id
+        and len(row["item_ids"]) == repo.nightly.top_n
+    )
     # the materialization record is on the cluster too: the next night continues incrementally
     assert set(client.hkeys(materialized_key(project))) == {  # type: ignore[arg-type]
         v.encode() for v in first.materialized
     }
 
     # a worse candidate is refused; the night still publishes v1's lists, in the other slot
-    worse = repo.model_copy(update={"als_regularization": 500.0, "als_iterations": 1})
+    worse = repo.replace(als_regularization=500.0, als_iterations=1)
     refused = run_nightly(worse, retrain=True)
     assert refused.model_version == first.model_version and refused.slot != first.slot
     assert set(refused.materialized.values()) == {"incremental"}
@@ -105,11 +109,11 @@ def test_reco_lists_migrate_keys_moves_a_projects_old_key_names(
     repo: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = repo.feast_project + "_old"
-    client = make_redis(repo, timeout=10)
+    client = make_redis(repo.redis, timeout=10)
     old = legacy_name(project, live_key(project))
     client.set(old, b'{"slot": "b"}')
     for key, value in {
-        "RECO_REDIS_URL": repo.redis_url,
+        "RECO_REDIS_URL": repo.redis.url,
         "RECO_REDIS_CLUSTER": "true",
         "RECO_FEAST_PROJECT": project,
     }.items():

@@ -41,13 +41,13 @@ def published(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Itera
 
 def _env(settings: Settings, **extra: object) -> dict[str, str]:
     values = {
-        "REDIS_URL": settings.redis_url,
+        "REDIS_URL": settings.redis.url,
         "FEAST_PROJECT": settings.feast_project,
         "FEATURE_REPO": str(settings.feature_repo),
         "ARTIFACTS_DIR": str(settings.artifacts_dir),
-        "TOP_N": settings.top_n,
+        "TOP_N": settings.nightly.top_n,
         "CHUNK_USERS": CHUNK_USERS,
-        "LOCK_SECONDS": settings.lock_seconds,
+        "LOCK_SECONDS": settings.nightly.lock_seconds,
         "LOG_LEVEL": "WARNING",
         **extra,
     }
@@ -178,7 +178,7 @@ def test_a_stalled_run_whose_lock_expired_cannot_publish(published: Settings) ->
     from recommender.contract.published import read_live
     from recommender.errors import LockLost, RunLocked
 
-    client = redis.Redis.from_url(published.redis_url)
+    client = redis.Redis.from_url(published.redis.url)
     project = published.feast_project
     before = read_live(client, project)
     stalled = RunLock(client, project, "stalled", seconds=1)

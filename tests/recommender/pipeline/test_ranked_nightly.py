@@ -90,7 +90,7 @@ def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[
         user_values,
         item_values,
         pd.Timestamp(as_of),
-        settings.top_n,
+        settings.nightly.top_n,
     )
     assert ((masks > 0) == (ids >= 0)).all()  # every listed item says who found it
     return [[item_ids[r] for r in row if r >= 0] for row in ids]
@@ -130,7 +130,7 @@ def test_nightly_publishes_the_ranked_lists(ranked_repo: Settings) -> None:
         seen = set(bundle.items.ids[bundle.user_items[bundle.users.rows([user_id])].indices])
         assert not seen & set(want)
         row = bundle.users.rows([user_id])
-        _, als_scores = bundle.als.recommend(row, bundle.user_items[row], ranked_repo.top_n)
+        _, als_scores = bundle.als.recommend(row, bundle.user_items[row], ranked_repo.nightly.top_n)
         assert not np.allclose(stored["scores"][:5], als_scores[0][:5])  # the ranker's scores
         # the synthetic groups: a user's own group's unseen items lead the ranked list
         assert sum(i.startswith(user_id[0]) for i in want[:5]) >= 4, want
@@ -164,4 +164,4 @@ def test_blocks_ranked_in_helper_processes_equal_one_process(ranked_repo: Settin
 
 
 def test_the_ranker_is_off_by_default(tmp_path: Path, redis_url: str) -> None:
-    assert make_settings(tmp_path, redis_url).ranker is False
+    assert make_settings(tmp_path, redis_url).training.ranker.enabled is False
