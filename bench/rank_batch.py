@@ -18,7 +18,7 @@ import pandas as pd
 
 from api.main import create_app
 from recommender.config import Settings
-from recommender.ranking.model import rank_users
+from recommender.ranking.model import RankingCatalog, UserBlock, rank_users
 from recommender.ranking.onlinerows import entity_values
 from recommender.serving.rerank import history_of, stack_histories
 
@@ -37,23 +37,24 @@ async def _measure(settings: Settings, sizes: list[int], rounds: int) -> dict[st
                 [history_of(bundle, None, rng.choice(3000, 3, replace=False)) for _ in range(n)]
             )
             ids = [f"new{i}" for i in range(n)]
-            args = (
+            catalog = RankingCatalog(
                 bundle.ranking,
                 bundle.als,
                 bundle.popularity.item_scores,
                 items.genres,
-                history,
-                ids,
-                entity_values({}, ids, user=True),
                 items.values,
-                pd.Timestamp.now(tz="UTC"),
-                bundle.ranking.ranker.manifest.depth
-                * len(bundle.ranking.ranker.manifest.retrievers),
+                items.retrievers,
             )
-            rank_users(*args, with_provenance=False, retrievers=items.retrievers)
+            users = UserBlock(
+                history, ids, entity_values({}, ids, user=True), pd.Timestamp.now(tz="UTC")
+            )
+            depth = bundle.ranking.ranker.manifest.depth * len(
+                bundle.ranking.ranker.manifest.retrievers
+            )
+            rank_users(catalog, users, depth, with_provenance=False)
             t0 = time.process_time()
             for _ in range(rounds):
-                rank_users(*args, with_provenance=False, retrievers=items.retrievers)
+                rank_users(catalog, users, depth, with_provenance=False)
             out[f"{n}_users_ms_per_user"] = (time.process_time() - t0) / rounds / n * 1e3
     return out
 

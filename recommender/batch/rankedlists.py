@@ -36,7 +36,7 @@ from recommender.featurestore.names import (
     USER_RECENT_ITEMS,
 )
 from recommender.ranking.features import Genres
-from recommender.ranking.model import ranked_top_n
+from recommender.ranking.model import RankingCatalog, UserBlock, ranked_top_n
 from recommender.ranking.onlinerows import ITEM_FEATURES, USER_FEATURES, latest_values
 from recommender.ranking.retrievers import History, recent_from_flat
 from recommender.training.artifacts import ModelBundle, load_bundle
@@ -154,19 +154,20 @@ def rank_task(
     history = History(
         np.arange(task.start, task.stop), bundle.user_items[task.start : task.stop], task.recent
     )
-    return ranked_top_n(
+    catalog = RankingCatalog(
         bundle.ranking,
         bundle.als,
         bundle.popularity.item_scores,
         task.genres,
+        task.item_values,
+    )
+    users = UserBlock(
         history,
         bundle.users.ids[task.start : task.stop].tolist(),
         task.user_values,
-        task.item_values,
         task.as_of,
-        task.n,
-        num_threads=num_threads,
     )
+    return ranked_top_n(catalog, users, task.n, num_threads=num_threads)
 
 
 def blocks_of(chunk: Chunk, block_users: int) -> list[tuple[int, int]]:

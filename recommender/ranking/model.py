@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,39 +121,72 @@ def item_trending(item_values: np.ndarray) -> np.ndarray:
     return np.nan_to_num(item_values[:, column]).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class RankingCatalog:
+    """What ranking reads that is the same for every user: the two-stage model, the bundle's
+    ALS and popularity, the items' genres and online features (``item_values``: one row per
+    item row of the model), and the retrievers assembled over them (built once: serving keeps
+    them with the item features, a nightly chunk builds them per chunk)."""
+
+    model: TwoStageModel
+    als: ALSModel
+    popularity: np.ndarray
+    genres: Genres
+    item_values: np.ndarray
+    retrievers: Sequence[Retriever] | None = None
+
+    def assembled(self, num_threads: int = 1) -> RankingCatalog:
+        """This catalog with its retrievers built (``num_threads``: ALS's top-k threads; 1 for
+        a request or a helper process, 0 for every core)."""
+        if self.retrievers is not None:
+            return self
+        trending = item_trending(self.item_values)
+        built = self.model.retrievers(self.als, self.popularity, trending, num_threads)
+        return replace(self, retrievers=built)
+
+
+@dataclass(frozen=True)
+class UserBlock:
+    """The users ranked together: their histories (training rows and recent items), ids,
+    online features (``user_values``: one row per user) and the time they are ranked at."""
+
+    history: History
+    user_ids: Sequence[str]
+    user_values: np.ndarray
+    as_of: pd.Timestamp
+
+    def block(self, start: int, stop: int) -> UserBlock:
+        return UserBlock(
+            self.history.block(start, stop),
+            list(self.user_ids[start:stop]),
+            self.user_values[start:stop],
+            self.as_of,
+        )
+
+
 def rank_users(
-    model: TwoStageModel,
-    als: ALSModel,
-    popularity: np.ndarray,
-    genres: Genres,
-    history: History,
-    user_ids: Sequence[str],
-    user_values: np.ndarray,
-    item_values: np.ndarray,
-    as_of: pd.Timestamp,
-    n: int,
-    with_provenance: bool = True,
-    num_threads: int = 1,
-    retrievers: Sequence[Retriever] | None = None,
+    catalog: RankingCatalog, users: UserBlock, n: int, with_provenance: bool = True
 ) -> tuple[RankedLists, Block]:
-    """Retrieve and rank for a block of users from online-shaped features (``user_values``:
-    one row per user of the block, ``item_values``: one row per item row of the model;
-    :func:`~recommender.ranking.onlinerows.entity_values` or
+    """Retrieve and rank for a block of users from online-shaped features
+    (:func:`~recommender.ranking.onlinerows.entity_values` or
     :func:`~recommender.ranking.onlinerows.latest_values`).
 
     Returns the top-``n`` per user (item rows, ranker scores, provenance) and the candidate
     block (for ``explain``: :meth:`Ranker.contributions` on ``block.x``). Rules and filters
-    apply after this, on the returned order. ``num_threads``: 1 (the calling thread) for a
-    request, 0 (every core) for the nightly's ALS top-k. ``retrievers``: the model's, already
-    assembled (serving keeps them with the item features: popularity and trending sort the
-    catalog once, not per request); built here when not given.
+    apply after this, on the returned order. The catalog's retrievers are assembled here
+    (on the calling thread) when it does not carry them.
     """
-    if retrievers is None:
-        retrievers = model.retrievers(als, popularity, item_trending(item_values), num_threads)
-    cands = candidates(retrievers, history, model.ranker.manifest.depth, model.config.block_users)
-    shares = user_genre_shares(history.matrix, genres)
-    x = online_matrix(cands, user_values, item_values, as_of, shares, genres)
-    block = Block(np.asarray(list(user_ids), dtype=str), cands, x)
+    catalog = catalog.assembled()
+    assert catalog.retrievers is not None
+    model, history = catalog.model, users.history
+    cands = candidates(
+        catalog.retrievers, history, model.ranker.manifest.depth, model.config.block_users
+    )
+    shares = user_genre_shares(history.matrix, catalog.genres)
+    x = online_matrix(
+        cands, users.user_values, catalog.item_values, users.as_of, shares, catalog.genres
+    )
+    block = Block(np.asarray(list(users.user_ids), dtype=str), cands, x)
     return rank_block(model.ranker, block, n, with_provenance), block
 
 
@@ -177,15 +210,8 @@ def history_block(
 
 
 def ranked_top_n(
-    model: TwoStageModel,
-    als: ALSModel,
-    popularity: np.ndarray,
-    genres: Genres,
-    history: History,
-    user_ids: Sequence[str],
-    user_values: np.ndarray,
-    item_values: np.ndarray,
-    as_of: pd.Timestamp,
+    catalog: RankingCatalog,
+    users: UserBlock,
     n: int,
     block_users: int = 512,
     num_threads: int = 0,
@@ -195,26 +221,14 @@ def ranked_top_n(
     as a bit mask of the ranker's retrievers (uint8, bit j: ``manifest.retrievers[j]``; 0 for
     padding); ``block_users`` at a time (the candidate features are the memory that grows);
     ``num_threads``: ALS's top-k threads (0: every core; 1 in a helper process of its own)."""
-    ids = np.full((len(history), n), -1, dtype=np.int32)
-    scores = np.full((len(history), n), -np.inf, dtype=np.float32)
-    sources = np.zeros((len(history), n), dtype=np.uint8)
-    retrievers = model.retrievers(als, popularity, item_trending(item_values), num_threads)
-    for start in range(0, len(history), block_users):
-        stop = min(start + block_users, len(history))
-        ranked, block = rank_users(
-            model,
-            als,
-            popularity,
-            genres,
-            history.block(start, stop),
-            list(user_ids[start:stop]),
-            user_values[start:stop],
-            item_values,
-            as_of,
-            n,
-            with_provenance=False,
-            retrievers=retrievers,
-        )
+    total = len(users.history)
+    ids = np.full((total, n), -1, dtype=np.int32)
+    scores = np.full((total, n), -np.inf, dtype=np.float32)
+    sources = np.zeros((total, n), dtype=np.uint8)
+    catalog = catalog.assembled(num_threads)
+    for start in range(0, total, block_users):
+        stop = min(start + block_users, total)
+        ranked, block = rank_users(catalog, users.block(start, stop), n, with_provenance=False)
         ids[start:stop] = ranked.item_rows
         scores[start:stop] = ranked.scores
         sources[start:stop] = source_masks(block.cands.proposed, ranked.pairs)

@@ -24,7 +24,7 @@ from recommender.data.vocab import items_row
 from recommender.featurestore.layout import ViewValues
 from recommender.featurestore.names import ITEM_METADATA
 from recommender.ranking.features import Genres
-from recommender.ranking.model import item_trending, rank_users
+from recommender.ranking.model import RankingCatalog, UserBlock, item_trending, rank_users
 from recommender.ranking.onlinerows import entity_values
 from recommender.ranking.retrievers import History, Retriever, recent_from_flat
 from recommender.serving.rules import Catalog, Rules, select
@@ -157,23 +157,26 @@ def two_stage_many(jobs: Sequence[TwoStageJob]) -> list[TwoStageResult]:
         raise ValueError(f"model version {bundle.version} has no ranker")
     history = stack_histories([history_of(bundle, j.user_row, j.recent_rows) for j in jobs])
     positions = [str(u) for u in range(len(jobs))]  # one user twice in a block stays two rows
-    ranked, block = rank_users(
+    catalog = RankingCatalog(
         model,
         bundle.als,
         bundle.popularity.item_scores,
         items.genres,
+        items.values,
+        items.retrievers,
+    )
+    users = UserBlock(
         history,
         [j.user_id for j in jobs],
         entity_values(
             {p: j.user_views for p, j in zip(positions, jobs, strict=True)}, positions, user=True
         ),
-        items.values,
         pd.Timestamp(max(j.now for j in jobs)),
-        # every candidate in ranked order: the rules may drop any of them
-        model.ranker.manifest.depth * len(model.ranker.manifest.retrievers),
-        with_provenance=False,  # named below for the items that pass the rules
-        retrievers=items.retrievers,
     )
+    # every candidate in ranked order: the rules may drop any of them; provenance is named
+    # below for the items that pass the rules
+    depth = model.ranker.manifest.depth * len(model.ranker.manifest.retrievers)
+    ranked, block = rank_users(catalog, users, depth, with_provenance=False)
     out = []
     for u, job in enumerate(jobs):
         listed = ranked.item_rows[u] >= 0

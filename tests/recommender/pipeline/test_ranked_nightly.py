@@ -27,7 +27,7 @@ from recommender.featurestore.names import (
 from recommender.featurestore.repo import open_store
 from recommender.pipeline.nightly import run_nightly
 from recommender.ranking.features import Genres
-from recommender.ranking.model import SUBDIR, ranked_top_n
+from recommender.ranking.model import SUBDIR, RankingCatalog, UserBlock, ranked_top_n
 from recommender.ranking.onlinerows import latest_values
 from recommender.ranking.retrievers import History, recent_from_lists
 from recommender.training.artifacts import load_bundle, models_dir
@@ -80,18 +80,11 @@ def _expected(settings: Settings, user_ids: list[str], as_of: str) -> list[list[
         bundle.user_items[rows],
         recent_from_lists([list(lists.get(u, [])) for u in user_ids], bundle.items),
     )
-    ids, _, masks = ranked_top_n(
-        bundle.ranking,
-        bundle.als,
-        bundle.popularity.item_scores,
-        genres,
-        history,
-        user_ids,
-        user_values,
-        item_values,
-        pd.Timestamp(as_of),
-        settings.nightly.top_n,
+    catalog = RankingCatalog(
+        bundle.ranking, bundle.als, bundle.popularity.item_scores, genres, item_values
     )
+    users = UserBlock(history, user_ids, user_values, pd.Timestamp(as_of))
+    ids, _, masks = ranked_top_n(catalog, users, settings.nightly.top_n)
     assert ((masks > 0) == (ids >= 0)).all()  # every listed item says who found it
     return [[item_ids[r] for r in row if r >= 0] for row in ids]
 

@@ -37,6 +37,8 @@ from recommender.ranking.features import (
     user_genre_shares,
 )
 from recommender.ranking.model import (
+    RankingCatalog,
+    UserBlock,
     default_cutoffs,
     fit_two_stage,
     history_block,
@@ -293,9 +295,10 @@ def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.Dat
     user_values = latest_values(tables, "user_id", {USER_ACTIVITY: USER_ACTIVITY}, who)
     item_values = latest_values(tables, "item_id", {ITEM_STATS: ITEM_STATS}, items.ids.tolist())
     pop = np.asarray((fitted.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
-    common = (model, als, pop, genres, history, who, user_values, item_values)
-    ids, scores, masks = ranked_top_n(*common, SECOND, 7, block_users=2)
-    whole, _ = rank_users(*common, SECOND, 7)
+    catalog = RankingCatalog(model, als, pop, genres, item_values)
+    users = UserBlock(history, who, user_values, SECOND)
+    ids, scores, masks = ranked_top_n(catalog, users, 7, block_users=2)
+    whole, _ = rank_users(catalog, users, 7)
     assert ids.dtype == np.int32 and ids.shape == (5, 7) and scores.dtype == np.float32
     np.testing.assert_array_equal(ids, whole.item_rows)
     np.testing.assert_allclose(scores, whole.scores.astype(np.float32))
