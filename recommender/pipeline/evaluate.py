@@ -160,95 +160,27 @@ def run_evaluation(
     replay: bool = True,
     out_dir: Path | None = None,
 ) -> Path:
-    """Run the evaluation and write the report; return its directory."""
+    """Run the evaluation and write the report; return its directory. The steps: split the
+    dataset by the protocol, evaluate (and tune) each model, the two-stage model with paired
+    intervals, the served hybrid's replay, the report."""
     if protocol not in PROTOCOLS:
         raise InvalidDataset(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     if not ks or min(ks) < 1:
         raise InvalidDataset("k values must be positive integers")
     names = _parse_models(models or list(MODELS))
-    with_ranked = RANKED in names
-    names = [n for n in names if n != RANKED]
     ks = tuple(sorted(set(ks)))
     started = datetime.now(timezone.utc)
     tables = load_dataset(settings, dataset)
-    interactions = filter_min_rating(tables["interactions"], min_rating)
-    if interactions.empty:
-        raise InvalidDataset(f"no interactions left with rating >= {min_rating}")
-    try:
-        split = make_split(protocol, interactions, seed=settings.seed)
-    except ValueError as exc:
-        raise InvalidDataset(f"cannot split {dataset} with protocol {protocol}: {exc}") from exc
-    if split.test.empty:
-        raise InvalidDataset(f"protocol {protocol} leaves no test interactions on {dataset}")
+    interactions, split = split_dataset(tables, dataset, protocol, min_rating, settings.seed)
     data = EvalData.from_split(split)
-    log.info("split %s", split.summary())
-
-    results: dict[str, Any] = {}
-    tuning: dict[str, Any] = {}
-    total = sum(len(grid_points(GRIDS[n])) if do_tune else 0 for n in names) + len(names)
-    with tqdm(total=total, desc="evaluating", unit="fit", disable=None) as bar:
-        for name in names:
-            params = dict(DEFAULT_PARAMS[name])
-            if do_tune and GRIDS[name]:
-                tuning[name] = tune(name, data, ks=ks, progress=lambda: bar.update(1))
-                params = tuning[name]["best_params"]
-            elif do_tune:
-                bar.update(len(grid_points(GRIDS[name])))
-            bar.set_postfix_str(name)
-            results[name] = evaluate_model(name, params, data, ks, refit=split.refit)
-            bar.update(1)
-            log.info("%s: ndcg@10=%s", name, results[name]["metrics"].get("ndcg@10"))
-
+    singles = [n for n in names if n != RANKED]
+    results, tuning = evaluate_models(singles, data, split, ks, do_tune)
     two_stage = None
-    if with_ranked:
-        if 10 not in ks:
-            raise InvalidDataset("the ranked model's comparisons need k=10 among the cut-offs")
-        two_stage = _two_stage(
-            split,
-            tables,
-            ks,
-            settings.seed,
-            ranking_config(
-                results, settings.training.ranker.depth, settings.training.ranker.rounds
-            ),
-        )
-        per_user = two_stage.pop("per_user_ndcg@10")
-        results[RANKED] = {**two_stage.pop("entry"), "per_user_ndcg@10": per_user[RANKED]}
-        for name, entry in two_stage["models"].items():
-            if name != RANKED:
-                results[name] = {
-                    "model": name,
-                    "params": {},
-                    "phase": "test",
-                    "metrics": entry["metrics"],
-                    "fit_seconds": 0.0,
-                    "per_user_ndcg@10": per_user[name],
-                }
-        two_stage["intervals"] = comparisons(results, settings.seed)
-        log.info("ranked: ndcg@10=%s", results[RANKED]["metrics"].get("ndcg@10"))
+    if RANKED in names:
+        two_stage = evaluate_ranked(settings, split, tables, ks, results)
     for result in results.values():
         result.pop("per_user_ndcg@10", None)
-
-    replayed = None
-    if replay:
-        ts = interactions["event_timestamp"]
-        cutoff = ts.quantile(0.8)
-        als = results.get("als", {}).get("params") or DEFAULT_PARAMS["als"]
-        als = {k: v for k, v in als.items() if k != "random_state"}
-        t0 = time.perf_counter()
-        try:
-            replayed = replay_hybrid(
-                interactions,
-                tables["users"].set_index("user_id"),
-                tables["items"].set_index("item_id")["title"],
-                cutoff.to_pydatetime(),
-                als,
-                ks=ks,
-            )
-        except ValueError as exc:
-            raise InvalidDataset(f"cannot replay the served hybrid on {dataset}: {exc}") from exc
-        replayed["seconds"] = round(time.perf_counter() - t0, 2)
-
+    replayed = replay_served(interactions, tables, dataset, ks, results) if replay else None
     report = {
         "dataset": dataset,
         "created_at": started.isoformat(),
@@ -267,6 +199,109 @@ def run_evaluation(
     if do_tune and "als" in tuning:
         save_tuning(settings, report, tuning["als"])
     return out
+
+
+def split_dataset(
+    tables: dict[str, pd.DataFrame],
+    dataset: str,
+    protocol: str,
+    min_rating: float | None,
+    seed: int,
+) -> tuple[pd.DataFrame, Split]:
+    """The interactions kept (``min_rating``) and their split by ``protocol``."""
+    interactions = filter_min_rating(tables["interactions"], min_rating)
+    if interactions.empty:
+        raise InvalidDataset(f"no interactions left with rating >= {min_rating}")
+    try:
+        split = make_split(protocol, interactions, seed=seed)
+    except ValueError as exc:
+        raise InvalidDataset(f"cannot split {dataset} with protocol {protocol}: {exc}") from exc
+    if split.test.empty:
+        raise InvalidDataset(f"protocol {protocol} leaves no test interactions on {dataset}")
+    log.info("split %s", split.summary())
+    return interactions, split
+
+
+def evaluate_models(
+    names: list[str], data: EvalData, split: Split, ks: tuple[int, ...], do_tune: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each model's metrics on the test part (tuned on the validation part first with
+    ``do_tune``), and the tuning results."""
+    results: dict[str, Any] = {}
+    tuning: dict[str, Any] = {}
+    total = sum(len(grid_points(GRIDS[n])) if do_tune else 0 for n in names) + len(names)
+    with tqdm(total=total, desc="evaluating", unit="fit", disable=None) as bar:
+        for name in names:
+            params = dict(DEFAULT_PARAMS[name])
+            if do_tune and GRIDS[name]:
+                tuning[name] = tune(name, data, ks=ks, progress=lambda: bar.update(1))
+                params = tuning[name]["best_params"]
+            elif do_tune:
+                bar.update(len(grid_points(GRIDS[name])))
+            bar.set_postfix_str(name)
+            results[name] = evaluate_model(name, params, data, ks, refit=split.refit)
+            bar.update(1)
+            log.info("%s: ndcg@10=%s", name, results[name]["metrics"].get("ndcg@10"))
+    return results, tuning
+
+
+def evaluate_ranked(
+    settings: Settings,
+    split: Split,
+    tables: dict[str, pd.DataFrame],
+    ks: tuple[int, ...],
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """The two-stage model and each of its retrievers alone, added to ``results``, with
+    paired bootstrap intervals of the ranked model against every other model."""
+    if 10 not in ks:
+        raise InvalidDataset("the ranked model's comparisons need k=10 among the cut-offs")
+    ranker = settings.training.ranker
+    config = ranking_config(results, ranker.depth, ranker.rounds)
+    two_stage = _two_stage(split, tables, ks, settings.seed, config)
+    per_user = two_stage.pop("per_user_ndcg@10")
+    results[RANKED] = {**two_stage.pop("entry"), "per_user_ndcg@10": per_user[RANKED]}
+    for name, entry in two_stage["models"].items():
+        if name != RANKED:
+            results[name] = {
+                "model": name,
+                "params": {},
+                "phase": "test",
+                "metrics": entry["metrics"],
+                "fit_seconds": 0.0,
+                "per_user_ndcg@10": per_user[name],
+            }
+    two_stage["intervals"] = comparisons(results, settings.seed)
+    log.info("ranked: ndcg@10=%s", results[RANKED]["metrics"].get("ndcg@10"))
+    return two_stage
+
+
+def replay_served(
+    interactions: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    dataset: str,
+    ks: tuple[int, ...],
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """The served hybrid replayed by path after the 80% time quantile, with the evaluated
+    ALS parameters (the defaults when ALS was not evaluated)."""
+    cutoff = interactions["event_timestamp"].quantile(0.8)
+    als = results.get("als", {}).get("params") or DEFAULT_PARAMS["als"]
+    als = {k: v for k, v in als.items() if k != "random_state"}
+    t0 = time.perf_counter()
+    try:
+        replayed = replay_hybrid(
+            interactions,
+            tables["users"].set_index("user_id"),
+            tables["items"].set_index("item_id")["title"],
+            cutoff.to_pydatetime(),
+            als,
+            ks=ks,
+        )
+    except ValueError as exc:
+        raise InvalidDataset(f"cannot replay the served hybrid on {dataset}: {exc}") from exc
+    replayed["seconds"] = round(time.perf_counter() - t0, 2)
+    return replayed
 
 
 def save_tuning(settings: Settings, report: dict[str, Any], result: dict[str, Any]) -> Path:

@@ -170,3 +170,21 @@ def test_binary_is_one_per_positive_entry_and_shares_nothing_with_its_input() ->
         shape=(2, 3),
     )
     np.testing.assert_array_equal(binary(odd).toarray(), [[0, 0, 0], [0, 0, 1]])
+
+
+# A user unknown at fit time, given only a few items: the item-item models rank their row
+# directly (``recommend`` takes the user's items), ALS solves a vector against its item
+# factors (the served fold-in). BPR and popularity have no such path (BPR is an offline
+# baseline; popularity ignores the user).
+@pytest.mark.parametrize("name", ["als", "ease", "itemknn"])
+def test_contract_a_new_users_items_place_them_in_their_block(name: str) -> None:
+    x = checkerboard()
+    model = PERSONALISED[name]().fit(x)
+    row = items_row(np.array([20, 21, 22]), x.shape[1])  # three items of block 2
+    if isinstance(model, ALSModel):
+        scores = model.item_factors @ model.fold_in(row)[0]
+        scores[[20, 21, 22]] = -np.inf  # what the user has is filtered, as the contract says
+        top = np.argsort(-scores, kind="stable")[:5]
+    else:
+        top = model.recommend(np.array([0]), row, 5)[0][0]
+    assert set(top.tolist()) <= set(range(20, 30)), top
