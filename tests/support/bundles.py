@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from recommender.data.tables import build_tables
+from recommender.models.configs import als_config
 from recommender.training.artifacts import ModelBundle
 from recommender.training.fit import fit_bundle
 from tests.support.synthetic import synthetic_tables
@@ -19,6 +20,6 @@ def two_group_bundle(seed: int = 11) -> ModelBundle:
         tables["interactions"],
         tables["items"].set_index("item_id")["title"],
         tables["users"].set_index("user_id"),
-        ALS,
+        als_config(ALS),
         version="test",
     )

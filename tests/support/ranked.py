@@ -9,6 +9,7 @@ import pandas as pd
 
 from recommender.data.tables import build_tables
 from recommender.featurestore.names import ITEM_METADATA, ITEM_STATS
+from recommender.models.configs import als_config
 from recommender.ranking.dataset import TableReader
 from recommender.ranking.features import Genres
 from recommender.ranking.model import fit_two_stage
@@ -33,7 +34,7 @@ def ranked_bundle() -> tuple[ModelBundle, RankingItems, Catalog]:
         inter,
         tables["items"].set_index("item_id")["title"],
         tables["users"].set_index("user_id"),
-        ALS,
+        als_config(ALS),
         version="rerank",
     )
     genres = Genres.from_lists(
