@@ -21,6 +21,7 @@ from functools import partial
 import anyio
 import faiss
 from feast import FeatureStore
+from redis.exceptions import RedisError
 
 from api.batching import TwoStageBatcher
 from api.eventsink import EventSink
@@ -215,7 +216,11 @@ class Runtime:
             except (RecoError, OSError, ValueError) as exc:
                 log.error("fallback model %s cannot be loaded either: %s", version, exc)
                 continue
-            lists = intact_lists(online.bulk, self.settings.feast_project, version)
+            try:
+                lists = intact_lists(online.bulk, self.settings.feast_project, version)
+            except RedisError as exc:  # serve the model; its lists are looked for no further
+                log.warning("cannot look for the lists of %s: %s", version, exc)
+                lists = None
             self.degraded = _degraded(wanted, error, version, lists)
             log.error("DEGRADED: %s", self.degraded)
             return bundle, lists

@@ -270,7 +270,7 @@ def test_the_client_address_behind_proxies() -> None:
 
 def test_the_gateway_takes_its_settings_when_given() -> None:
     limiter = RateLimiter(1.0)
-    settings = Settings.model_construct(
+    settings = Settings(
         trusted_proxies="10.0.0.0/8", rate_limit_max_buckets=7, auth_failures_per_minute=3
     )
     gateway = Gateway(FastAPI(), ApiKeys({}), limiter, Metrics(), 4096, settings=settings)
@@ -283,7 +283,7 @@ def test_the_gateway_takes_its_settings_when_given() -> None:
             limiter,
             Metrics(),
             4096,
-            settings=Settings.model_construct(trusted_proxies="10.0.0.999"),
+            settings=Settings(trusted_proxies="10.0.0.999"),
         )
 
 
