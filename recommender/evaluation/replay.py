@@ -14,7 +14,6 @@ in the model's catalog and not already seen: an item first released after T cann
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from recommender.batch.scoring import top_n_lists
 from recommender.evaluation.metrics import catalog_coverage, mean_metrics
+from recommender.evaluation.pathevidence import Served, served_paths
 from recommender.models.configs import als_config
 from recommender.serving import paths
 from recommender.training.artifacts import ModelBundle
@@ -31,18 +31,6 @@ from recommender.training.fit import fit_bundle
 
 ACTIVITY_BINS = (0, 20, 50, 100, 1_000_000_000)
 ACTIVITY_LABELS = ("<20", "20-49", "50-99", "100+")
-
-
-@dataclass
-class Served:
-    """One user's served list on one path."""
-
-    path: str
-    n: int
-    user_id: str
-    segment: str
-    items: list[str]
-    truth: set[str]
 
 
 def _activity(count: int) -> str:
@@ -125,6 +113,29 @@ def summarise(served: list[Served], ks: Sequence[int], n_items: int) -> list[dic
     return rows
 
 
+def replay_served(
+    interactions: pd.DataFrame,
+    profiles: pd.DataFrame,
+    titles: pd.Series,
+    cutoff: datetime,
+    als_params: dict[str, Any],
+    k: int = 10,
+    ns: Sequence[int] = (1, 3, 5),
+    top_n: int = 100,
+) -> tuple[ModelBundle, pd.DataFrame, list[Served]]:
+    """Fit on everything before ``cutoff``; every user's served list on each path (and the
+    path's popularity fallback) against what followed: the bundle, the interactions after the
+    cut-off (in its catalog) and the served lists."""
+    ts = interactions["event_timestamp"]
+    before, after = interactions[ts < cutoff], interactions[ts >= cutoff]
+    if before.empty or after.empty:
+        raise ValueError(f"the cutoff {cutoff} leaves no interactions on one side")
+    bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
+    after = after[after["item_id"].isin(bundle.items.ids)]
+    served = _known_users(bundle, after, k, top_n) + _new_users(bundle, after, profiles, k, ns)
+    return bundle, after, served
+
+
 def replay_hybrid(
     interactions: pd.DataFrame,
     profiles: pd.DataFrame,
@@ -136,20 +147,16 @@ def replay_hybrid(
     top_n: int = 100,
 ) -> dict[str, Any]:
     """Train on everything before ``cutoff`` and score each serving path on what followed."""
-    ts = interactions["event_timestamp"]
-    before, after = interactions[ts < cutoff], interactions[ts >= cutoff]
-    if before.empty or after.empty:
-        raise ValueError(f"the cutoff {cutoff} leaves no interactions on one side")
-    bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
-    after = after[after["item_id"].isin(bundle.items.ids)]
-    k = max(ks)
-    served = _known_users(bundle, after, k, top_n) + _new_users(bundle, after, profiles, k, ns)
+    bundle, after, served = replay_served(
+        interactions, profiles, titles, cutoff, als_params, max(ks), ns, top_n
+    )
     return {
         "cutoff": pd.Timestamp(cutoff).isoformat(),
-        "train_interactions": len(before),
+        "train_interactions": int((interactions["event_timestamp"] < cutoff).sum()),
         "known_users": len(bundle.users),
         "new_users": int(
             (~after["user_id"].isin(bundle.users.ids)).groupby(after["user_id"]).all().sum()
         ),
         "rows": summarise(served, ks, len(bundle.items)),
+        "paths": served_paths(served, pd.Timestamp(cutoff).isoformat(), 10).model_dump(),
     }

@@ -1,8 +1,10 @@
 """The promotion gate (pure): may a candidate replace production?
 
 A candidate is promoted only when, on the same evaluation protocol, none of its offline
-metrics is worse than production's by more than a relative tolerance, and no drift check
-marked it suspicious. The decision always carries its reasons, both ways.
+metrics is worse than production's by more than a relative tolerance, no serving path serves
+its users worse than production's does (each version's replay, a path routed to popularity
+counting as popularity), and no drift check marked it suspicious. The decision always
+carries its reasons, both ways.
 """
 
 from __future__ import annotations
@@ -71,7 +73,36 @@ def decide(
             )
         else:
             reasons.append(f"{name} {c:.4f} vs production {p:.4f}: within tolerance or better")
+    path_ok, path_reasons = compare_paths(candidate, production, tolerance)
+    ok = ok and path_ok
+    reasons += path_reasons
     if drift_reasons:
         ok = False
         reasons += [f"drift: {r}" for r in drift_reasons]
     return Decision(ok, reasons, comparison)
+
+
+def compare_paths(
+    candidate: ModelManifest, production: ModelManifest, tolerance: float
+) -> tuple[bool, list[str]]:
+    """Per serving path, what users get as served (the model's NDCG@10, or popularity's where
+    the path is routed to it) on each version's replay: no path may be worse than
+    production's beyond the relative ``tolerance``. Paths without evidence on both sides are
+    not compared (and say so)."""
+    cand, prod = candidate.served_paths, production.served_paths
+    if cand is None or prod is None:
+        missing = "candidate" if cand is None else "production"
+        return True, [f"serving paths not compared: no replay evidence ({missing})"]
+    ok, reasons = True, []
+    for path in sorted(set(cand.paths) & set(prod.paths)):
+        c, p = cand.paths[path].served_ndcg, prod.paths[path].served_ndcg
+        floor = p * (1 - tolerance)
+        if c < floor:
+            ok = False
+            reasons.append(
+                f"the {path} path serves NDCG@10 {c:.4f}, worse than production's {p:.4f} "
+                f"beyond the {tolerance:.0%} tolerance"
+            )
+        else:
+            reasons.append(f"the {path} path serves {c:.4f} vs production {p:.4f}: ok")
+    return ok, reasons

@@ -20,7 +20,9 @@ from recommender.batch.rankedlists import item_genres
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
+from recommender.evaluation.pathevidence import served_paths
 from recommender.evaluation.protocols import sample_users, user_temporal
+from recommender.evaluation.replay import replay_served
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
 from recommender.models.configs import als_config
@@ -30,9 +32,11 @@ from recommender.ranking.twostage import RankingConfig
 from recommender.training import registry
 from recommender.training.artifacts import ModelBundle, new_version, save_bundle
 from recommender.training.fit import fit_bundle
+from recommender.training.manifest import ServedPaths
 
 log = logging.getLogger(__name__)
 RANKER_CUTOFFS = 3
+PATH_REPLAY_QUANTILE = 0.9  # the serving paths' replay: trained before it, judged after
 RANKER_LABEL_DAYS = 14.0
 
 
@@ -151,6 +155,37 @@ def training_rows(
     return interactions[~later]
 
 
+def path_evidence(
+    settings: Settings,
+    interactions: pd.DataFrame,
+    params: dict[str, Any],
+    profiles: pd.DataFrame,
+    titles: pd.Series,
+) -> ServedPaths | None:
+    """Each serving path against its popularity fallback on a replay inside the training data
+    (fitted with the same parameters on a seeded sample of users' interactions before their
+    90% time quantile, scored on what those users did after it), and the route that implies;
+    None (logged) when the data leave one side of the cut-off empty."""
+    sample, _ = sample_users(interactions, settings.training.holdout_fit_users, settings.seed)
+    cutoff = sample["event_timestamp"].quantile(PATH_REPLAY_QUANTILE)
+    try:
+        _, _, served = replay_served(sample, profiles, titles, cutoff.to_pydatetime(), params)
+    except ValueError as exc:
+        log.warning("serving paths not replayed: %s", exc)
+        return None
+    evidence = served_paths(served, cutoff.isoformat(), seed=settings.seed)
+    for path in evidence.paths.values():
+        log.info(
+            "path %s: NDCG@10 %.4f vs popularity %.4f (%d users) -> %s",
+            path.path,
+            path.ndcg,
+            path.fallback_ndcg,
+            path.users,
+            path.route,
+        )
+    return evidence
+
+
 def train(
     settings: Settings,
     cutoff: datetime | None = None,
@@ -211,6 +246,10 @@ def train(
         data = ranker_data(settings, interactions)
         del interactions  # the ranker reads its sample only (at 1M users the rest is GBs)
         fit_ranker(settings, bundle, data, items_table, store)
+    else:  # the two-stage paths are not replayed yet: only the one-stage bundle's are
+        titles = items_table.set_index("item_id")["title"]
+        evidence = path_evidence(settings, interactions, params, profiles, titles)
+        bundle.manifest.served_paths = evidence
     bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
     previous = registry.production(settings.artifacts_dir)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)

@@ -34,6 +34,7 @@ from recommender.serving.paths import Ranked
 from recommender.serving.rerank import RankingItems, Steps, inline
 from recommender.serving.rules import Catalog, Rules
 from recommender.training.artifacts import ModelBundle
+from recommender.training.manifest import PathEvidence
 
 RECENT_VIEW = USER_RECENT_ITEMS
 PROFILE_VIEW = USER_PROFILE
@@ -159,6 +160,10 @@ def recommend_steps(
     fresh = bool(ctx.list_item_ids) and ctx.list_ts is not None and now - ctx.list_ts <= list_ttl
     newer_events = bool(ctx.recent_ts and ctx.list_ts and ctx.recent_ts > ctx.list_ts)
     if row is not None and fresh and not newer_events and not req.recent_item_ids:
+        if (routed := _routed(bundle, "known")) is not None:
+            ranked = _fallback(bundle, req, rules, catalog, paths.seen_rows(bundle, row), routed)
+            _explain(bundle, req, ranked, row, recent_rows)
+            return ranked, _freshness(ctx, now, used_list=False)
         stored = {
             "item_ids": ctx.list_item_ids,
             "scores": ctx.list_scores,
@@ -185,6 +190,15 @@ def recommend_steps(
     # Known users fold in recent items only when they are newer than the list (or sent now);
     # older recent items are already in the training data, and are excluded by the rules.
     fold = recent if (row is None or newer_events or req.recent_item_ids) else []
+    evidence = bundle.manifest.served_paths
+    if row is None and evidence is not None:  # a new user: the path their items (or profile) take
+        path = evidence.new_user_path(int((recent_rows >= 0).sum()))
+        if path is None and (req.profile or ctx.profile):
+            path = "profile"
+        if path is not None and (routed := evidence.routed(path)) is not None:
+            ranked = _fallback(bundle, req, rules, catalog, np.zeros(0, np.int64), routed)
+            _explain(bundle, req, ranked, row, recent_rows)
+            return ranked, _freshness(ctx, now, used_list=False)
     ranking = (
         paths.RankingInput(ranking_items, req.user_id or "", ctx.ranker_views, now, req.explain)
         if ranking_items is not None
@@ -203,6 +217,26 @@ def recommend_steps(
     ranked.reason = reason
     _explain(bundle, req, ranked, row, recent_rows)
     return ranked, _freshness(ctx, now, used_list=False)
+
+
+def _routed(bundle: ModelBundle, path: str) -> PathEvidence | None:
+    """The evidence that routes ``path`` to popularity in this bundle, if any."""
+    evidence = bundle.manifest.served_paths
+    return evidence.routed(path) if evidence is not None else None
+
+
+def _fallback(
+    bundle: ModelBundle,
+    req: Request,
+    rules: Rules,
+    catalog: Catalog,
+    exclude: np.ndarray,
+    routed: PathEvidence,
+) -> Ranked:
+    """Popularity in place of a path the evidence says serves its users worse."""
+    ranked = paths.popular(bundle, req.k, exclude, rules, catalog)
+    ranked.reason = f"{routed.path} path routed to popularity: {routed.why}"
+    return ranked
 
 
 # recommend_steps with its two-stage ranking (if any) done on the spot

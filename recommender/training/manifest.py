@@ -4,7 +4,7 @@ what a version was trained on, with which parameters, how it scored, and its fil
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,58 @@ class DataRange(BaseModel):
     features_as_of: str | None = None
 
 
+class PathEvidence(BaseModel):
+    """What one serving path gave the users who took it on a time-respecting replay, against
+    that path's own popularity fallback on the same users and truth (paired bootstrap 95%
+    interval of the NDCG@10 difference), and the route it implies: a path that loses to its
+    fallback is served by the fallback."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    path: str  # known | new:1 | new:3 | new:5 | profile
+    users: int
+    ndcg: float
+    fallback_ndcg: float
+    ratio: float | None  # None when popularity scored 0
+    diff_low: float
+    diff_high: float
+    route: Literal["model", "popular"] = "model"
+
+    @property
+    def served_ndcg(self) -> float:
+        """What the path's users get as served: the model's, or popularity's when routed."""
+        return self.fallback_ndcg if self.route == "popular" else self.ndcg
+
+    @property
+    def why(self) -> str:
+        return (
+            f"the {self.path} path scored NDCG@10 {self.ndcg:.4f} against popularity's "
+            f"{self.fallback_ndcg:.4f} ({self.users} users) on the replay"
+        )
+
+
+class ServedPaths(BaseModel):
+    """The per-path evidence of a version: its replay's cut-off and each path's result."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cutoff: str
+    k: int = 10
+    paths: dict[str, PathEvidence] = Field(default_factory=dict)
+
+    def new_user_path(self, known_items: int) -> str | None:
+        """The ``new:n`` path a new user with ``known_items`` recent items takes: the largest
+        replayed ``n`` not above it (None without items or without such evidence)."""
+        ns = [int(p.split(":")[1]) for p in self.paths if p.startswith("new:")]
+        fitting = [n for n in sorted(ns) if n <= known_items]
+        return f"new:{fitting[-1]}" if known_items > 0 and fitting else None
+
+    def routed(self, path: str) -> PathEvidence | None:
+        """The evidence that sends ``path`` to popularity, or None when the model serves it."""
+        evidence = self.paths.get(path)
+        return evidence if evidence is not None and evidence.route == "popular" else None
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
@@ -39,6 +91,8 @@ class ModelManifest(BaseModel):
     index: dict[str, Any] = Field(default_factory=dict)  # ItemIndex.info
     train_seconds: float | None = None
     files: dict[str, str] = Field(default_factory=dict)  # name -> sha256
+    # each serving path against its popularity fallback on a replay inside the training data
+    served_paths: ServedPaths | None = None
 
     def metric(self, name: str, model: str = "als") -> float | None:
         value = (self.metrics.get(model) or {}).get(name)

@@ -3,6 +3,7 @@ the inputs still allow, not popularity for everyone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from recommender.serving import hybrid
 from recommender.serving.rules import Catalog
 from recommender.training.artifacts import ModelBundle
+from recommender.training.manifest import PathEvidence, ServedPaths
 from tests.support.bundles import two_group_bundle
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -48,3 +50,73 @@ def test_store_down_known_user_is_ranked_from_the_model_vector(bundle: ModelBund
 def test_store_down_and_nothing_known_is_popularity(bundle: ModelBundle) -> None:
     ranked = _serve(bundle, hybrid.Request("never-seen", 5))
     assert ranked.source == "popular" and ranked.reason == DOWN
+
+
+def _evidence(route_new_1: str, route_known: str) -> ServedPaths:
+    def path(name: str, route: str) -> PathEvidence:
+        ndcg, fallback = (0.1, 0.2) if route == "popular" else (0.3, 0.2)
+        return PathEvidence(
+            path=name,
+            users=50,
+            ndcg=ndcg,
+            fallback_ndcg=fallback,
+            ratio=ndcg / fallback,
+            diff_low=-0.2,
+            diff_high=0.0,
+            route=route,  # type: ignore[arg-type]
+        )
+
+    return ServedPaths(
+        cutoff="2026-11-01T00:00:00+00:00",
+        paths={
+            "new:1": path("new:1", route_new_1),
+            "new:3": path("new:3", "model"),
+            "known": path("known", route_known),
+        },
+    )
+
+
+def _with_evidence(bundle: ModelBundle, evidence: ServedPaths) -> ModelBundle:
+    return replace(bundle, manifest=bundle.manifest.model_copy(update={"served_paths": evidence}))
+
+
+def _served(bundle: ModelBundle, req: hybrid.Request, ctx: hybrid.Context) -> hybrid.Ranked:
+    catalog = Catalog.everything_available(len(bundle.items))
+    return hybrid.recommend(bundle, catalog, req, ctx, NOW, timedelta(days=3))[0]
+
+
+def test_a_path_that_lost_to_popularity_is_served_popularity_and_says_so(
+    bundle: ModelBundle,
+) -> None:
+    routed = _with_evidence(bundle, _evidence("popular", "model"))
+    # one or two known items: the new:1 path, routed
+    for items in (("a1",), ("a1", "a2")):
+        ranked = _served(routed, hybrid.Request(None, 5, recent_item_ids=items), hybrid.Context())
+        assert (ranked.source, ranked.strategy) == ("popular", "popularity")
+        assert ranked.reason is not None and "new:1 path routed to popularity" in ranked.reason
+        assert "0.1000 against popularity's 0.2000" in ranked.reason
+        assert not set(items) & set(ranked.item_ids)  # what the user has is still excluded
+    # three items take new:3, which the model serves; without evidence nothing is routed
+    req = hybrid.Request(None, 5, recent_item_ids=("a1", "a2", "a3"))
+    assert _served(routed, req, hybrid.Context()).strategy == "fold_in"
+    plain = _served(bundle, hybrid.Request(None, 5, recent_item_ids=("a1",)), hybrid.Context())
+    assert plain.strategy == "fold_in"
+
+
+def test_a_known_users_routed_list_is_popularity_without_their_seen_items(
+    bundle: ModelBundle,
+) -> None:
+    user = next(u for u in bundle.users.ids.tolist() if str(u).startswith("a"))
+    row = bundle.users.row(str(user))
+    stored = bundle.items.ids[:3].tolist()
+    ctx = hybrid.Context(list_item_ids=stored, list_scores=[3.0, 2.0, 1.0], list_ts=NOW)
+    kept = _served(
+        _with_evidence(bundle, _evidence("model", "model")), hybrid.Request(user, 3), ctx
+    )
+    assert kept.source == "precomputed"
+    routed = _served(
+        _with_evidence(bundle, _evidence("model", "popular")), hybrid.Request(user, 3), ctx
+    )
+    assert routed.source == "popular" and "known path routed to popularity" in (routed.reason or "")
+    seen = set(bundle.items.ids[bundle.user_items[row].indices].tolist())
+    assert not seen & set(routed.item_ids)
