@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from recommender.config import Settings
 from recommender.featurestore.repo import open_store, push_recent_items, write_profile
+from recommender.training.artifacts import load_bundle
+from recommender.training.manifest import ModelManifest, PathEvidence, ServedPaths
 from tests.support.repo import make_settings
 
 pytestmark = pytest.mark.integration
@@ -148,3 +150,40 @@ def test_not_ready_when_feast_apply_has_not_run(
     # a real model, but a fresh repository copy whose registry is empty
     settings = make_settings(tmp_path, redis_url, artifacts_dir=trained_repo.artifacts_dir)
     _not_ready(settings, caplog, "run `feast apply`")
+
+
+def test_the_trained_bundle_carries_per_path_evidence(trained_repo: Settings) -> None:
+    """`reco train` replays the candidate inside its own training data (the small synthetic
+    data has known users only after its cut-off): the mechanism, not the numbers."""
+    evidence = load_bundle(trained_repo.artifacts_dir).manifest.served_paths
+    assert evidence is not None and evidence.k == 10
+    known = evidence.paths["known"]
+    assert known.users > 0 and known.route in ("model", "popular")
+    assert known.diff_low <= known.ndcg - known.fallback_ndcg <= known.diff_high
+
+
+def test_a_path_routed_to_popularity_is_served_popularity_with_the_reason(
+    tmp_path: Path, redis_url: str, trained_repo: Settings
+) -> None:
+    """A version whose evidence says new users with one or two items are served better by
+    popularity: the API serves them popularity and says why; three items keep the model."""
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(trained_repo.artifacts_dir, artifacts)
+    version = (artifacts / "models" / "LATEST").read_text().strip()
+    path = artifacts / "models" / version / "manifest.json"
+    manifest = ModelManifest.model_validate_json(path.read_text())
+    lost = PathEvidence(
+        path="new:1", users=80, ndcg=0.1, fallback_ndcg=0.3, ratio=0.33, diff_low=-0.25,
+        diff_high=-0.15, route="popular",
+    )  # fmt: skip
+    kept = lost.model_copy(update={"path": "new:3", "ndcg": 0.5, "route": "model"})
+    manifest.served_paths = ServedPaths(cutoff="2024-01-01", paths={"new:1": lost, "new:3": kept})
+    path.write_text(manifest.model_dump_json(indent=2))
+    settings = trained_repo.replace(artifacts_dir=artifacts)
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/recommendations", json={"recent_item_ids": ["b0"], "k": 5})
+        body = r.json()
+        assert (body["source"], body["strategy"]) == ("popular", "popularity"), body
+        assert "new:1 path routed to popularity" in body["reason"] and "b0" not in ids(r)
+        r = c.post("/recommendations", json={"recent_item_ids": ["b0", "b1", "b2"], "k": 5})
+        assert r.json()["strategy"] == "fold_in"

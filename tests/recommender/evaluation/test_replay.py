@@ -9,14 +9,14 @@ import pytest
 
 from recommender.data.tables import build_tables
 from recommender.evaluation.replay import replay_hybrid
+from recommender.serving import paths
 from tests.support.synthetic import synthetic_tables
 
 ALS = {"factors": 2, "regularization": 0.1, "alpha": 2.0, "iterations": 15}
 CUTOFF = pd.Timestamp("2024-02-15", tz="UTC")
 
 
-@pytest.fixture
-def result(rng: np.random.Generator) -> dict:
+def _replay(rng: np.random.Generator) -> dict:
     tables = build_tables(*synthetic_tables(rng, users_per_group=30, per_user=14))
     inter = tables["interactions"].copy()
     # the last five users of each group arrive after the cutoff: they are new to the model
@@ -31,6 +31,11 @@ def result(rng: np.random.Generator) -> dict:
         ks=(5,),
         ns=(1, 3),
     )
+
+
+@pytest.fixture
+def result(rng: np.random.Generator) -> dict:
+    return _replay(rng)
 
 
 def by_path(result: dict) -> dict[str, dict]:
@@ -66,3 +71,23 @@ def test_cutoff_must_split_the_data(rng: np.random.Generator) -> None:
             pd.Timestamp("2030-01-01", tz="UTC").to_pydatetime(),
             ALS,
         )
+
+
+def test_the_replay_runs_the_api_serving_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Change the serving code the API runs, and the replay's numbers follow: it calls the
+    same functions, not a copy of them."""
+    before = _replay(np.random.default_rng(20261122))
+    served_from_list = paths.from_precomputed
+
+    def reversed_list(bundle, stored, k, *args, **kwargs):  # type: ignore[no-untyped-def]
+        flipped = {**stored, "item_ids": list(stored["item_ids"])[::-1]}
+        return served_from_list(bundle, flipped, k, *args, **kwargs)
+
+    monkeypatch.setattr(paths, "from_precomputed", reversed_list)
+    after = _replay(np.random.default_rng(20261122))
+    old, new = by_path(before), by_path(after)
+    assert new["precomputed"]["ndcg@5"] < old["precomputed"]["ndcg@5"]
+    assert new["realtime n=1"] == old["realtime n=1"]  # only the changed function's path
+    assert new["popular known"] == old["popular known"]  # the fallback did not change
+    # the per-path evidence (what `reco train` stores) follows too
+    assert after["paths"]["paths"]["known"]["ndcg"] < before["paths"]["paths"]["known"]["ndcg"]
