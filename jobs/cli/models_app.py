@@ -20,7 +20,11 @@ def models_list() -> None:
     rows = [v.summary() for v in list_versions(load_settings().artifacts_dir)]
     for r in rows:
         ndcg = f"{r['ndcg@10']:.4f}" if r["ndcg@10"] is not None else "-"
-        typer.echo(f"{r['version']}  {r['status']:<10}  ndcg@10={ndcg}  data to {r['last_event']}")
+        routed = r["routed_to_popularity"]
+        paths = f"  routed to popularity: {', '.join(routed)}" if routed else ""
+        typer.echo(
+            f"{r['version']}  {r['status']:<10}  ndcg@10={ndcg}  data to {r['last_event']}{paths}"
+        )
     if not rows:
         typer.echo("no model versions yet; run `reco nightly --retrain`")
 

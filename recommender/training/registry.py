@@ -64,6 +64,12 @@ class Version:
             "ndcg@10": self.metric("ndcg@10"),
             "recall@10": self.metric("recall@10"),
             "factors": m.params.get("factors"),
+            # serving paths the version's replay routes to popularity (None: not replayed)
+            "routed_to_popularity": (
+                [p for p, e in m.served_paths.paths.items() if e.route == "popular"]
+                if m.served_paths is not None
+                else None
+            ),
         }
 
 

@@ -271,6 +271,8 @@ def test_dashboard_in_a_real_browser(
         assert page.text_content("#serving-model") == v1
         assert page.locator("#models tbody tr").count() >= 2
         assert "production" in page.text_content("#models tbody")
+        # each version's replay verdict per path (the synthetic data: known users only)
+        assert "none" in page.text_content("#models tbody")
         assert page.locator("#runs tbody tr").count() >= 1
         page.wait_for_function("document.querySelectorAll('#drift-features tbody tr').length > 0")
         page.fill("#user-id", "a_user0")
