@@ -156,9 +156,35 @@ def _markdown(report: dict[str, Any], k: int, plots: list[str]) -> str:
             "### By segment",
             "",
             _segments_markdown(report, k),
+            *evidence_markdown(report),
         ]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def evidence_markdown(report: dict[str, Any]) -> list[str]:
+    """Each path against its own popularity fallback (the users who took it), per cut-off:
+    NDCG@10 of both, the paired 95% interval of the difference, and where `reco train` would
+    route the path."""
+    lines: list[str] = []
+    for cut in (report.get("replay") or {}).get("evidence") or []:
+        lines += [
+            "",
+            f"### Per path against its popularity fallback, cut-off {cut['cutoff']} "
+            f"({cut['quantile']:.0%} quantile)",
+            "",
+            "| path | users | NDCG@10 | popularity | ratio | 95% interval of the difference "
+            "| served by |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in cut["paths"].values():
+            ratio = f"{e['ratio']:.2f}x" if e["ratio"] is not None else "-"
+            route = "popularity" if e["route"] == "popular" else "model"
+            lines.append(
+                f"| {e['path']} | {e['users']} | {e['ndcg']:.4f} | {e['fallback_ndcg']:.4f} | "
+                f"{ratio} | [{e['diff_low']:+.4f}, {e['diff_high']:+.4f}] | {route} |"
+            )
+    return lines
 
 
 def two_stage_markdown(report: dict[str, Any]) -> list[str]:

@@ -66,6 +66,13 @@ def test_evaluate_writes_the_report_and_the_tuning(repo: Path) -> None:
     assert {"precomputed", "realtime n=1", "realtime profile", "popular n=0"} <= paths
     summary = (out / "summary.md").read_text()
     assert "| ease" in summary and "Served hybrid" in summary and "![coldstart_vs_n.png]" in summary
+    # each path against its own fallback, at two cut-offs, with intervals and the route
+    evidence = report["replay"]["evidence"]
+    assert [e["quantile"] for e in evidence] == [0.8, 0.9]
+    assert evidence[0]["cutoff"] < evidence[1]["cutoff"]
+    known = evidence[0]["paths"]["known"]
+    assert known["diff_low"] <= known["ndcg"] - known["fallback_ndcg"] <= known["diff_high"]
+    assert "Per path against its popularity fallback" in summary and "| served by |" in summary
 
     # training picks the tuned ALS parameters up, unless a RECO_ALS_* setting says otherwise
     settings = Settings(feature_repo=repo / "feature_repo", artifacts_dir=repo / "artifacts")
