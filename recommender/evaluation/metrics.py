@@ -126,6 +126,24 @@ def novelty(
     return float(np.mean(values)) if values else 0.0
 
 
+def intra_list_diversity(
+    lists: Iterable[Sequence[K]], vectors: Mapping[K, np.ndarray], k: int
+) -> float:
+    """Mean over lists of the mean pairwise cosine distance ``1 - cos`` of their top-k items
+    (``vectors``: unit vectors, e.g. the model's item factors; unknown items are skipped).
+    0 = every item alike; lists of fewer than two known items do not count."""
+    values = []
+    for rec in lists:
+        rows = [vectors[i] for i in list(rec)[:k] if i in vectors]
+        if len(rows) < 2:
+            continue
+        m = np.asarray(rows, dtype=np.float64)
+        sims = m @ m.T
+        n = len(rows)
+        values.append(float((n * n - sims.sum()) / (n * (n - 1))))  # diagonal: 1 - 1 = 0
+    return float(np.mean(values)) if values else 0.0
+
+
 def average_popularity(lists: Iterable[Sequence[K]], popularity: Mapping[K, int], k: int) -> float:
     """Average recommendation popularity (ARP): mean training interaction count of the items
     in the top-k lists. A popularity-bias measure: the popularity baseline maximises it."""

@@ -11,7 +11,7 @@ so the bundle serves it instead (:meth:`ServedPaths.routed`, read by the hybrid 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,16 +49,28 @@ def path_key(name: str) -> tuple[str, bool] | None:
     return None
 
 
+Describe = Callable[[list[Sequence[str]]], dict[str, float]]
+
+
 def served_paths(
-    served: Sequence[Served], cutoff: str, k: int = 10, seed: int = 0, min_users: int = 20
+    served: Sequence[Served],
+    cutoff: str,
+    k: int = 10,
+    seed: int = 0,
+    min_users: int = 20,
+    describe: Describe | None = None,
 ) -> ServedPaths:
     """Each path's NDCG@``k`` against its fallback on the users that took it (paired), and its
-    route. A path with fewer than ``min_users`` users keeps the model (too little evidence)."""
+    route. A path with fewer than ``min_users`` users keeps the model (too little evidence).
+    ``describe``: beyond-accuracy figures of a set of lists (coverage, novelty, diversity),
+    kept for the path's lists and its fallback's."""
     scores: dict[str, dict[str, dict[bool, float]]] = defaultdict(lambda: defaultdict(dict))
+    lists: dict[tuple[str, bool], list[Sequence[str]]] = defaultdict(list)
     for s in served:
         key = path_key(s.path)
         if key is not None:
             scores[key[0]][s.user_id][key[1]] = ndcg_at_k(s.items, s.truth, k)
+            lists[key].append(s.items)
     out: dict[str, PathEvidence] = {}
     for path, users in scores.items():
         pairs = [(v[False], v[True]) for v in users.values() if False in v and True in v]
@@ -76,5 +88,16 @@ def served_paths(
             diff_low=round(interval.low, 6),
             diff_high=round(interval.high, 6),
             route="popular" if loses else "model",
+            beyond=_beyond(describe, lists[path, False], lists[path, True]),
         )
     return ServedPaths(cutoff=cutoff, k=k, paths=dict(sorted(out.items())))
+
+
+def _beyond(
+    describe: Describe | None, model: list[Sequence[str]], fallback: list[Sequence[str]]
+) -> dict[str, float]:
+    if describe is None:
+        return {}
+    out = {name: round(v, 4) for name, v in describe(model).items()}
+    out |= {f"fallback_{name}": round(v, 4) for name, v in describe(fallback).items()}
+    return out

@@ -22,8 +22,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from recommender.batch.scoring import top_n_lists
-from recommender.evaluation.metrics import catalog_coverage, mean_metrics
-from recommender.evaluation.pathevidence import Served, served_paths
+from recommender.evaluation.metrics import (
+    catalog_coverage,
+    intra_list_diversity,
+    mean_metrics,
+    novelty,
+)
+from recommender.evaluation.pathevidence import Describe, Served, served_paths
 from recommender.models.configs import als_config
 from recommender.serving import paths
 from recommender.training.artifacts import ModelBundle
@@ -98,8 +103,29 @@ def _new_users(
     return out
 
 
-def summarise(served: list[Served], ks: Sequence[int], n_items: int) -> list[dict[str, Any]]:
-    """Metrics per path, and per path and segment."""
+def beyond_accuracy(bundle: ModelBundle, k: int) -> Describe:
+    """Coverage@k, novelty@k (training popularity) and intra-list diversity@k (cosine
+    distance of the model's item vectors) of a set of lists."""
+    counts = np.diff(bundle.user_items.tocsc().indptr)
+    popularity = dict(zip(bundle.items.ids.tolist(), counts.tolist(), strict=True))
+    vectors = dict(zip(bundle.items.ids.tolist(), bundle.item_unit, strict=True))
+    n_users, n_items = len(bundle.users), len(bundle.items)
+
+    def describe(lists: list[Sequence[str]]) -> dict[str, float]:
+        return {
+            f"coverage@{k}": catalog_coverage(lists, n_items, k),
+            f"novelty@{k}": novelty(lists, popularity, n_users, k),
+            f"ild@{k}": intra_list_diversity(lists, vectors, k),
+        }
+
+    return describe
+
+
+def summarise(
+    served: list[Served], ks: Sequence[int], n_items: int, describe: Describe | None = None
+) -> list[dict[str, Any]]:
+    """Metrics per path, and per path and segment (with ``describe``: novelty and intra-list
+    diversity at the largest k too)."""
     frame = pd.DataFrame([s.__dict__ for s in served])
     rows: list[dict[str, Any]] = []
     if frame.empty:
@@ -109,6 +135,8 @@ def summarise(served: list[Served], ks: Sequence[int], n_items: int) -> list[dic
         lists, truth = list(group["items"]), list(group["truth"])
         metrics = mean_metrics(lists, truth, ks)
         metrics.update({f"coverage@{k}": catalog_coverage(lists, n_items, k) for k in ks})
+        if describe is not None:
+            metrics.update(describe(lists))
         rows.append({"path": path, "segment": segment, "users": len(group), **metrics})
     return rows
 
@@ -157,6 +185,8 @@ def replay_hybrid(
         "new_users": int(
             (~after["user_id"].isin(bundle.users.ids)).groupby(after["user_id"]).all().sum()
         ),
-        "rows": summarise(served, ks, len(bundle.items)),
-        "paths": served_paths(served, pd.Timestamp(cutoff).isoformat(), 10).model_dump(),
+        "rows": summarise(served, ks, len(bundle.items), beyond_accuracy(bundle, max(ks))),
+        "paths": served_paths(
+            served, pd.Timestamp(cutoff).isoformat(), 10, describe=beyond_accuracy(bundle, 10)
+        ).model_dump(),
     }

@@ -53,6 +53,7 @@ def replay_table(report: dict[str, Any], k: int, segments: bool = False) -> pd.D
     df = pd.DataFrame(replay["rows"])
     df = df[df["segment"] != "all"] if segments else df[df["segment"] == "all"]
     cols = ["path", "segment", "users", f"ndcg@{k}", f"recall@{k}", f"hit@{k}", f"coverage@{k}"]
+    cols += [c for c in (f"novelty@{k}", f"ild@{k}") if c in df.columns]
     return df[cols].sort_values(["path", "segment"]).reset_index(drop=True)
 
 
@@ -174,16 +175,24 @@ def evidence_markdown(report: dict[str, Any]) -> list[str]:
             f"({cut['quantile']:.0%} quantile)",
             "",
             "| path | users | NDCG@10 | popularity | ratio | 95% interval of the difference "
-            "| served by |",
-            "|---|---|---|---|---|---|---|",
+            "| served by | coverage@10 | novelty@10 | ILD@10 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for e in cut["paths"].values():
             ratio = f"{e['ratio']:.2f}x" if e["ratio"] is not None else "-"
             route = "popularity" if e["route"] == "popular" else "model"
+            b = e.get("beyond") or {}
+            extra = [
+                f"{b.get(m, float('nan')):.3f} / {b.get('fallback_' + m, float('nan')):.3f}"
+                for m in ("coverage@10", "novelty@10", "ild@10")
+            ]
             lines.append(
                 f"| {e['path']} | {e['users']} | {e['ndcg']:.4f} | {e['fallback_ndcg']:.4f} | "
-                f"{ratio} | [{e['diff_low']:+.4f}, {e['diff_high']:+.4f}] | {route} |"
+                f"{ratio} | [{e['diff_low']:+.4f}, {e['diff_high']:+.4f}] | {route} | "
+                + " | ".join(extra)
+                + " |"
             )
+        lines += ["", "Beyond accuracy: the path's lists / its popularity fallback's."]
     return lines
 
 

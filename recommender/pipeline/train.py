@@ -22,7 +22,7 @@ from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
 from recommender.evaluation.pathevidence import served_paths
 from recommender.evaluation.protocols import sample_users, user_temporal
-from recommender.evaluation.replay import replay_served
+from recommender.evaluation.replay import beyond_accuracy, replay_served
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
 from recommender.models.configs import als_config
@@ -169,11 +169,12 @@ def path_evidence(
     sample, _ = sample_users(interactions, settings.training.holdout_fit_users, settings.seed)
     cutoff = sample["event_timestamp"].quantile(PATH_REPLAY_QUANTILE)
     try:
-        _, _, served = replay_served(sample, profiles, titles, cutoff.to_pydatetime(), params)
+        bundle, _, served = replay_served(sample, profiles, titles, cutoff.to_pydatetime(), params)
     except ValueError as exc:
         log.warning("serving paths not replayed: %s", exc)
         return None
-    evidence = served_paths(served, cutoff.isoformat(), seed=settings.seed)
+    describe = beyond_accuracy(bundle, 10)
+    evidence = served_paths(served, cutoff.isoformat(), seed=settings.seed, describe=describe)
     for path in evidence.paths.values():
         log.info(
             "path %s: NDCG@10 %.4f vs popularity %.4f (%d users) -> %s",

@@ -39,6 +39,9 @@ class PathEvidence(BaseModel):
     diff_low: float
     diff_high: float
     route: Literal["model", "popular"] = "model"
+    # beyond accuracy, the path's lists then the fallback's: catalog coverage@k, novelty
+    # (mean self-information), intra-list diversity (cosine distance of the item vectors)
+    beyond: dict[str, float] = Field(default_factory=dict)
 
     @property
     def served_ndcg(self) -> float:

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from recommender.evaluation.metrics import (
@@ -9,6 +10,7 @@ from recommender.evaluation.metrics import (
     average_popularity,
     catalog_coverage,
     hit_at_k,
+    intra_list_diversity,
     map_at_k,
     mean_metric,
     mean_metrics,
@@ -81,3 +83,13 @@ def test_coverage_novelty_and_popularity_by_hand() -> None:
     assert novelty(lists, pop, 8, 2) == pytest.approx((0 + 2 + 0 + 3) / 4)
     assert average_popularity(lists, pop, 2) == pytest.approx((8 + 2 + 8 + 1) / 4)
     assert novelty([], pop, 8, 2) == 0.0 and average_popularity([[]], pop, 2) == 0.0
+
+
+def test_intra_list_diversity_by_hand() -> None:
+    e = np.eye(3)
+    vectors = {"x": e[0], "y": e[1], "x2": e[0], "z": e[2]}
+    assert intra_list_diversity([["x", "x2"]], vectors, 10) == 0.0  # alike
+    assert intra_list_diversity([["x", "y", "z"]], vectors, 10) == 1.0  # orthogonal
+    # mean over lists; unknown items and one-item lists are skipped; k cuts the list
+    assert intra_list_diversity([["x", "x2"], ["x", "y"], ["q"]], vectors, 10) == 0.5
+    assert intra_list_diversity([["x", "x2", "y"]], vectors, 2) == 0.0

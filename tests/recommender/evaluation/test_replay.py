@@ -53,6 +53,21 @@ def test_every_path_is_scored(result: dict) -> None:
     assert any(s.startswith("activity") for s in segments)
 
 
+def test_beyond_accuracy_per_path(result: dict) -> None:
+    """Coverage, novelty and intra-list diversity beside NDCG: popularity shows the same head
+    to everyone, so its lists cover less of the catalog and are less novel."""
+    paths = by_path(result)
+    for name in ("precomputed", "realtime n=1"):
+        assert {"coverage@5", "novelty@5", "ild@5"} <= set(paths[name])
+    assert paths["precomputed"]["coverage@5"] > paths["popular known"]["coverage@5"]
+    assert paths["precomputed"]["novelty@5"] > paths["popular known"]["novelty@5"]
+    known = result["paths"]["paths"]["known"]["beyond"]
+    assert set(known) == {
+        f"{p}{m}@10" for p in ("", "fallback_") for m in ("coverage", "novelty", "ild")
+    }
+    assert 0.0 <= known["ild@10"] <= 2.0
+
+
 def test_personal_paths_beat_the_fallback(result: dict) -> None:
     paths = by_path(result)
     for n in (1, 3):
