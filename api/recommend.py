@@ -59,6 +59,7 @@ async def recommend(
             timedelta(seconds=rt.settings.api.list_ttl_seconds),
             unavailable_reason=down or "online store unavailable",
             ranking_items=a.served.ranking,
+            diversity=rt.settings.api.diversity,
         )
         ranked, ages = await rt.batcher.run(steps)  # ranked in a block with concurrent ones
     if a.skip_list and ranked.source == "realtime":

@@ -280,6 +280,13 @@ class ApiSettings(_Section):
         description="`reco serve` closes a connection whose request line and headers take "
         "longer to arrive (slow clients trickling headers)",
     )
+    diversity: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="maximal marginal relevance re-rank of every served list: 0 = off, larger "
+        "trades NDCG for intra-list diversity (docs/evaluation.md)",
+    )
     host: str = Field(default="127.0.0.1", description="where `reco serve` listens")
     port: int = Field(default=8000, ge=1, le=65535, description="where `reco serve` listens")
 

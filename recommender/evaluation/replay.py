@@ -31,6 +31,8 @@ from recommender.evaluation.metrics import (
 from recommender.evaluation.pathevidence import Describe, Served, served_paths
 from recommender.models.configs import als_config
 from recommender.serving import paths
+from recommender.serving.diversity import POOL, diversify
+from recommender.serving.paths import Ranked
 from recommender.training.artifacts import ModelBundle
 from recommender.training.fit import fit_bundle
 
@@ -50,7 +52,9 @@ def _gender(profiles: pd.DataFrame, user_id: str) -> str:
     return f"gender {value}" if isinstance(value, str) and value else "gender ?"
 
 
-def _known_users(bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int) -> list[Served]:
+def _known_users(
+    bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int, diversity: float = 0.0
+) -> list[Served]:
     stored = top_n_lists(bundle, top_n).set_index("user_id")
     seen_counts = np.diff(bundle.user_items.indptr)
     out = []
@@ -63,8 +67,15 @@ def _known_users(bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int) -
         if not truth:
             continue
         lst = stored.loc[user_id]
-        ranked = paths.from_precomputed(
-            bundle, {"item_ids": lst["rec_item_ids"], "scores": lst["rec_scores"]}, k
+        ranked = _diversified(
+            bundle,
+            paths.from_precomputed(
+                bundle,
+                {"item_ids": lst["rec_item_ids"], "scores": lst["rec_scores"]},
+                _pool(k, diversity),
+            ),
+            k,
+            diversity,
         )
         segment = _activity(int(seen_counts[row]))
         out.append(Served("precomputed", 0, str(user_id), segment, ranked.item_ids, truth))
@@ -74,7 +85,12 @@ def _known_users(bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int) -
 
 
 def _new_users(
-    bundle: ModelBundle, after: pd.DataFrame, profiles: pd.DataFrame, k: int, ns: Sequence[int]
+    bundle: ModelBundle,
+    after: pd.DataFrame,
+    profiles: pd.DataFrame,
+    k: int,
+    ns: Sequence[int],
+    diversity: float = 0.0,
 ) -> list[Served]:
     out = []
     new = after[~after["user_id"].isin(bundle.users.ids)]
@@ -89,18 +105,29 @@ def _new_users(
             context, truth = items[:n], set(items[n:]) - set(items[:n])
             if not truth:
                 continue
+            pool = _pool(k, diversity)
             if n == 0:
-                ranked = paths.realtime(bundle, k, profile=profile)
+                ranked = paths.realtime(bundle, pool, profile=profile)
                 path = "realtime profile" if ranked.source == "realtime" else "popular"
             else:
                 # as the API would: pushed items plus the profile read from Feast
-                ranked = paths.realtime(bundle, k, recent_item_ids=context, profile=profile)
+                ranked = paths.realtime(bundle, pool, recent_item_ids=context, profile=profile)
                 path = f"realtime n={n}" if ranked.source == "realtime" else "popular"
+            ranked = _diversified(bundle, ranked, k, diversity)
             out.append(Served(path, n, uid, segment, ranked.item_ids, truth))
             rows = bundle.items.rows(context)
             fallback = paths.popular(bundle, k, exclude=set(rows[rows >= 0].tolist()))
             out.append(Served(f"popular n={n}", n, uid, segment, fallback.item_ids, truth))
     return out
+
+
+def _pool(k: int, diversity: float) -> int:
+    return k * POOL if diversity > 0 else k
+
+
+def _diversified(bundle: ModelBundle, ranked: Ranked, k: int, diversity: float) -> Ranked:
+    """As the API serves with ``RECO_DIVERSITY``: the path's pool re-ranked by MMR."""
+    return diversify(ranked, bundle.item_unit, k, diversity) if diversity > 0 else ranked
 
 
 def beyond_accuracy(bundle: ModelBundle, k: int) -> Describe:
@@ -150,6 +177,7 @@ def replay_served(
     k: int = 10,
     ns: Sequence[int] = (1, 3, 5),
     top_n: int = 100,
+    diversity: float = 0.0,
 ) -> tuple[ModelBundle, pd.DataFrame, list[Served]]:
     """Fit on everything before ``cutoff``; every user's served list on each path (and the
     path's popularity fallback) against what followed: the bundle, the interactions after the
@@ -160,7 +188,8 @@ def replay_served(
         raise ValueError(f"the cutoff {cutoff} leaves no interactions on one side")
     bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
     after = after[after["item_id"].isin(bundle.items.ids)]
-    served = _known_users(bundle, after, k, top_n) + _new_users(bundle, after, profiles, k, ns)
+    served = _known_users(bundle, after, k, top_n, diversity)
+    served += _new_users(bundle, after, profiles, k, ns, diversity)
     return bundle, after, served
 
 

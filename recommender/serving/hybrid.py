@@ -30,6 +30,7 @@ from recommender.featurestore.names import (
     list_view,
 )
 from recommender.serving import paths
+from recommender.serving.diversity import POOL, diversify
 from recommender.serving.paths import Ranked
 from recommender.serving.rerank import RankingItems, Steps, inline
 from recommender.serving.rules import Catalog, Rules
@@ -125,11 +126,37 @@ def recommend_steps(
     list_ttl: timedelta,
     unavailable_reason: str = "online store unavailable",
     ranking_items: RankingItems | None = None,
+    diversity: float = 0.0,
 ) -> Steps[tuple[Ranked, dict[str, float]]]:
     """The served list and the age (seconds) of each online feature it used. With
     ``ranking_items`` (and a ranker in the bundle) the real-time path retrieves and ranks: the
     request's two-stage job is yielded and its ranking sent back (see
-    :func:`~recommender.serving.paths.realtime_steps`; :func:`recommend` ranks on the spot)."""
+    :func:`~recommender.serving.paths.realtime_steps`; :func:`recommend` ranks on the spot).
+    ``diversity`` > 0: the path's first ``POOL * k`` items re-ranked by maximal marginal
+    relevance (:mod:`recommender.serving.diversity`)."""
+    if diversity <= 0:
+        return (
+            yield from _decide(
+                bundle, catalog, req, ctx, now, list_ttl, unavailable_reason, ranking_items
+            )
+        )
+    pooled = replace(req, k=req.k * POOL)
+    ranked, ages = yield from _decide(
+        bundle, catalog, pooled, ctx, now, list_ttl, unavailable_reason, ranking_items
+    )
+    return diversify(ranked, bundle.item_unit, req.k, diversity), ages
+
+
+def _decide(
+    bundle: ModelBundle,
+    catalog: Catalog,
+    req: Request,
+    ctx: Context | None,
+    now: datetime,
+    list_ttl: timedelta,
+    unavailable_reason: str,
+    ranking_items: RankingItems | None,
+) -> Steps[tuple[Ranked, dict[str, float]]]:
     row = bundle.users.row(req.user_id) if req.user_id is not None else None
     request_rows = bundle.items.rows(req.recent_item_ids)
     if ctx is None:  # the online store did not answer: the best path the rest allows
