@@ -26,6 +26,7 @@ from recommender.evaluation.metrics import (
     catalog_coverage,
     intra_list_diversity,
     mean_metrics,
+    ndcg_at_k,
     novelty,
 )
 from recommender.evaluation.pathevidence import Describe, Served, served_paths
@@ -178,19 +179,45 @@ def replay_served(
     ns: Sequence[int] = (1, 3, 5),
     top_n: int = 100,
     diversity: float = 0.0,
+    popularity_blend: float = 0.0,
 ) -> tuple[ModelBundle, pd.DataFrame, list[Served]]:
     """Fit on everything before ``cutoff``; every user's served list on each path (and the
     path's popularity fallback) against what followed: the bundle, the interactions after the
-    cut-off (in its catalog) and the served lists."""
+    cut-off (in its catalog) and the served lists. ``popularity_blend``: the new users'
+    fold-in blended with popularity, as a bundle with that manifest value serves it."""
     ts = interactions["event_timestamp"]
     before, after = interactions[ts < cutoff], interactions[ts >= cutoff]
     if before.empty or after.empty:
         raise ValueError(f"the cutoff {cutoff} leaves no interactions on one side")
     bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
+    bundle.manifest = bundle.manifest.model_copy(update={"popularity_blend": popularity_blend})
     after = after[after["item_id"].isin(bundle.items.ids)]
     served = _known_users(bundle, after, k, top_n, diversity)
     served += _new_users(bundle, after, profiles, k, ns, diversity)
     return bundle, after, served
+
+
+def choose_blend(
+    bundle: ModelBundle,
+    after: pd.DataFrame,
+    profiles: pd.DataFrame,
+    weights: Sequence[float],
+    k: int = 10,
+    ns: Sequence[int] = (1, 3, 5),
+) -> tuple[float, dict[float, float]]:
+    """The popularity blend among ``weights`` whose new-user lists (every ``n``) score the
+    best mean NDCG@``k`` on what followed, and each weight's score (ties: the smaller)."""
+    scores: dict[float, float] = {}
+    for weight in weights:
+        bundle.manifest = bundle.manifest.model_copy(update={"popularity_blend": weight})
+        served = [
+            s
+            for s in _new_users(bundle, after, profiles, k, ns)
+            if s.path.startswith("realtime n=")
+        ]
+        scores[weight] = float(np.mean([ndcg_at_k(s.items, s.truth, k) for s in served] or [0.0]))
+    best = max(weights, key=lambda w: (scores[w], -w))
+    return best, scores
 
 
 def replay_hybrid(

@@ -22,7 +22,7 @@ from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
 from recommender.evaluation.pathevidence import served_paths
 from recommender.evaluation.protocols import sample_users, user_temporal
-from recommender.evaluation.replay import beyond_accuracy, replay_served
+from recommender.evaluation.replay import beyond_accuracy, choose_blend, replay_served
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
 from recommender.models.configs import als_config
@@ -37,6 +37,8 @@ from recommender.training.manifest import ServedPaths
 log = logging.getLogger(__name__)
 RANKER_CUTOFFS = 3
 PATH_REPLAY_QUANTILE = 0.9  # the serving paths' replay: trained before it, judged after
+BLEND_QUANTILE = 0.8  # the new users' popularity blend is chosen on this earlier cut-off
+POPULARITY_BLENDS = (0.0, 0.25, 0.5, 0.75, 0.9)
 RANKER_LABEL_DAYS = 14.0
 
 
@@ -167,14 +169,23 @@ def path_evidence(
     90% time quantile, scored on what those users did after it), and the route that implies;
     None (logged) when the data leave one side of the cut-off empty."""
     sample, _ = sample_users(interactions, settings.training.holdout_fit_users, settings.seed)
-    cutoff = sample["event_timestamp"].quantile(PATH_REPLAY_QUANTILE)
-    try:
-        bundle, _, served = replay_served(sample, profiles, titles, cutoff.to_pydatetime(), params)
+    ts = sample["event_timestamp"]
+    validation, cutoff = ts.quantile(BLEND_QUANTILE), ts.quantile(PATH_REPLAY_QUANTILE)
+    try:  # the blend is chosen on an earlier cut-off than the one that judges it
+        earlier, after, _ = replay_served(
+            sample, profiles, titles, validation.to_pydatetime(), params
+        )
+        blend, tried = choose_blend(earlier, after, profiles, POPULARITY_BLENDS)
+        log.info("new users' popularity blend %.2f (NDCG@10 by weight: %s)", blend, tried)
+        bundle, _, served = replay_served(
+            sample, profiles, titles, cutoff.to_pydatetime(), params, popularity_blend=blend
+        )
     except ValueError as exc:
         log.warning("serving paths not replayed: %s", exc)
         return None
     describe = beyond_accuracy(bundle, 10)
     evidence = served_paths(served, cutoff.isoformat(), seed=settings.seed, describe=describe)
+    evidence.popularity_blend, evidence.blend_scores = blend, {str(w): s for w, s in tried.items()}
     for path in evidence.paths.values():
         log.info(
             "path %s: NDCG@10 %.4f vs popularity %.4f (%d users) -> %s",
@@ -251,6 +262,7 @@ def train(
         titles = items_table.set_index("item_id")["title"]
         evidence = path_evidence(settings, interactions, params, profiles, titles)
         bundle.manifest.served_paths = evidence
+        bundle.manifest.popularity_blend = evidence.popularity_blend if evidence else 0.0
     bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
     previous = registry.production(settings.artifacts_dir)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)

@@ -152,6 +152,32 @@ def search(
     return _ranked(bundle, rows, scores, "realtime", strategy)
 
 
+def blended_search(
+    bundle: ModelBundle, vector: np.ndarray, k: int, rules: Rules, catalog: Catalog, weight: float
+) -> Ranked:
+    """A new user's fold-in blended with popularity: every item scored
+    ``(1 - weight) * z(item factors . vector) + weight * z(log(1 + popularity))`` (z-scores over
+    the catalog; the inner product the index searches by), the best that pass the rules.
+    ``weight`` is the bundle's ``popularity_blend``, chosen on a replay at training time."""
+    affinity = bundle.als.item_factors @ vector
+    score = (1 - weight) * _z(affinity) + weight * bundle.popularity_z
+    n = len(score)
+
+    def fetch(m: int) -> tuple[np.ndarray, np.ndarray]:
+        m = min(m, n)
+        top = np.argpartition(-score, m - 1)[:m] if m < n else np.arange(n)
+        top = top[np.lexsort((top, -score[top]))]  # best first, ties by item row
+        return top.astype(np.int64), score[top].astype(np.float32)
+
+    rows, scores = fill(fetch, rules, catalog, k, n)
+    return _ranked(bundle, rows, scores, "realtime", "fold_in")
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+
+
 def seen_rows(bundle: ModelBundle, user_row: int | None) -> np.ndarray:
     if user_row is None:
         return np.zeros(0, dtype=np.int64)
@@ -231,7 +257,12 @@ def realtime_steps(
             tokens = bundle.profile.known_tokens(profile or {})
             if tokens:
                 used["profile"] = tokens
-        ranked = search(bundle, vector, k, rules, catalog, "fold_in")
+        blend = bundle.manifest.popularity_blend if user_row is None else 0.0
+        if blend > 0:
+            ranked = blended_search(bundle, vector, k, rules, catalog, blend)
+            used["popularity_blend"] = blend
+        else:
+            ranked = search(bundle, vector, k, rules, catalog, "fold_in")
         ranked.used = used
         return ranked
     if user_row is not None:

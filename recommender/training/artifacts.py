@@ -54,11 +54,16 @@ class ModelBundle:
     # the two-stage ranker and its retrievers' artifacts (``<version>/ranking/``), if trained
     ranking: TwoStageModel | None = field(default=None, repr=False)
     item_unit: np.ndarray = field(init=False, repr=False)  # unit item vectors (cosine)
+    # z-scores of log(1 + popularity): what a new user's fold-in is blended with
+    popularity_z: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         factors = self.als.item_factors
         norms = np.linalg.norm(factors, axis=1, keepdims=True)
         self.item_unit = factors / np.maximum(norms, 1e-9)
+        log_pop = np.log1p(self.popularity.item_scores.astype(np.float64))
+        std = float(log_pop.std()) if len(log_pop) else 0.0
+        self.popularity_z = (log_pop - log_pop.mean()) / std if std > 0 else np.zeros_like(log_pop)
 
 
 def new_version(now: datetime | None = None) -> str:

@@ -64,6 +64,10 @@ class ServedPaths(BaseModel):
     cutoff: str
     k: int = 10
     paths: dict[str, PathEvidence] = Field(default_factory=dict)
+    # the new users' popularity blend the replay was run with, and the earlier cut-off's
+    # NDCG@10 of each weight tried (how it was chosen)
+    popularity_blend: float = 0.0
+    blend_scores: dict[str, float] = Field(default_factory=dict)
 
     def new_user_path(self, known_items: int) -> str | None:
         """The ``new:n`` path a new user with ``known_items`` recent items takes: the largest
@@ -96,6 +100,9 @@ class ModelManifest(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)  # name -> sha256
     # each serving path against its popularity fallback on a replay inside the training data
     served_paths: ServedPaths | None = None
+    # a new user's fold-in scores blended with popularity: (1 - w) z(cosine) + w z(log pop),
+    # w chosen on a replay inside the training data (0: fold-in alone)
+    popularity_blend: float = 0.0
 
     def metric(self, name: str, model: str = "als") -> float | None:
         value = (self.metrics.get(model) or {}).get(name)

@@ -160,6 +160,11 @@ def test_the_trained_bundle_carries_per_path_evidence(trained_repo: Settings) ->
     known = evidence.paths["known"]
     assert known.users > 0 and known.route in ("model", "popular")
     assert known.diff_low <= known.ndcg - known.fallback_ndcg <= known.diff_high
+    # the new users' popularity blend, chosen on an earlier cut-off (no new users there on
+    # this data: every weight scores the same and the smallest, no blend, is kept)
+    assert set(evidence.blend_scores) == {"0.0", "0.25", "0.5", "0.75", "0.9"}
+    manifest = load_bundle(trained_repo.artifacts_dir).manifest
+    assert manifest.popularity_blend == evidence.popularity_blend == 0.0
 
 
 def test_a_path_routed_to_popularity_is_served_popularity_with_the_reason(

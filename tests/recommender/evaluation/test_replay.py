@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recommender.data.tables import build_tables
-from recommender.evaluation.replay import replay_hybrid
+from recommender.evaluation.replay import choose_blend, replay_hybrid, replay_served
 from recommender.serving import paths
 from tests.support.synthetic import synthetic_tables
 
@@ -106,3 +106,18 @@ def test_the_replay_runs_the_api_serving_functions(monkeypatch: pytest.MonkeyPat
     assert new["popular known"] == old["popular known"]  # the fallback did not change
     # the per-path evidence (what `reco train` stores) follows too
     assert after["paths"]["paths"]["known"]["ndcg"] < before["paths"]["paths"]["known"]["ndcg"]
+
+
+def test_the_blend_is_chosen_on_what_new_users_did_next(rng: np.random.Generator) -> None:
+    tables = build_tables(*synthetic_tables(rng, users_per_group=30, per_user=14))
+    inter = tables["interactions"].copy()
+    late = inter["user_id"].str.extract(r"user(\d+)$")[0].astype(int) >= 25
+    inter.loc[late, "event_timestamp"] += pd.Timedelta(days=100)
+    profiles = tables["users"].set_index("user_id")
+    bundle, after, _ = replay_served(
+        inter, profiles, tables["items"].set_index("item_id")["title"], CUTOFF, ALS
+    )
+    best, scores = choose_blend(bundle, after, profiles, (0.0, 0.5, 1.0), k=5, ns=(1, 3))
+    assert set(scores) == {0.0, 0.5, 1.0} and best == max(scores, key=lambda w: (scores[w], -w))
+    # two taste groups: the user's own items say more than popularity, which mixes both groups
+    assert scores[0.0] > scores[1.0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from recommender.batch.scoring import top_n_lists
@@ -72,3 +74,22 @@ def test_a_stored_two_stage_list_names_its_retrievers_after_the_rules(bundle: Mo
     assert ranked.provenance[2:] == [["als"], ["als"]]  # the user's vector
     plain = paths.from_precomputed(bundle, {**stored, "sources": []}, 2)
     assert plain.provenance is None
+
+
+def test_a_new_users_fold_in_is_blended_with_popularity_by_the_bundles_weight() -> None:
+    bundle = two_group_bundle()
+    plain = paths.realtime(bundle, 8, recent_item_ids=["a1"])
+    assert "popularity_blend" not in plain.used
+    blended = replace(bundle, manifest=bundle.manifest.model_copy(update={"popularity_blend": 1.0}))
+    ranked = paths.realtime(blended, 8, recent_item_ids=["a1"])
+    # all weight on popularity: the most popular items the user has not got, in that order
+    popular = [
+        bundle.items.ids[r] for r in bundle.popularity.ranking if bundle.items.ids[r] != "a1"
+    ]
+    assert ranked.item_ids == popular[:8] and ranked.used["popularity_blend"] == 1.0
+    assert ranked.strategy == "fold_in" and "a1" not in ranked.item_ids
+    # known users are ranked from their vector as before, whatever the weight
+    user = bundle.users.ids[0]
+    row = bundle.users.row(str(user))
+    mine = paths.realtime(blended, 5, recent_item_ids=["a1"], user_row=row)
+    assert mine.item_ids == paths.realtime(bundle, 5, recent_item_ids=["a1"], user_row=row).item_ids
