@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from redis.exceptions import RedisError
@@ -28,13 +28,21 @@ log = logging.getLogger(__name__)
 Records = list[dict[str, Any]]
 Pusher = Callable[[Mapping[str, Sequence[str]], datetime], None]
 MAX_GROUP = 5000
+T = TypeVar("T")
+
+
+MAX_PENDING_PUSHES = 64  # online pushes queued behind a slow store; beyond, groups skip it
+Result = tuple[bool, str | None]
 
 
 class EventSink:
     """``push_wait`` (seconds): how long a request waits for its group's online push once the
     events are durable. A slow or paused Redis then costs that wait, not the pause: the
-    request is answered ``online: false`` and the push goes on behind it. Pushes stay in
-    order (each starts after the previous one ends: they read and merge recent items)."""
+    request is answered ``online: false`` and the push goes on behind it, while the next
+    groups are appended to the log at once. Pushes stay in order (each starts after the
+    previous one ends: they read and merge recent items); at most ``MAX_PENDING_PUSHES`` wait
+    behind a stalled one, later groups are logged but not pushed (counted, said in the
+    answer). No push failure, expected or not, stops the sink."""
 
     def __init__(
         self,
@@ -47,13 +55,14 @@ class EventSink:
         self.events, self.metrics, self.recent_max, self.push = events, metrics, recent_max, push
         self.push_wait = push_wait
         self.online: OnlineStore | None = None
-        self.queue: asyncio.Queue[tuple[Records, asyncio.Future[tuple[bool, str | None]]]]
+        self.queue: asyncio.Queue[tuple[Records, asyncio.Future[Result]]]
         self.queue = asyncio.Queue()
-        self._pushing: asyncio.Task[tuple[bool, str | None]] | None = None
+        self._pushing: asyncio.Task[Result] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()  # pushes and answers still running
 
-    async def submit(self, records: Records) -> tuple[bool, str | None]:
+    async def submit(self, records: Records) -> Result:
         """Wait until ``records`` are durable (and pushed, if possible): (online, detail)."""
-        future: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         await self.queue.put((records, future))
         return await future
 
@@ -73,30 +82,54 @@ class EventSink:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            pushing = asyncio.create_task(self._push_after(self._pushing, records))
+            futures = [future for _, future in group]
+            pending = sum(1 for t in self._tasks if t.get_name() == "event-push")
+            if pending >= MAX_PENDING_PUSHES:
+                self.metrics.events_online_failed.inc(len(records))
+                _answer(futures, (False, "logged, not yet online: the online store is behind"))
+                continue
+            pushing = self._spawn(self._push_after(self._pushing, records), "event-push")
             self._pushing = pushing
-            done, _ = await asyncio.wait({pushing}, timeout=self.push_wait)
-            result = (
-                pushing.result()
-                if done
-                else (
-                    False,
-                    f"logged, not yet online: the online store did not answer within "
-                    f"{self.push_wait:g} s (the push goes on)",
-                )
-            )
-            for _, future in group:
-                if not future.done():
-                    future.set_result(result)
+            self._spawn(self._answer_when_pushed(futures, pushing), "event-answer")
 
-    async def _push_after(
-        self, previous: asyncio.Task[tuple[bool, str | None]] | None, records: Records
-    ) -> tuple[bool, str | None]:
+    def _spawn(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+        return task
+
+    async def _answer_when_pushed(
+        self, futures: list[asyncio.Future[Result]], pushing: asyncio.Task[Result]
+    ) -> None:
+        done, _ = await asyncio.wait({pushing}, timeout=self.push_wait)
+        if done and not pushing.cancelled():
+            result = pushing.result()
+        elif done:
+            result = (False, "logged, not yet online: the API is shutting down")
+        else:
+            result = (
+                False,
+                f"logged, not yet online: the online store did not answer within "
+                f"{self.push_wait:g} s (the push goes on)",
+            )
+        _answer(futures, result)
+
+    async def close(self, seconds: float = 1.0) -> None:
+        """Let running pushes finish for up to ``seconds``, then cancel what is left (their
+        events are in the log: the nightly ingests them whatever happens here)."""
+        tasks = list(self._tasks)
+        if tasks:
+            _, left = await asyncio.wait(tasks, timeout=seconds)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+
+    async def _push_after(self, previous: asyncio.Task[Result] | None, records: Records) -> Result:
         if previous is not None and not previous.done():
             await asyncio.wait({previous})
         return await self._push(records)
 
-    async def _push(self, records: Records) -> tuple[bool, str | None]:
+    async def _push(self, records: Records) -> Result:
         if self.online is None:
             return False, "logged, not yet online: no online store"
         try:
@@ -107,4 +140,14 @@ class EventSink:
         except (FeatureStoreUnavailable, RedisError, OSError) as exc:
             self.metrics.events_online_failed.inc(len(records))
             return False, f"logged, not yet online: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a push must never stop the sink
+            log.exception("online push of %d events failed", len(records))
+            self.metrics.events_online_failed.inc(len(records))
+            return False, f"logged, not yet online: {type(exc).__name__}: {exc}"
         return True, None
+
+
+def _answer(futures: list[asyncio.Future[Result]], result: Result) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(result)

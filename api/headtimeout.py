@@ -3,8 +3,9 @@
 uvicorn times out idle keep-alive connections, but not a client that trickles its request
 line and headers a byte at a time (slowloris): such a connection is held forever, and enough
 of them exhaust the workers' connections. :class:`HeadTimeoutProtocol` is uvicorn's httptools
-protocol plus one timer: from the connection's start, and from the first byte of every
-request, the request line and headers must be complete within ``RECO_HEADER_TIMEOUT_SECONDS``
+protocol plus one timer: from the connection's start, and from the first byte received while
+no request is in progress, the request line and headers must be complete within
+``RECO_HEADER_TIMEOUT_SECONDS``
 (10 s by default), or the connection is closed. Bodies are not affected (``RECO_MAX_BODY_BYTES``
 bounds those). `reco serve` runs with it: ``uvicorn --http api.headtimeout:HeadTimeoutProtocol``.
 """
@@ -31,15 +32,21 @@ def head_timeout() -> float:
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
+    """The timer runs while the connection waits for a request head: from the connection's
+    start, and from the first byte received while no request is in progress (bytes that
+    begin no request, such as blank lines, included); a complete head stops it. While a
+    request is being answered it does not run (pipelined heads wait for the server then)."""
+
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._arm()
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()
+        super().data_received(data)
 
     def on_headers_complete(self) -> None:
         self._disarm()

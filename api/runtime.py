@@ -232,6 +232,8 @@ class Runtime:
         with this model, or none (known users are then ranked in real time): a response never
         pairs one version's lists with another version's model."""
         served = self.served
+        if live is None and self.degraded is not None:
+            return None  # nothing published: the start-up fallback (LATEST did not load) holds
         if live is None or served is None or live.model_version == served.bundle.version:
             if self.degraded is not None and served is not None:
                 log.info("serving model %s with its live lists again", served.bundle.version)
@@ -445,6 +447,7 @@ class Runtime:
         m.monitor_suspicious.set(1 if summary.get("suspicious") else 0)
 
     async def close(self) -> None:
+        await self.sink.close()
         await self.exposures.flush()
         self.shadow.close()
         self.events.close()

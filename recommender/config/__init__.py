@@ -496,6 +496,9 @@ class Settings(BaseSettings):
         for name, where in FLAT.items():
             if path[: len(where)] == where:
                 return f"{ENV_PREFIX}{name.upper()}"
+        inside = [f"{ENV_PREFIX}{n.upper()}" for n, w in FLAT.items() if w[: len(path)] == path]
+        if path and inside:  # a section's own check (e.g. a cluster URL naming a database)
+            return " / ".join(inside)
         return f"{ENV_PREFIX}{path[0].upper()}" if path else ENV_PREFIX
 
     @field_validator("feast_project")

@@ -18,7 +18,7 @@ import numpy as np
 
 from recommender.evaluation.bootstrap import paired_bootstrap
 from recommender.evaluation.metrics import ndcg_at_k
-from recommender.training.manifest import PathEvidence, ServedPaths
+from recommender.training.manifest import MIN_PATH_USERS, PathEvidence, ServedPaths
 
 # the replay's path names -> (path key, whether it is the fallback)
 _KEYS = {"precomputed": ("known", False), "popular known": ("known", True)}
@@ -57,7 +57,7 @@ def served_paths(
     cutoff: str,
     k: int = 10,
     seed: int = 0,
-    min_users: int = 20,
+    min_users: int = MIN_PATH_USERS,
     describe: Describe | None = None,
 ) -> ServedPaths:
     """Each path's NDCG@``k`` against its fallback on the users that took it (paired), and its

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recommender.training.manifest import ModelManifest
+from recommender.training.manifest import MIN_PATH_USERS, ModelManifest
 
 # What defines a protocol; counts (train/test sizes) differ between data snapshots.
 PROTOCOL_KEYS = ("protocol", "test_fraction", "refit_on_train_and_valid")
@@ -85,24 +85,30 @@ def decide(
 def compare_paths(
     candidate: ModelManifest, production: ModelManifest, tolerance: float
 ) -> tuple[bool, list[str]]:
-    """Per serving path, what users get as served (the model's NDCG@10, or popularity's where
-    the path is routed to it) on each version's replay: no path may be worse than
-    production's beyond the relative ``tolerance``. Paths without evidence on both sides are
-    not compared (and say so)."""
+    """Per serving path, what users get as served relative to popularity on each version's
+    own replay (the model's NDCG@10 over its fallback's, 1 where the path is routed to
+    popularity): no path may be worse than production's beyond the relative ``tolerance``.
+    Each version is replayed at its own cut-off, so absolute NDCG is not comparable; the
+    ratio to the same users' popularity is. Paths without evidence on both sides, or with
+    fewer than :data:`MIN_PATH_USERS` users on either, are not compared (and say so)."""
     cand, prod = candidate.served_paths, production.served_paths
     if cand is None or prod is None:
         missing = "candidate" if cand is None else "production"
         return True, [f"serving paths not compared: no replay evidence ({missing})"]
     ok, reasons = True, []
     for path in sorted(set(cand.paths) & set(prod.paths)):
-        c, p = cand.paths[path].served_ndcg, prod.paths[path].served_ndcg
-        floor = p * (1 - tolerance)
-        if c < floor:
+        c, p = cand.paths[path], prod.paths[path]
+        cr, pr = c.served_ratio, p.served_ratio
+        if min(c.users, p.users) < MIN_PATH_USERS or cr is None or pr is None:
+            reasons.append(f"the {path} path not compared: too little evidence")
+            continue
+        floor = pr * (1 - tolerance)
+        if cr < floor:
             ok = False
             reasons.append(
-                f"the {path} path serves NDCG@10 {c:.4f}, worse than production's {p:.4f} "
-                f"beyond the {tolerance:.0%} tolerance"
+                f"the {path} path serves {cr:.2f}x popularity, worse than production's "
+                f"{pr:.2f}x beyond the {tolerance:.0%} tolerance"
             )
         else:
-            reasons.append(f"the {path} path serves {c:.4f} vs production {p:.4f}: ok")
+            reasons.append(f"the {path} path serves {cr:.2f}x popularity vs production {pr:.2f}x")
     return ok, reasons

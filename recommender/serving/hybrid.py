@@ -184,7 +184,15 @@ def _decide(
     recent = list(dict.fromkeys([*req.recent_item_ids, *ctx.recent_item_ids]))
     recent_rows = bundle.items.rows(recent)
     rules = req.rules.with_excluded(recent_rows[recent_rows >= 0])
-    fresh = bool(ctx.list_item_ids) and ctx.list_ts is not None and now - ctx.list_ts <= list_ttl
+    # a list another model version wrote is never served beside this one (a hot swap's moment
+    # between model and pointer, or a pointer naming a model that cannot be loaded)
+    own = ctx.list_model_version in (None, bundle.version)
+    fresh = (
+        bool(ctx.list_item_ids)
+        and own
+        and ctx.list_ts is not None
+        and now - ctx.list_ts <= list_ttl
+    )
     newer_events = bool(ctx.recent_ts and ctx.list_ts and ctx.recent_ts > ctx.list_ts)
     if row is not None and fresh and not newer_events and not req.recent_item_ids:
         if (routed := _routed(bundle, "known")) is not None:
@@ -208,6 +216,8 @@ def _decide(
             reason = "request context"
         elif newer_events:
             reason = "events newer than the stored list"
+        elif ctx.list_item_ids and not own:
+            reason = f"stored list of model {ctx.list_model_version}, not the served one"
         elif ctx.list_item_ids and not fresh:
             reason = f"stored list older than the list TTL ({int(list_ttl.total_seconds())} s)"
         else:

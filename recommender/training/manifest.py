@@ -23,6 +23,9 @@ class DataRange(BaseModel):
     features_as_of: str | None = None
 
 
+MIN_PATH_USERS = 20  # fewer users: too little evidence to route a path or to compare it
+
+
 class PathEvidence(BaseModel):
     """What one serving path gave the users who took it on a time-respecting replay, against
     that path's own popularity fallback on the same users and truth (paired bootstrap 95%
@@ -47,6 +50,15 @@ class PathEvidence(BaseModel):
     def served_ndcg(self) -> float:
         """What the path's users get as served: the model's, or popularity's when routed."""
         return self.fallback_ndcg if self.route == "popular" else self.ndcg
+
+    @property
+    def served_ratio(self) -> float | None:
+        """What the path's users get as served, relative to popularity on the same users and
+        truth (1 when routed): comparable across replays with different cut-offs, where the
+        absolute NDCG is not."""
+        if self.route == "popular":
+            return 1.0
+        return self.ratio
 
     @property
     def why(self) -> str:

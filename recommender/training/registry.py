@@ -200,13 +200,19 @@ def rollback_target(root: Path) -> str:
 
 def served_before(root: Path, exclude: str | None = None) -> list[str]:
     """Versions that have been production, the most recently live first (where to fall back
-    when the live one cannot be loaded); never-promoted candidates are not among them."""
+    when the live one cannot be loaded). Never-promoted candidates are not among them, nor a
+    version production was rolled back from (unless it was made production again later)."""
     out: dict[str, None] = {}
-    for entry in reversed(read_journal(root)):
-        if entry["action"] in ACTIONS_LIVE:
-            out.setdefault(entry["version"], None)
-        if entry.get("previous"):
-            out.setdefault(entry["previous"], None)
+    rolled_back: set[str] = set()
+    for entry in reversed(read_journal(root)):  # the newest entry first
+        version, previous = entry["version"], entry.get("previous")
+        if entry["action"] in ACTIONS_LIVE and version not in rolled_back:
+            out.setdefault(version, None)
+        if entry["action"] == "rollback":
+            if previous and previous not in out:
+                rolled_back.add(previous)
+        elif previous and previous not in rolled_back:
+            out.setdefault(previous, None)
     current = production(root)
     ordered = ([current] if current else []) + list(out)
     return [v for v in dict.fromkeys(ordered) if v != exclude]

@@ -41,13 +41,13 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     headtimeout.head_timeout.cache_clear()
 
 
-def _closed_after(sock: socket.socket, seconds: float) -> bool:
-    """Trickle a header byte every 0.1 s; True when the server closes the connection."""
+def _closed_after(sock: socket.socket, seconds: float, byte: bytes = b"a") -> bool:
+    """Trickle ``byte`` every 0.1 s; True when the server closes the connection."""
     deadline = time.monotonic() + seconds
     sock.settimeout(0.1)
     while time.monotonic() < deadline:
         try:
-            sock.sendall(b"a")
+            sock.sendall(byte)
             if sock.recv(1024) == b"":
                 return True
         except TimeoutError:
@@ -73,3 +73,20 @@ def test_a_trickled_request_head_is_cut_off_a_normal_request_is_served(server: i
         time.sleep(0.8)  # past the head timeout: a served request's connection stays usable
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+    # after a served request, blank lines trickled forever (they begin no request) are cut off
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        assert _closed_after(sock, 5.0, b"\r\n"), "a client trickling blank lines stayed"
+        assert time.monotonic() - t0 < 3.0
+    # two pipelined requests in one write: both answered
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        got = b""
+        while got.count(b"HTTP/1.1 200") < 2:
+            chunk = sock.recv(4096)
+            assert chunk, got
+            got += chunk

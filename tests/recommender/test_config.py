@@ -58,3 +58,10 @@ def test_an_invalid_section_field_names_its_variable() -> None:
     assert Settings.variable(caught.value.errors()[0]["loc"]) == "RECO_CHUNK_USERS"
     assert Settings.variable(("training", "als", "factors")) == "RECO_ALS_FACTORS"
     assert Settings.variable(("feast_project",)) == "RECO_FEAST_PROJECT"
+
+
+def test_a_sections_own_check_names_the_sections_variables() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(redis_url="redis://h:1/2", redis_cluster=True)
+    where = Settings.variable(caught.value.errors()[0]["loc"])
+    assert "RECO_REDIS_URL" in where and "RECO_REDIS_CLUSTER" in where

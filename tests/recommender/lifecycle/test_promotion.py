@@ -78,7 +78,7 @@ def test_a_candidate_worse_than_production_on_any_path_is_refused() -> None:
     d = decide(worse, prod, tolerance=0.02)
     assert not d.promote
     assert any(
-        "the known path serves NDCG@10 0.2600, worse than production" in r for r in d.reasons
+        "the known path serves 1.04x popularity, worse than production" in r for r in d.reasons
     )
     # a new:1 path that still loses to popularity is routed there: it serves popularity's
     # 0.20, as production's does, so it does not hold the candidate back
@@ -86,6 +86,12 @@ def test_a_candidate_worse_than_production_on_any_path_is_refused() -> None:
     better.served_paths = _paths(known=(0.33, 0.25, "model"), **{"new:1": (0.15, 0.20, "popular")})
     d = decide(better, prod, tolerance=0.02)
     assert d.promote, d.reasons
+    # a path with too few users on either side is not compared
+    thin = _manifest("v5", 0.30, 0.2)
+    thin.served_paths = _paths(known=(0.26, 0.25, "model"))
+    thin.served_paths.paths["known"].users = 5
+    d = decide(thin, prod, tolerance=0.02)
+    assert d.promote and "the known path not compared: too little evidence" in d.reasons
     # without evidence on one side, the paths are not compared (and the reason says so)
     d = decide(_manifest("v4", 0.30, 0.2), prod, tolerance=0.02)
     assert d.promote and any("no replay evidence (candidate)" in r for r in d.reasons)

@@ -120,3 +120,15 @@ def test_a_known_users_routed_list_is_popularity_without_their_seen_items(
     assert routed.source == "popular" and "known path routed to popularity" in (routed.reason or "")
     seen = set(bundle.items.ids[bundle.user_items[row].indices].tolist())
     assert not seen & set(routed.item_ids)
+
+
+def test_a_list_another_model_version_wrote_is_not_served(bundle: ModelBundle) -> None:
+    user = next(u for u in bundle.users.ids.tolist() if str(u).startswith("a"))
+    stored = bundle.items.ids[:3].tolist()
+    ctx = hybrid.Context(
+        list_item_ids=stored, list_scores=[3.0, 2.0, 1.0], list_ts=NOW, list_model_version="other"
+    )
+    ranked = _served(bundle, hybrid.Request(user, 3), ctx)
+    assert ranked.source == "realtime" and "stored list of model other" in (ranked.reason or "")
+    ctx = replace(ctx, list_model_version=bundle.version)
+    assert _served(bundle, hybrid.Request(user, 3), ctx).source == "precomputed"

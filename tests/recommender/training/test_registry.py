@@ -31,5 +31,12 @@ def test_fallbacks_are_versions_that_were_live_most_recent_first(tmp_path: Path)
     registry.record(tmp_path, "refuse", "v4")  # never live: never a fallback
     registry.record(tmp_path, "rollback", "v1", previous="v2")
     (models_dir(tmp_path) / POINTER).write_text("v1\n")
-    assert registry.served_before(tmp_path) == ["v1", "v2"]
-    assert registry.served_before(tmp_path, exclude="v1") == ["v2"]
+    # v2 was rolled back from: it is no fallback, however recently it was live
+    assert registry.served_before(tmp_path) == ["v1"]
+    assert registry.served_before(tmp_path, exclude="v1") == []
+    registry.record(tmp_path, "promote", "v3", previous="v1")
+    (models_dir(tmp_path) / POINTER).write_text("v3\n")
+    assert registry.served_before(tmp_path) == ["v3", "v1"]
+    registry.record(tmp_path, "promote", "v2", previous="v3")  # promoted again: trusted again
+    (models_dir(tmp_path) / POINTER).write_text("v2\n")
+    assert registry.served_before(tmp_path, exclude="v2") == ["v3", "v1"]
