@@ -39,6 +39,10 @@ class RunManifest(BaseModel):
     engine: str | None = None
     error: str | None = None
     note: str | None = None
+    # what the registry journal records when this run publishes a trained or pinned model
+    # (kept from its first attempt, so that a resumed rollback is journaled as a rollback)
+    action: str | None = None
+    reason: str | None = None
     resumed: int = 0
     model_version: str | None = None
     model_source: Literal["loaded", "trained", "pinned"] | None = None

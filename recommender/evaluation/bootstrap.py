@@ -50,8 +50,9 @@ def paired_bootstrap(
     diff = va - vb
     rng = np.random.default_rng(seed)
     means = np.empty(resamples)
-    for start in range(0, resamples, 500):  # bounded memory for many users
-        stop = min(resamples, start + 500)
+    block = max(1, min(500, 2_000_000 // len(diff)))  # resamples at a time: ~16 MB of indices
+    for start in range(0, resamples, block):  # bounded memory for many users
+        stop = min(resamples, start + block)
         idx = rng.integers(0, len(diff), size=(stop - start, len(diff)))
         means[start:stop] = diff[idx].mean(axis=1)
     tail = (1 - level) / 2

@@ -48,11 +48,13 @@ def run_nightly(
     when a step fails or the run is interrupted. ``model_version`` pins the model (promotion
     and rollback); ``action`` and ``reason`` are what the registry journal records."""
     with night_run(settings, resume, engine) as run:
+        if run.manifest.action is None:  # a resumed run keeps what its first attempt was for
+            run.manifest.action, run.manifest.reason = action, reason
         run.step("events", ingest_events, run)
         bundle = run.step("load", choose_model, run, retrain, model_version)
         run.step("score_and_write", score_lists, run, bundle, engine)
         run.step("materialize", materialize_features, run)
-        lists = run.step("publish", publish_lists, run, bundle, action, reason)
+        lists = run.step("publish", publish_lists, run, bundle)
         run.step("monitor", monitor_lists, run, lists)
     m = run.manifest
     log.info(
@@ -95,9 +97,9 @@ def materialize_features(run: NightRun) -> None:
     )
 
 
-def publish_lists(run: NightRun, bundle: ModelBundle, action: str, reason: str) -> LiveLists:
+def publish_lists(run: NightRun, bundle: ModelBundle) -> LiveLists:
     """The pointer switch (fenced by the lock), then the registry: a trained or pinned model
-    goes live with these lists."""
+    goes live with these lists, journaled as the run's ``action`` (promote or rollback)."""
     settings, manifest = run.settings, run.manifest
     run.lock.check()
     publish_parts(settings.data_dir, run.run_id)
@@ -109,10 +111,11 @@ def publish_lists(run: NightRun, bundle: ModelBundle, action: str, reason: str) 
         users=manifest.users,
     )
     publish(run.client, settings.feast_project, run.lock.token, lists)
+    manifest.published_at = lists.published_at  # live from here on, whatever follows
     if manifest.model_source in ("trained", "pinned"):
-        why = reason or "; ".join((manifest.promotion or {}).get("reasons", []))
-        record_promotion(settings, bundle.version, action, why, run.run_id)
-    manifest.published_at = lists.published_at
+        reasons = "; ".join((manifest.promotion or {}).get("reasons", []))
+        why = manifest.reason or reasons
+        record_promotion(settings, bundle.version, manifest.action or "promote", why, run.run_id)
     manifest.pruned_runs = prune_runs(
         settings.data_dir, settings.nightly.keep_list_runs, protect={run.run_id}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,14 @@ from typer.testing import CliRunner
 from api.main import create_app
 from jobs.cli import app
 from recommender.config import Settings
-from recommender.contract.published import live_lists
+from recommender.contract.published import live_lists, next_slot
+from recommender.contract.runs import RunManifest, write_manifest
 from recommender.data.tables import build_tables, write_tables
 from recommender.errors import InvalidRequest
 from recommender.pipeline.nightly import run_nightly
 from recommender.pipeline.release import promote, rollback
 from recommender.training import registry
+from recommender.training.artifacts import new_version
 from tests.support.repo import feast_apply, make_settings, teardown_repo
 from tests.support.synthetic import synthetic_tables
 
@@ -99,6 +102,30 @@ def test_gate_promotion_and_rollback(repo: Settings, monkeypatch: pytest.MonkeyP
     # v3's slot was overwritten since; rolling forward to it rescores.
     forward = rollback(repo, to=v3)
     assert forward["how"] == "rescored" and live_lists(repo).model_version == v3  # type: ignore[union-attr]
+    assert registry.read_journal(root)[-1]["action"] == "rollback"
+
+    # A rescoring rollback to v1 interrupted before it published, then resumed by the plain
+    # nightly (the cron's): it is still journaled as the rollback it was, not as a promotion
+    live = live_lists(repo)
+    now = datetime.now(timezone.utc).isoformat()
+    stopped = RunManifest(
+        run_id=new_version(),
+        started_at=now,
+        lists_timestamp=now,
+        slot=next_slot(live),
+        top_n=repo.nightly.top_n,
+        chunk_users=repo.nightly.chunk_users,
+        status="interrupted",
+        model_version=v1,
+        model_source="pinned",
+        action="rollback",
+        reason="back to v1",
+    )
+    write_manifest(repo, stopped)
+    resumed = run_nightly(repo)
+    assert (resumed.run_id, resumed.resumed, resumed.status) == (stopped.run_id, 1, "succeeded")
+    last = registry.read_journal(root)[-1]
+    assert (last["action"], last["version"], last["reason"]) == ("rollback", v1, "back to v1")
     _check_cli(repo, monkeypatch)
 
 
