@@ -180,11 +180,13 @@ def replay_served(
     top_n: int = 100,
     diversity: float = 0.0,
     popularity_blend: float = 0.0,
+    known: bool = True,
 ) -> tuple[ModelBundle, pd.DataFrame, list[Served]]:
     """Fit on everything before ``cutoff``; every user's served list on each path (and the
     path's popularity fallback) against what followed: the bundle, the interactions after the
     cut-off (in its catalog) and the served lists. ``popularity_blend``: the new users'
-    fold-in blended with popularity, as a bundle with that manifest value serves it."""
+    fold-in blended with popularity, as a bundle with that manifest value serves it;
+    ``known=False`` replays new users only (the known users' lists cost a scoring run)."""
     ts = interactions["event_timestamp"]
     before, after = interactions[ts < cutoff], interactions[ts >= cutoff]
     if before.empty or after.empty:
@@ -192,7 +194,7 @@ def replay_served(
     bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
     bundle.manifest = bundle.manifest.model_copy(update={"popularity_blend": popularity_blend})
     after = after[after["item_id"].isin(bundle.items.ids)]
-    served = _known_users(bundle, after, k, top_n, diversity)
+    served = _known_users(bundle, after, k, top_n, diversity) if known else []
     served += _new_users(bundle, after, profiles, k, ns, diversity)
     return bundle, after, served
 

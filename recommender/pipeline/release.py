@@ -35,16 +35,16 @@ def promote(
     version = registry.resolve(settings.artifacts_dir, version)
     if version == registry.production(settings.artifacts_dir):
         raise InvalidRequest(f"{version} is already the production version")
-    try:  # before the gate and the scoring run: a corrupt version never goes live
-        verify_version(settings.artifacts_dir, version)
-    except CorruptArtifact as exc:
-        raise CorruptArtifact(f"not promoting {version}: {exc}") from exc
     client = redis_client(settings, timeout=10)
     try:
         live = read_live(client, settings.feast_project)
     finally:
         client.close()
-    decision, drift = gate(settings, load_bundle(settings.artifacts_dir, version), live)
+    try:  # loading verifies every file's checksum: a corrupt version never reaches the gate
+        candidate = load_bundle(settings.artifacts_dir, version)
+    except CorruptArtifact as exc:
+        raise CorruptArtifact(f"not promoting {version}: {exc}") from exc
+    decision, drift = gate(settings, candidate, live)
     if not decision.promote and not force:
         raise InvalidRequest(
             f"the promotion gate refuses {version}: "

@@ -173,7 +173,7 @@ def path_evidence(
     validation, cutoff = ts.quantile(BLEND_QUANTILE), ts.quantile(PATH_REPLAY_QUANTILE)
     try:  # the blend is chosen on an earlier cut-off than the one that judges it
         earlier, after, _ = replay_served(
-            sample, profiles, titles, validation.to_pydatetime(), params
+            sample, profiles, titles, validation.to_pydatetime(), params, known=False
         )
         blend, tried = choose_blend(earlier, after, profiles, POPULARITY_BLENDS)
         log.info("new users' popularity blend %.2f (NDCG@10 by weight: %s)", blend, tried)

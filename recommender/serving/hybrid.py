@@ -134,17 +134,13 @@ def recommend_steps(
     :func:`~recommender.serving.paths.realtime_steps`; :func:`recommend` ranks on the spot).
     ``diversity`` > 0: the path's first ``POOL * k`` items re-ranked by maximal marginal
     relevance (:mod:`recommender.serving.diversity`)."""
-    if diversity <= 0:
-        return (
-            yield from _decide(
-                bundle, catalog, req, ctx, now, list_ttl, unavailable_reason, ranking_items
-            )
-        )
-    pooled = replace(req, k=req.k * POOL)
+    pooled = replace(req, k=req.k * POOL) if diversity > 0 else req
     ranked, ages = yield from _decide(
         bundle, catalog, pooled, ctx, now, list_ttl, unavailable_reason, ranking_items
     )
-    return diversify(ranked, bundle.item_unit, req.k, diversity), ages
+    if diversity > 0:
+        ranked = diversify(ranked, bundle.item_unit, req.k, diversity)
+    return ranked, ages
 
 
 def _decide(
@@ -158,6 +154,7 @@ def _decide(
     ranking_items: RankingItems | None,
 ) -> Steps[tuple[Ranked, dict[str, float]]]:
     row = bundle.users.row(req.user_id) if req.user_id is not None else None
+    evidence = bundle.manifest.served_paths  # paths the model's replay routes to popularity
     request_rows = bundle.items.rows(req.recent_item_ids)
     if ctx is None:  # the online store did not answer: the best path the rest allows
         known = request_rows[request_rows >= 0]
@@ -195,7 +192,7 @@ def _decide(
     )
     newer_events = bool(ctx.recent_ts and ctx.list_ts and ctx.recent_ts > ctx.list_ts)
     if row is not None and fresh and not newer_events and not req.recent_item_ids:
-        if (routed := _routed(bundle, "known")) is not None:
+        if evidence is not None and (routed := evidence.routed("known")) is not None:
             ranked = _fallback(bundle, req, rules, catalog, paths.seen_rows(bundle, row), routed)
             _explain(bundle, req, ranked, row, recent_rows)
             return ranked, _freshness(ctx, now, used_list=False)
@@ -227,7 +224,6 @@ def _decide(
     # Known users fold in recent items only when they are newer than the list (or sent now);
     # older recent items are already in the training data, and are excluded by the rules.
     fold = recent if (row is None or newer_events or req.recent_item_ids) else []
-    evidence = bundle.manifest.served_paths
     if row is None and evidence is not None:  # a new user: the path their items (or profile) take
         path = evidence.new_user_path(int((recent_rows >= 0).sum()))
         if path is None and (req.profile or ctx.profile):
@@ -254,12 +250,6 @@ def _decide(
     ranked.reason = reason
     _explain(bundle, req, ranked, row, recent_rows)
     return ranked, _freshness(ctx, now, used_list=False)
-
-
-def _routed(bundle: ModelBundle, path: str) -> PathEvidence | None:
-    """The evidence that routes ``path`` to popularity in this bundle, if any."""
-    evidence = bundle.manifest.served_paths
-    return evidence.routed(path) if evidence is not None else None
 
 
 def _fallback(
