@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +109,8 @@ def test_gate_promotion_and_rollback(repo: Settings, monkeypatch: pytest.MonkeyP
     live = live_lists(repo)
     now = datetime.now(timezone.utc).isoformat()
     stopped = RunManifest(
-        run_id=new_version(),
+        # a second later than every run so far: the resume looks at the newest run only
+        run_id=new_version(datetime.now(timezone.utc) + timedelta(seconds=1)),
         started_at=now,
         lists_timestamp=now,
         slot=next_slot(live),
