@@ -51,6 +51,10 @@ def main() -> None:
         "command": f"python -m bench.path_evidence --dataset {args.dataset}",
         "dataset": args.dataset,
         "als": settings.training.als.model_dump(),
+        "als_trained": {k: v for k, v in bundle.manifest.params.items() if k != "random_state"},
+        "future_tuning": (
+            bundle.manifest.future_tuning.model_dump() if bundle.manifest.future_tuning else None
+        ),
         "train_seconds": round(seconds, 1),
         "served_paths": evidence.model_dump() if evidence is not None else None,
     }

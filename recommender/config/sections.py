@@ -123,6 +123,12 @@ class TrainingSettings(_Section):
     holdout_fit_users: int = Field(
         default=100_000, ge=100, description="users the hold-out ALS is fitted on (a seeded sample)"
     )
+    future_tuning: bool = Field(
+        default=True,
+        description="choose ALS's regularization and alpha on the future inside the training "
+        "data (fitted before an earlier time cut-off, judged on the returning users' lists); "
+        "a RECO_ALS_* variable still wins",
+    )
     als: ALSParams = Field(default_factory=ALSParams)
     ranker: RankerSettings = Field(default_factory=RankerSettings)
 

@@ -20,6 +20,7 @@ from recommender.batch.rankedlists import item_genres
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
+from recommender.evaluation.futuretuning import FUTURE_GRID, NoFuture, choose_params
 from recommender.evaluation.pathevidence import served_paths
 from recommender.evaluation.protocols import sample_users, user_temporal
 from recommender.evaluation.replay import beyond_accuracy, choose_blend, replay_served
@@ -32,7 +33,7 @@ from recommender.ranking.twostage import RankingConfig
 from recommender.training import registry
 from recommender.training.artifacts import ModelBundle, new_version, save_bundle
 from recommender.training.fit import fit_bundle
-from recommender.training.manifest import ServedPaths
+from recommender.training.manifest import FutureTuning, ServedPaths
 
 log = logging.getLogger(__name__)
 RANKER_CUTOFFS = 3
@@ -68,6 +69,52 @@ def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
         }
     params["random_state"] = settings.seed
     return params, source
+
+
+class Cuts(NamedTuple):
+    """Choices (ALS's parameters, the new users' blend) are made at ``choose`` on what
+    happened before ``judge``; the serving paths are judged after ``judge``."""
+
+    choose: pd.Timestamp
+    judge: pd.Timestamp
+
+
+def judged_sample(settings: Settings, interactions: pd.DataFrame) -> tuple[pd.DataFrame, Cuts]:
+    """The seeded sample of users every choice on the future is made on, and its cut-offs."""
+    sample, _ = sample_users(interactions, settings.training.holdout_fit_users, settings.seed)
+    ts = sample["event_timestamp"]
+    return sample, Cuts(ts.quantile(BLEND_QUANTILE), ts.quantile(PATH_REPLAY_QUANTILE))
+
+
+def tune_on_future(
+    settings: Settings,
+    interactions: pd.DataFrame,
+    params: dict[str, Any],
+    source: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], FutureTuning | None]:
+    """ALS's regularization and alpha chosen on the future (:mod:`~recommender.evaluation.
+    futuretuning`): fitted on the sample before its 80% time quantile, judged on its
+    returning users up to the 90% quantile (what follows is the serving paths' replay). An
+    explicit RECO_ALS_* value stays; off with ``RECO_FUTURE_TUNING=false``."""
+    explicit = set(settings.training.als.model_fields_set)
+    grid = {k: v for k, v in FUTURE_GRID.items() if k not in explicit}
+    if not settings.training.future_tuning or not grid:
+        return params, source, None
+    sample, cuts = judged_sample(settings, interactions)
+    earlier = sample[sample["event_timestamp"] < cuts.judge]
+    try:
+        chosen, record = choose_params(earlier, cuts.choose.to_pydatetime(), params, grid)
+    except NoFuture as exc:
+        log.warning("ALS parameters not tuned on the future: %s", exc)
+        return params, source, None
+    log.info(
+        "ALS on the future (%d returning users): %s, NDCG@10 %.4f (popularity %.4f)",
+        record.users,
+        record.best,
+        max(record.scores.values()),
+        record.popularity,
+    )
+    return chosen, {"kind": "future", "before": source, "chose": sorted(grid)}, record
 
 
 def holdout_metrics(
@@ -168,12 +215,11 @@ def path_evidence(
     (fitted with the same parameters on a seeded sample of users' interactions before their
     90% time quantile, scored on what those users did after it), and the route that implies;
     None (logged) when the data leave one side of the cut-off empty."""
-    sample, _ = sample_users(interactions, settings.training.holdout_fit_users, settings.seed)
-    ts = sample["event_timestamp"]
-    validation, cutoff = ts.quantile(BLEND_QUANTILE), ts.quantile(PATH_REPLAY_QUANTILE)
-    try:  # the blend is chosen on an earlier cut-off than the one that judges it
+    sample, (validation, cutoff) = judged_sample(settings, interactions)
+    before_judged = sample[sample["event_timestamp"] < cutoff]
+    try:  # the blend is chosen on an earlier cut-off, on what happened before the judged part
         earlier, after, _ = replay_served(
-            sample, profiles, titles, validation.to_pydatetime(), params, known=False
+            before_judged, profiles, titles, validation.to_pydatetime(), params, known=False
         )
         blend, tried = choose_blend(earlier, after, profiles, POPULARITY_BLENDS)
         log.info("new users' popularity blend %.2f (NDCG@10 by weight: %s)", blend, tried)
@@ -214,6 +260,7 @@ def train(
     items_table = read_table(settings.data_dir, "items")
     as_of = interactions["event_timestamp"].max() + timedelta(seconds=1)
     params, source = als_params(settings)
+    params, source, future = tune_on_future(settings, interactions, params, source)
 
     metrics = holdout_metrics(settings, interactions, params)
     log.info(
@@ -252,6 +299,7 @@ def train(
             "metrics": metrics,
         },
     )
+    bundle.manifest.future_tuning = future
     bundle.manifest.profile_model["tokens"] = len(bundle.profile.tokens)
     bundle.features = profiles.reset_index()  # the drift baseline (`reco monitor`)
     if settings.training.ranker.enabled:

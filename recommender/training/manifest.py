@@ -94,6 +94,20 @@ class ServedPaths(BaseModel):
         return evidence if evidence is not None and evidence.route == "popular" else None
 
 
+class FutureTuning(BaseModel):
+    """How ALS's parameters were chosen: the cut-off, the returning users judged, every point's
+    NDCG@k and popularity's on the same users."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cutoff: str
+    users: int
+    k: int = 10
+    best: dict[str, float] = Field(default_factory=dict)
+    scores: dict[str, float] = Field(default_factory=dict)  # "alpha=2,regularization=100"
+    popularity: float = 0.0
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
@@ -115,6 +129,8 @@ class ModelManifest(BaseModel):
     # a new user's fold-in scores blended with popularity: (1 - w) z(cosine) + w z(log pop),
     # w chosen on a replay inside the training data (0: fold-in alone)
     popularity_blend: float = 0.0
+    # ALS's regularization and alpha chosen on the future inside the training data
+    future_tuning: FutureTuning | None = None
 
     def metric(self, name: str, model: str = "als") -> float | None:
         value = (self.metrics.get(model) or {}).get(name)

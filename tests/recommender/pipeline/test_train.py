@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 
 from recommender.config import Settings
-from recommender.pipeline.train import RANKER_CUTOFFS, RANKER_LABEL_DAYS, ranker_data, training_rows
+from recommender.evaluation.futuretuning import FUTURE_GRID
+from recommender.pipeline.train import (
+    RANKER_CUTOFFS,
+    RANKER_LABEL_DAYS,
+    ranker_data,
+    training_rows,
+    tune_on_future,
+)
 
 
 def _interactions(n_users: int) -> pd.DataFrame:
@@ -54,3 +61,26 @@ def test_a_model_never_trains_on_events_stamped_after_its_training_time() -> Non
     assert training_rows(interactions, now.to_pydatetime() + timedelta(days=1), now).equals(rows)
     early = pd.Timestamp("2026-02-01", tz="UTC").to_pydatetime()
     assert training_rows(interactions, early, now)["event_timestamp"].max() < early
+
+
+def test_als_is_tuned_on_the_future_unless_told_otherwise(tmp_path: Path) -> None:
+    interactions = _interactions(200).assign(rating=1.0)
+    base = {"factors": 8, "iterations": 3, "regularization": 20.0, "alpha": 2.0}
+    settings = Settings(feature_repo=tmp_path)  # type: ignore[call-arg]
+    params, source, record = tune_on_future(settings, interactions, dict(base), {"kind": "x"})
+    assert record is not None and len(record.scores) == len(FUTURE_GRID["regularization"]) * len(
+        FUTURE_GRID["alpha"]
+    )
+    assert {k: params[k] for k in FUTURE_GRID} == record.best and params["factors"] == 8
+    assert source == {"kind": "future", "before": {"kind": "x"}, "chose": sorted(FUTURE_GRID)}
+    # judged before the serving paths' replay cut-off: choices never see the judged part
+    sample_ts = interactions["event_timestamp"]
+    assert pd.Timestamp(record.cutoff) == sample_ts.quantile(0.8)
+    # an explicit RECO_ALS_* value stays, the rest is still chosen
+    pinned = Settings(feature_repo=tmp_path, als_regularization=20.0)  # type: ignore[call-arg]
+    params, source, record = tune_on_future(pinned, interactions, dict(base), {"kind": "x"})
+    assert params["regularization"] == 20.0 and source["chose"] == ["alpha"]
+    assert record is not None and all(name.startswith("alpha=") for name in record.scores)
+    off = Settings(feature_repo=tmp_path, future_tuning=False)  # type: ignore[call-arg]
+    unchanged = tune_on_future(off, interactions, dict(base), {"kind": "x"})
+    assert unchanged == (base, {"kind": "x"}, None)
