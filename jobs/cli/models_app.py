@@ -20,8 +20,10 @@ def models_list() -> None:
     rows = [v.summary() for v in list_versions(load_settings().artifacts_dir)]
     for r in rows:
         ndcg = f"{r['ndcg@10']:.4f}" if r["ndcg@10"] is not None else "-"
-        routed = r["routed_to_popularity"]
+        routed, one_stage = r["routed_to_popularity"], r["routed_to_one_stage"]
         paths = f"  routed to popularity: {', '.join(routed)}" if routed else ""
+        paths += f"  one-stage fold-in: {', '.join(one_stage)}" if one_stage else ""
+        paths += {True: "  ranker: kept", False: "  ranker: dropped"}.get(r["ranker"], "")
         typer.echo(
             f"{r['version']}  {r['status']:<10}  ndcg@10={ndcg}  data to {r['last_event']}{paths}"
         )

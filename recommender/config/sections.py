@@ -97,9 +97,15 @@ class RankerSettings(_Section):
     flat_names: ClassVar[dict[str, str]] = {"enabled": "ranker"}
 
     enabled: bool = Field(
-        default=False,
+        default=True,
         description="train the two-stage ranker with `reco train` and rank the nightly lists "
-        "with it (off: ALS lists)",
+        "with it, when its replay serves known users at least as well as the ALS lists "
+        "(off: ALS lists)",
+    )
+    require_win: bool = Field(
+        default=True,
+        description="ship the ranker only when its replay inside the training data serves known "
+        "users at least as well as the ALS lists (off: whenever it trains)",
     )
     fit_users: int = Field(
         default=20_000,

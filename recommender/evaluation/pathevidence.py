@@ -6,6 +6,9 @@ Paths: ``known`` (a known user's precomputed list), ``new:n`` (a new user's firs
 real time), ``profile`` (a new user's profile only). A path whose mean NDCG@10 is below its
 fallback's is routed to popularity: the evidence says popularity serves those users better,
 so the bundle serves it instead (:meth:`ServedPaths.routed`, read by the hybrid decision).
+A ranked bundle's new users are also replayed through the one-stage fold-in (``onestage
+n=3``): where it beats both the two-stage path and popularity, it serves them
+(:meth:`ServedPaths.one_stage`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ import numpy as np
 
 from recommender.evaluation.bootstrap import paired_bootstrap
 from recommender.evaluation.metrics import ndcg_at_k
-from recommender.training.manifest import MIN_PATH_USERS, PathEvidence, ServedPaths
+from recommender.training.manifest import MIN_PATH_USERS, PathEvidence, Route, ServedPaths
 
-# the replay's path names -> (path key, whether it is the fallback)
-_KEYS = {"precomputed": ("known", False), "popular known": ("known", True)}
-_KEYS |= {"realtime profile": ("profile", False), "popular n=0": ("profile", True)}
+# a list's role on its path, and the route that serves it
+MODEL: Route = "model"
+FALLBACK: Route = "popular"
+ONE_STAGE: Route = "one_stage"
+# the replay's path names -> (path key, the list's role)
+_KEYS = {"precomputed": ("known", MODEL), "popular known": ("known", FALLBACK)}
+_KEYS |= {"realtime profile": ("profile", MODEL), "popular n=0": ("profile", FALLBACK)}
+_PREFIXES = (("realtime n=", MODEL), ("popular n=", FALLBACK), ("onestage n=", ONE_STAGE))
 
 
 @dataclass
@@ -38,15 +46,27 @@ class Served:
     truth: set[str]
 
 
-def path_key(name: str) -> tuple[str, bool] | None:
-    """``("new:3", False)`` for ``realtime n=3``, ``("new:3", True)`` for ``popular n=3``;
-    None for a list no path chose (a new user the real-time path sent to popularity)."""
+def path_key(name: str) -> tuple[str, Route] | None:
+    """``("new:3", "model")`` for ``realtime n=3``, ``("new:3", "popular")`` for ``popular
+    n=3``, ``("new:3", "one_stage")`` for ``onestage n=3``; None for a list no path chose (a
+    new user the real-time path sent to popularity)."""
     if name in _KEYS:
         return _KEYS[name]
-    for prefix, fallback in (("realtime n=", False), ("popular n=", True)):
+    for prefix, role in _PREFIXES:
         if name.startswith(prefix):
-            return f"new:{name[len(prefix) :]}", fallback
+            return f"new:{name[len(prefix) :]}", role
     return None
+
+
+def _route(model: float, fallback: float, one_stage: float | None, enough: bool) -> Route:
+    """The best of the path as built, the one-stage fold-in (if replayed) and popularity;
+    the path as built on ties, and always with too little evidence."""
+    if not enough:
+        return MODEL
+    best = max(model, fallback, one_stage if one_stage is not None else -1.0)
+    if model >= best:
+        return MODEL
+    return ONE_STAGE if one_stage is not None and one_stage >= best else FALLBACK
 
 
 Describe = Callable[[list[Sequence[str]]], dict[str, float]]
@@ -64,8 +84,8 @@ def served_paths(
     route. A path with fewer than ``min_users`` users keeps the model (too little evidence).
     ``describe``: beyond-accuracy figures of a set of lists (coverage, novelty, diversity),
     kept for the path's lists and its fallback's."""
-    scores: dict[str, dict[str, dict[bool, float]]] = defaultdict(lambda: defaultdict(dict))
-    lists: dict[tuple[str, bool], list[Sequence[str]]] = defaultdict(list)
+    scores: dict[str, dict[str, dict[Route, float]]] = defaultdict(lambda: defaultdict(dict))
+    lists: dict[tuple[str, Route], list[Sequence[str]]] = defaultdict(list)
     for s in served:
         key = path_key(s.path)
         if key is not None:
@@ -73,22 +93,26 @@ def served_paths(
             lists[key].append(s.items)
     out: dict[str, PathEvidence] = {}
     for path, users in scores.items():
-        pairs = [(v[False], v[True]) for v in users.values() if False in v and True in v]
-        if not pairs:
+        paired = [v for v in users.values() if MODEL in v and FALLBACK in v]
+        if not paired:
             continue
-        model, fallback = (np.array(col) for col in zip(*pairs, strict=True))
+        model = np.array([v[MODEL] for v in paired])
+        fallback = np.array([v[FALLBACK] for v in paired])
+        alt = [v[ONE_STAGE] for v in paired if ONE_STAGE in v]
+        one_stage = float(np.mean(alt)) if len(alt) == len(paired) else None
         interval = paired_bootstrap(model, fallback, path, "popular", seed=seed)
-        loses = len(pairs) >= min_users and interval.mean_a < interval.mean_b
+        route = _route(interval.mean_a, interval.mean_b, one_stage, len(paired) >= min_users)
         out[path] = PathEvidence(
             path=path,
-            users=len(pairs),
+            users=len(paired),
             ndcg=round(interval.mean_a, 6),
             fallback_ndcg=round(interval.mean_b, 6),
             ratio=round(interval.ratio, 4) if np.isfinite(interval.ratio) else None,
             diff_low=round(interval.low, 6),
             diff_high=round(interval.high, 6),
-            route="popular" if loses else "model",
-            beyond=_beyond(describe, lists[path, False], lists[path, True]),
+            route=route,
+            one_stage_ndcg=round(one_stage, 6) if one_stage is not None else None,
+            beyond=_beyond(describe, lists[path, MODEL], lists[path, FALLBACK]),
         )
     return ServedPaths(cutoff=cutoff, k=k, paths=dict(sorted(out.items())))
 

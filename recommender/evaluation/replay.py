@@ -13,7 +13,7 @@ in the model's catalog and not already seen: an item first released after T cann
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from recommender.evaluation.pathevidence import Describe, Served, served_paths
 from recommender.models.configs import als_config
 from recommender.serving import paths
 from recommender.serving.diversity import POOL, diversify
-from recommender.serving.paths import Ranked
+from recommender.serving.paths import Ranked, RankingInput
 from recommender.training.artifacts import ModelBundle
 from recommender.training.fit import fit_bundle
 
@@ -53,10 +53,18 @@ def _gender(profiles: pd.DataFrame, user_id: str) -> str:
     return f"gender {value}" if isinstance(value, str) and value else "gender ?"
 
 
-def _known_users(
-    bundle: ModelBundle, after: pd.DataFrame, k: int, top_n: int, diversity: float = 0.0
+def known_users(
+    bundle: ModelBundle,
+    after: pd.DataFrame,
+    k: int,
+    top_n: int,
+    diversity: float = 0.0,
+    stored: pd.DataFrame | None = None,
 ) -> list[Served]:
-    stored = top_n_lists(bundle, top_n).set_index("user_id")
+    """Each known user's stored list as the API serves it (``stored``: the nightly's lists,
+    ``user_id``-indexed ``rec_item_ids`` / ``rec_scores``; default: the ALS lists), and the
+    popularity fallback, on what they did after the cut-off."""
+    stored = top_n_lists(bundle, top_n).set_index("user_id") if stored is None else stored
     seen_counts = np.diff(bundle.user_items.indptr)
     out = []
     for user_id, group in after.groupby("user_id"):
@@ -85,14 +93,19 @@ def _known_users(
     return out
 
 
-def _new_users(
+def new_users(
     bundle: ModelBundle,
     after: pd.DataFrame,
     profiles: pd.DataFrame,
     k: int,
     ns: Sequence[int],
     diversity: float = 0.0,
+    ranking: Callable[[str, Mapping[str, Any]], RankingInput] | None = None,
 ) -> list[Served]:
+    """Each new user's real-time list with their first ``n`` items (and profile) and their
+    profile alone, and the popularity fallback, on what they did next. ``ranking``: a ranked
+    bundle's ranking input for a user id and profile; the users with items then take the
+    two-stage path, and the one-stage fold-in is replayed beside it (``onestage n=``)."""
     out = []
     new = after[~after["user_id"].isin(bundle.users.ids)]
     new = new.sort_values(["user_id", "event_timestamp", "item_id"], kind="stable")
@@ -112,8 +125,18 @@ def _new_users(
                 path = "realtime profile" if ranked.source == "realtime" else "popular"
             else:
                 # as the API would: pushed items plus the profile read from Feast
-                ranked = paths.realtime(bundle, pool, recent_item_ids=context, profile=profile)
+                ranked = paths.realtime(
+                    bundle,
+                    pool,
+                    recent_item_ids=context,
+                    profile=profile,
+                    ranking=ranking(uid, profile) if ranking is not None else None,
+                )
                 path = f"realtime n={n}" if ranked.source == "realtime" else "popular"
+                if ranking is not None:
+                    one = paths.realtime(bundle, pool, recent_item_ids=context, profile=profile)
+                    one = _diversified(bundle, one, k, diversity)
+                    out.append(Served(f"onestage n={n}", n, uid, segment, one.item_ids, truth))
             ranked = _diversified(bundle, ranked, k, diversity)
             out.append(Served(path, n, uid, segment, ranked.item_ids, truth))
             rows = bundle.items.rows(context)
@@ -193,10 +216,38 @@ def replay_served(
         raise ValueError(f"the cutoff {cutoff} leaves no interactions on one side")
     bundle = fit_bundle(before, titles, profiles, als_config(als_params), version="replay")
     bundle.manifest = bundle.manifest.model_copy(update={"popularity_blend": popularity_blend})
-    after = after[after["item_id"].isin(bundle.items.ids)]
-    served = _known_users(bundle, after, k, top_n, diversity) if known else []
-    served += _new_users(bundle, after, profiles, k, ns, diversity)
+    after = judged_users(after[after["item_id"].isin(bundle.items.ids)], bundle.users.ids)
+    served = known_users(bundle, after, k, top_n, diversity) if known else []
+    served += new_users(bundle, after, profiles, k, ns, diversity)
     return bundle, after, served
+
+
+MAX_KNOWN_USERS = 20_000  # users a replay judges per kind (a seeded sample beyond it)
+MAX_NEW_USERS = 2_000
+
+
+def judged_users(
+    after: pd.DataFrame,
+    known_ids: np.ndarray,
+    max_known: int = MAX_KNOWN_USERS,
+    max_new: int = MAX_NEW_USERS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``after``'s rows of at most ``max_known`` users the model knows and ``max_new`` it does
+    not (seeded samples): a replay at a million users judges tens of thousands of them, each
+    new one through several real-time requests; the intervals say what the sample costs."""
+    users = pd.Series(after["user_id"].unique())
+    keep = []
+    for group, cap in (
+        (users[users.isin(known_ids)], max_known),
+        (users[~users.isin(known_ids)], max_new),
+    ):
+        if len(group) > cap:
+            group = pd.Series(
+                np.random.default_rng(seed).choice(group.to_numpy(), cap, replace=False)
+            )
+        keep.append(group)
+    return after[after["user_id"].isin(pd.concat(keep))]
 
 
 def choose_blend(
@@ -213,9 +264,7 @@ def choose_blend(
     for weight in weights:
         bundle.manifest = bundle.manifest.model_copy(update={"popularity_blend": weight})
         served = [
-            s
-            for s in _new_users(bundle, after, profiles, k, ns)
-            if s.path.startswith("realtime n=")
+            s for s in new_users(bundle, after, profiles, k, ns) if s.path.startswith("realtime n=")
         ]
         scores[weight] = float(np.mean([ndcg_at_k(s.items, s.truth, k) for s in served] or [0.0]))
     best = max(weights, key=lambda w: (scores[w], -w))

@@ -163,6 +163,9 @@ def _markdown(report: dict[str, Any], k: int, plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+ROUTE_NAMES = {"popular": "popularity", "one_stage": "one-stage fold-in", "model": "model"}
+
+
 def evidence_markdown(report: dict[str, Any]) -> list[str]:
     """Each path against its own popularity fallback (the users who took it), per cut-off:
     NDCG@10 of both, the paired 95% interval of the difference, and where `reco train` would
@@ -180,19 +183,33 @@ def evidence_markdown(report: dict[str, Any]) -> list[str]:
         ]
         for e in cut["paths"].values():
             ratio = f"{e['ratio']:.2f}x" if e["ratio"] is not None else "-"
-            route = "popularity" if e["route"] == "popular" else "model"
+            route = ROUTE_NAMES.get(e["route"], e["route"])
             b = e.get("beyond") or {}
             extra = [
                 f"{b.get(m, float('nan')):.3f} / {b.get('fallback_' + m, float('nan')):.3f}"
                 for m in ("coverage@10", "novelty@10", "ild@10")
             ]
+            ndcg = f"{e['ndcg']:.4f}"
+            if e.get("one_stage_ndcg") is not None:
+                ndcg += f" (one-stage {e['one_stage_ndcg']:.4f})"
             lines.append(
-                f"| {e['path']} | {e['users']} | {e['ndcg']:.4f} | {e['fallback_ndcg']:.4f} | "
+                f"| {e['path']} | {e['users']} | {ndcg} | {e['fallback_ndcg']:.4f} | "
                 f"{ratio} | [{e['diff_low']:+.4f}, {e['diff_high']:+.4f}] | {route} | "
                 + " | ".join(extra)
                 + " |"
             )
-        lines += ["", "Beyond accuracy: the path's lists / its popularity fallback's."]
+        choice = cut.get("ranker_choice") or {}
+        lines += [
+            "",
+            "Beyond accuracy: the path's lists / its popularity fallback's. ALS "
+            + ", ".join(f"{k} {v}" for k, v in sorted((cut.get("als") or {}).items()))
+            + (
+                f"; ranker {'kept' if choice['kept'] else 'dropped'}: {choice['reason']}"
+                if choice
+                else ""
+            )
+            + ".",
+        ]
     return lines
 
 

@@ -32,6 +32,8 @@ from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.evaluation.tuning import DEFAULT_PARAMS, GRIDS, grid_points, tune
 from recommender.fileio import write_text_atomic
 from recommender.models import MODELS
+from recommender.pipeline.evidence import Cuts, ReplayTables, replays_at, tune_at
+from recommender.pipeline.train import als_params
 from recommender.ranking.twostage import RankingConfig
 
 log = logging.getLogger(__name__)
@@ -182,7 +184,9 @@ def run_evaluation(
         two_stage = evaluate_ranked(settings, split, tables, ks, results)
     for result in results.values():
         result.pop("per_user_ndcg@10", None)
-    replayed = replay_served(interactions, tables, dataset, ks, results) if replay else None
+    replayed = (
+        replay_served(settings, interactions, tables, dataset, ks, results) if replay else None
+    )
     report = {
         "dataset": dataset,
         "created_at": started.isoformat(),
@@ -279,15 +283,18 @@ def evaluate_ranked(
 
 
 def replay_served(
+    settings: Settings,
     interactions: pd.DataFrame,
     tables: dict[str, pd.DataFrame],
     dataset: str,
     ks: tuple[int, ...],
     results: dict[str, Any],
 ) -> dict[str, Any]:
-    """The served hybrid replayed by path after the 80% time quantile, with the evaluated
-    ALS parameters (the defaults when ALS was not evaluated); each path's evidence against its
-    popularity fallback (paired intervals, the route) at the 80% and the 90% quantiles."""
+    """The one-stage hybrid replayed by path and segment after the 80% time quantile, with
+    the evaluated ALS parameters (the defaults when ALS was not evaluated); then the bundle
+    `reco train` builds with these settings (ALS tuned on the future, the ranker where it
+    wins), judged path by path at the 80% and the 90% quantiles against each path's
+    popularity fallback (paired intervals, the route), its choices made 10% earlier."""
     als = results.get("als", {}).get("params") or DEFAULT_PARAMS["als"]
     als = {k: v for k, v in als.items() if k != "random_state"}
     profiles = tables["users"].set_index("user_id")
@@ -295,18 +302,46 @@ def replay_served(
     t0 = time.perf_counter()
     ts = interactions["event_timestamp"]
     try:
-        replays = [
-            replay_hybrid(interactions, profiles, titles, ts.quantile(q).to_pydatetime(), als, ks)
-            for q in REPLAY_QUANTILES
-        ]
+        first = replay_hybrid(
+            interactions,
+            profiles,
+            titles,
+            ts.quantile(REPLAY_QUANTILES[0]).to_pydatetime(),
+            als,
+            ks,
+        )
     except ValueError as exc:
         raise InvalidDataset(f"cannot replay the served hybrid on {dataset}: {exc}") from exc
-    first = replays[0]
+    replay_tables = ReplayTables(profiles, titles, tables["users"], tables["items"])
     first["evidence"] = [
-        {"quantile": q, **r["paths"]} for q, r in zip(REPLAY_QUANTILES, replays, strict=True)
+        default_bundle_evidence(settings, interactions, replay_tables, q) for q in REPLAY_QUANTILES
     ]
     first["seconds"] = round(time.perf_counter() - t0, 2)
     return first
+
+
+def default_bundle_evidence(
+    settings: Settings, interactions: pd.DataFrame, tables: ReplayTables, quantile: float
+) -> dict[str, Any]:
+    """The default bundle's per-path evidence at the ``quantile`` cut-off: its choices (ALS's
+    parameters on the future, the new users' blend, the ranker) made at ``quantile - 0.1`` on
+    what happened before the cut-off, then every path judged after it."""
+    ts = interactions["event_timestamp"]
+    cuts = Cuts(ts.quantile(quantile - 0.1), ts.quantile(quantile))
+    params, _ = als_params(settings)
+    params, _, future = tune_at(settings, interactions, cuts, params, {})
+    evidence, choice = replays_at(
+        settings, interactions, cuts, params, tables, ranker=settings.training.ranker.enabled
+    )
+    if evidence is None:
+        raise InvalidDataset(f"cannot replay the served paths at the {quantile:.0%} quantile")
+    return {
+        "quantile": quantile,
+        **evidence.model_dump(),
+        "als": {k: v for k, v in params.items() if k != "random_state"},
+        "future_tuning": future.model_dump() if future else None,
+        "ranker_choice": choice.model_dump() if choice else None,
+    }
 
 
 def save_tuning(settings: Settings, report: dict[str, Any], result: dict[str, Any]) -> Path:

@@ -20,27 +20,25 @@ from recommender.batch.rankedlists import item_genres
 from recommender.config import Settings
 from recommender.data.tables import read_table
 from recommender.errors import InvalidDataset
-from recommender.evaluation.futuretuning import FUTURE_GRID, NoFuture, choose_params
-from recommender.evaluation.pathevidence import served_paths
 from recommender.evaluation.protocols import sample_users, user_temporal
-from recommender.evaluation.replay import beyond_accuracy, choose_blend, replay_served
 from recommender.evaluation.runner import EvalData, evaluate_model
 from recommender.featurestore.repo import historical_user_features, open_store
 from recommender.models.configs import als_config
+from recommender.pipeline.evidence import (
+    RANKER_CUTOFFS,
+    RANKER_LABEL_DAYS,
+    ReplayTables,
+    path_evidence,
+    ranking_config,
+    tune_on_future,
+)
 from recommender.ranking.dataset import FeastReader
 from recommender.ranking.model import default_cutoffs, fit_two_stage
-from recommender.ranking.twostage import RankingConfig
 from recommender.training import registry
 from recommender.training.artifacts import ModelBundle, new_version, save_bundle
 from recommender.training.fit import fit_bundle
-from recommender.training.manifest import FutureTuning, ServedPaths
 
 log = logging.getLogger(__name__)
-RANKER_CUTOFFS = 3
-PATH_REPLAY_QUANTILE = 0.9  # the serving paths' replay: trained before it, judged after
-BLEND_QUANTILE = 0.8  # the new users' popularity blend is chosen on this earlier cut-off
-POPULARITY_BLENDS = (0.0, 0.25, 0.5, 0.75, 0.9)
-RANKER_LABEL_DAYS = 14.0
 
 
 def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,52 +67,6 @@ def als_params(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
         }
     params["random_state"] = settings.seed
     return params, source
-
-
-class Cuts(NamedTuple):
-    """Choices (ALS's parameters, the new users' blend) are made at ``choose`` on what
-    happened before ``judge``; the serving paths are judged after ``judge``."""
-
-    choose: pd.Timestamp
-    judge: pd.Timestamp
-
-
-def judged_sample(settings: Settings, interactions: pd.DataFrame) -> tuple[pd.DataFrame, Cuts]:
-    """The seeded sample of users every choice on the future is made on, and its cut-offs."""
-    sample, _ = sample_users(interactions, settings.training.holdout_fit_users, settings.seed)
-    ts = sample["event_timestamp"]
-    return sample, Cuts(ts.quantile(BLEND_QUANTILE), ts.quantile(PATH_REPLAY_QUANTILE))
-
-
-def tune_on_future(
-    settings: Settings,
-    interactions: pd.DataFrame,
-    params: dict[str, Any],
-    source: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any], FutureTuning | None]:
-    """ALS's regularization and alpha chosen on the future (:mod:`~recommender.evaluation.
-    futuretuning`): fitted on the sample before its 80% time quantile, judged on its
-    returning users up to the 90% quantile (what follows is the serving paths' replay). An
-    explicit RECO_ALS_* value stays; off with ``RECO_FUTURE_TUNING=false``."""
-    explicit = set(settings.training.als.model_fields_set)
-    grid = {k: v for k, v in FUTURE_GRID.items() if k not in explicit}
-    if not settings.training.future_tuning or not grid:
-        return params, source, None
-    sample, cuts = judged_sample(settings, interactions)
-    earlier = sample[sample["event_timestamp"] < cuts.judge]
-    try:
-        chosen, record = choose_params(earlier, cuts.choose.to_pydatetime(), params, grid)
-    except NoFuture as exc:
-        log.warning("ALS parameters not tuned on the future: %s", exc)
-        return params, source, None
-    log.info(
-        "ALS on the future (%d returning users): %s, NDCG@10 %.4f (popularity %.4f)",
-        record.users,
-        record.best,
-        max(record.scores.values()),
-        record.popularity,
-    )
-    return chosen, {"kind": "future", "before": source, "chose": sorted(grid)}, record
 
 
 def holdout_metrics(
@@ -164,9 +116,7 @@ def fit_ranker(
         item_genres(items_table, bundle.items.ids),
         data.cutoffs,
         label_days=RANKER_LABEL_DAYS,
-        config=RankingConfig(
-            depth=settings.training.ranker.depth, rounds=settings.training.ranker.rounds
-        ),
+        config=ranking_config(settings),
     )
     summary = bundle.ranking.ranker.manifest.model_dump(
         include={"train_rows", "train_queries", "fit_seconds", "cutoffs"}
@@ -202,46 +152,6 @@ def training_rows(
     if cutoff is None and later.any():
         log.info("%d interactions stamped after now are left to the next training", later.sum())
     return interactions[~later]
-
-
-def path_evidence(
-    settings: Settings,
-    interactions: pd.DataFrame,
-    params: dict[str, Any],
-    profiles: pd.DataFrame,
-    titles: pd.Series,
-) -> ServedPaths | None:
-    """Each serving path against its popularity fallback on a replay inside the training data
-    (fitted with the same parameters on a seeded sample of users' interactions before their
-    90% time quantile, scored on what those users did after it), and the route that implies;
-    None (logged) when the data leave one side of the cut-off empty."""
-    sample, (validation, cutoff) = judged_sample(settings, interactions)
-    before_judged = sample[sample["event_timestamp"] < cutoff]
-    try:  # the blend is chosen on an earlier cut-off, on what happened before the judged part
-        earlier, after, _ = replay_served(
-            before_judged, profiles, titles, validation.to_pydatetime(), params, known=False
-        )
-        blend, tried = choose_blend(earlier, after, profiles, POPULARITY_BLENDS)
-        log.info("new users' popularity blend %.2f (NDCG@10 by weight: %s)", blend, tried)
-        bundle, _, served = replay_served(
-            sample, profiles, titles, cutoff.to_pydatetime(), params, popularity_blend=blend
-        )
-    except ValueError as exc:
-        log.warning("serving paths not replayed: %s", exc)
-        return None
-    describe = beyond_accuracy(bundle, 10)
-    evidence = served_paths(served, cutoff.isoformat(), seed=settings.seed, describe=describe)
-    evidence.popularity_blend, evidence.blend_scores = blend, {str(w): s for w, s in tried.items()}
-    for path in evidence.paths.values():
-        log.info(
-            "path %s: NDCG@10 %.4f vs popularity %.4f (%d users) -> %s",
-            path.path,
-            path.ndcg,
-            path.fallback_ndcg,
-            path.users,
-            path.route,
-        )
-    return evidence
 
 
 def train(
@@ -302,15 +212,23 @@ def train(
     bundle.manifest.future_tuning = future
     bundle.manifest.profile_model["tokens"] = len(bundle.profile.tokens)
     bundle.features = profiles.reset_index()  # the drift baseline (`reco monitor`)
-    if settings.training.ranker.enabled:
+    tables = ReplayTables(
+        profiles,
+        items_table.set_index("item_id")["title"],
+        read_table(settings.data_dir, "users") if settings.training.ranker.enabled else profiles,
+        items_table,
+    )
+    evidence, choice = path_evidence(
+        settings, interactions, params, tables, ranker=settings.training.ranker.enabled
+    )
+    bundle.manifest.served_paths, bundle.manifest.ranker_choice = evidence, choice
+    bundle.manifest.popularity_blend = evidence.popularity_blend if evidence else 0.0
+    if choice is not None and choice.kept:
         data = ranker_data(settings, interactions)
         del interactions  # the ranker reads its sample only (at 1M users the rest is GBs)
         fit_ranker(settings, bundle, data, items_table, store)
-    else:  # the two-stage paths are not replayed yet: only the one-stage bundle's are
-        titles = items_table.set_index("item_id")["title"]
-        evidence = path_evidence(settings, interactions, params, profiles, titles)
-        bundle.manifest.served_paths = evidence
-        bundle.manifest.popularity_blend = evidence.popularity_blend if evidence else 0.0
+    elif choice is not None:
+        bundle.manifest.metrics["ranker"] = {"skipped": choice.reason}
     bundle.manifest.train_seconds = round(time.perf_counter() - t0, 3)
     previous = registry.production(settings.artifacts_dir)
     path = save_bundle(bundle, settings.artifacts_dir, publish=publish)

@@ -224,6 +224,7 @@ def _decide(
     # Known users fold in recent items only when they are newer than the list (or sent now);
     # older recent items are already in the training data, and are excluded by the rules.
     fold = recent if (row is None or newer_events or req.recent_item_ids) else []
+    one_stage = None  # a ranked bundle's new users the one-stage fold-in serves better
     if row is None and evidence is not None:  # a new user: the path their items (or profile) take
         path = evidence.new_user_path(int((recent_rows >= 0).sum()))
         if path is None and (req.profile or ctx.profile):
@@ -232,9 +233,10 @@ def _decide(
             ranked = _fallback(bundle, req, rules, catalog, np.zeros(0, np.int64), routed)
             _explain(bundle, req, ranked, row, recent_rows)
             return ranked, _freshness(ctx, now, used_list=False)
+        one_stage = evidence.one_stage(path) if path is not None else None
     ranking = (
         paths.RankingInput(ranking_items, req.user_id or "", ctx.ranker_views, now, req.explain)
-        if ranking_items is not None
+        if ranking_items is not None and one_stage is None
         else None
     )
     ranked = yield from paths.realtime_steps(
@@ -248,6 +250,8 @@ def _decide(
         ranking=ranking,
     )
     ranked.reason = reason
+    if one_stage is not None and bundle.ranking is not None:
+        ranked.reason += f"; {one_stage.path} path served by the one-stage fold-in: {one_stage.why}"
     _explain(bundle, req, ranked, row, recent_rows)
     return ranked, _freshness(ctx, now, used_list=False)
 

@@ -23,6 +23,7 @@ class DataRange(BaseModel):
     features_as_of: str | None = None
 
 
+Route = Literal["model", "one_stage", "popular"]  # what serves a path (PathEvidence.route)
 MIN_PATH_USERS = 20  # fewer users: too little evidence to route a path or to compare it
 
 
@@ -41,15 +42,23 @@ class PathEvidence(BaseModel):
     ratio: float | None  # None when popularity scored 0
     diff_low: float
     diff_high: float
-    route: Literal["model", "popular"] = "model"
+    # model: the path as built; one_stage: a ranked bundle's new users get the one-stage
+    # fold-in instead of the two-stage path (it scored better); popular: the fallback
+    route: Route = "model"
+    one_stage_ndcg: float | None = None  # a ranked bundle's new users: the one-stage fold-in
     # beyond accuracy, the path's lists then the fallback's: catalog coverage@k, novelty
     # (mean self-information), intra-list diversity (cosine distance of the item vectors)
     beyond: dict[str, float] = Field(default_factory=dict)
 
     @property
     def served_ndcg(self) -> float:
-        """What the path's users get as served: the model's, or popularity's when routed."""
-        return self.fallback_ndcg if self.route == "popular" else self.ndcg
+        """What the path's users get as served: the model's, the one-stage fold-in's, or
+        popularity's, as routed."""
+        if self.route == "popular":
+            return self.fallback_ndcg
+        if self.route == "one_stage" and self.one_stage_ndcg is not None:
+            return self.one_stage_ndcg
+        return self.ndcg
 
     @property
     def served_ratio(self) -> float | None:
@@ -58,13 +67,20 @@ class PathEvidence(BaseModel):
         absolute NDCG is not."""
         if self.route == "popular":
             return 1.0
+        if self.route == "one_stage" and self.one_stage_ndcg is not None:
+            return self.one_stage_ndcg / self.fallback_ndcg if self.fallback_ndcg > 0 else None
         return self.ratio
 
     @property
     def why(self) -> str:
+        one_stage = (
+            f", the one-stage fold-in {self.one_stage_ndcg:.4f}"
+            if self.one_stage_ndcg is not None
+            else ""
+        )
         return (
             f"the {self.path} path scored NDCG@10 {self.ndcg:.4f} against popularity's "
-            f"{self.fallback_ndcg:.4f} ({self.users} users) on the replay"
+            f"{self.fallback_ndcg:.4f}{one_stage} ({self.users} users) on the replay"
         )
 
 
@@ -93,6 +109,12 @@ class ServedPaths(BaseModel):
         evidence = self.paths.get(path)
         return evidence if evidence is not None and evidence.route == "popular" else None
 
+    def one_stage(self, path: str) -> PathEvidence | None:
+        """The evidence that serves ``path`` (a ranked bundle's new users) by the one-stage
+        fold-in instead of the two-stage path, or None."""
+        evidence = self.paths.get(path)
+        return evidence if evidence is not None and evidence.route == "one_stage" else None
+
 
 class FutureTuning(BaseModel):
     """How ALS's parameters were chosen: the cut-off, the returning users judged, every point's
@@ -106,6 +128,19 @@ class FutureTuning(BaseModel):
     best: dict[str, float] = Field(default_factory=dict)
     scores: dict[str, float] = Field(default_factory=dict)  # "alpha=2,regularization=100"
     popularity: float = 0.0
+
+
+class RankerChoice(BaseModel):
+    """Whether `reco train` kept the two-stage ranker it was asked for, and why: it ships only
+    when its known users' lists serve them at least as well as the one-stage bundle's on the
+    replay (NDCG@10 of each, as served)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kept: bool
+    reason: str
+    ranked_known: float | None = None
+    one_stage_known: float | None = None
 
 
 class ModelManifest(BaseModel):
@@ -131,6 +166,8 @@ class ModelManifest(BaseModel):
     popularity_blend: float = 0.0
     # ALS's regularization and alpha chosen on the future inside the training data
     future_tuning: FutureTuning | None = None
+    # with RECO_RANKER: whether the ranker shipped, from the replay of both bundles
+    ranker_choice: RankerChoice | None = None
 
     def metric(self, name: str, model: str = "als") -> float | None:
         value = (self.metrics.get(model) or {}).get(name)

@@ -65,12 +65,18 @@ class Version:
             "recall@10": self.metric("recall@10"),
             "factors": m.params.get("factors"),
             # serving paths the version's replay routes to popularity (None: not replayed)
-            "routed_to_popularity": (
-                [p for p, e in m.served_paths.paths.items() if e.route == "popular"]
-                if m.served_paths is not None
-                else None
-            ),
+            "routed_to_popularity": self._routed("popular"),
+            # a ranked bundle's new-user paths served by the one-stage fold-in instead
+            "routed_to_one_stage": self._routed("one_stage"),
+            # with RECO_RANKER: whether the ranker shipped (its replay won), or None
+            "ranker": m.ranker_choice.kept if m.ranker_choice is not None else None,
         }
+
+    def _routed(self, route: str) -> list[str] | None:
+        paths = self.manifest.served_paths
+        if paths is None:
+            return None
+        return [p for p, e in paths.paths.items() if e.route == route]
 
 
 def _read_manifest(path: Path) -> ModelManifest:

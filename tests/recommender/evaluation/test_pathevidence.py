@@ -39,9 +39,10 @@ def test_paths_are_routed_by_their_own_fallback() -> None:
 
 
 def test_path_names_and_new_user_buckets() -> None:
-    assert path_key("realtime n=3") == ("new:3", False)
-    assert path_key("popular n=3") == ("new:3", True)
-    assert path_key("precomputed") == ("known", False)
+    assert path_key("realtime n=3") == ("new:3", "model")
+    assert path_key("popular n=3") == ("new:3", "popular")
+    assert path_key("onestage n=3") == ("new:3", "one_stage")
+    assert path_key("precomputed") == ("known", "model")
     assert path_key("popular") is None
     evidence = ServedPaths(cutoff="t", paths={})
     assert evidence.new_user_path(2) is None  # no evidence: no path to route
@@ -61,3 +62,35 @@ def test_path_names_and_new_user_buckets() -> None:
         "new:5",
         "new:5",
     ]
+
+
+def test_a_ranked_bundles_new_users_go_to_the_best_of_two_stage_one_stage_and_popularity() -> None:
+    truth = {"hit"}
+    served: list[Served] = []
+    for u in range(30):
+        # n = 1: two-stage misses, the one-stage fold-in hits first, popularity second
+        served += [
+            Served("realtime n=1", 1, f"a{u}", "all", ["x", "y"], truth),
+            Served("onestage n=1", 1, f"a{u}", "all", ["hit", "x"], truth),
+            Served("popular n=1", 1, f"a{u}", "all", ["y", "hit"], truth),
+        ]
+        # n = 3: both model lists miss: popularity serves
+        served += [
+            Served("realtime n=3", 3, f"b{u}", "all", ["x", "y"], truth),
+            Served("onestage n=3", 3, f"b{u}", "all", ["x", "y"], truth),
+            Served("popular n=3", 3, f"b{u}", "all", ["y", "hit"], truth),
+        ]
+        # n = 5: two-stage ties the one-stage fold-in and beats popularity: it stays
+        served += [
+            Served("realtime n=5", 5, f"c{u}", "all", ["hit"], truth),
+            Served("onestage n=5", 5, f"c{u}", "all", ["hit"], truth),
+            Served("popular n=5", 5, f"c{u}", "all", ["y", "hit"], truth),
+        ]
+    evidence = served_paths(served, "t")
+    one, three, five = (evidence.paths[f"new:{n}"] for n in (1, 3, 5))
+    assert one.route == "one_stage" and one.one_stage_ndcg == 1.0 and one.ndcg == 0.0
+    assert evidence.one_stage("new:1") is one and evidence.routed("new:1") is None
+    assert one.served_ndcg == 1.0 and one.served_ratio is not None and one.served_ratio > 1
+    assert "one-stage fold-in 1.0000" in one.why
+    assert three.route == "popular" and evidence.routed("new:3") is three
+    assert five.route == "model" and evidence.one_stage("new:5") is None

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recommender.data.tables import build_tables
-from recommender.evaluation.replay import choose_blend, replay_hybrid, replay_served
+from recommender.evaluation.replay import choose_blend, judged_users, replay_hybrid, replay_served
 from recommender.serving import paths
 from tests.support.synthetic import synthetic_tables
 
@@ -121,3 +121,20 @@ def test_the_blend_is_chosen_on_what_new_users_did_next(rng: np.random.Generator
     assert set(scores) == {0.0, 0.5, 1.0} and best == max(scores, key=lambda w: (scores[w], -w))
     # two taste groups: the user's own items say more than popularity, which mixes both groups
     assert scores[0.0] > scores[1.0]
+
+
+def test_a_replay_judges_a_seeded_sample_of_each_kind_of_user() -> None:
+    after = pd.DataFrame(
+        {
+            "user_id": [f"k{u}" for u in range(50)] * 2 + [f"n{u}" for u in range(30)],
+            "item_id": "i",
+        }
+    )
+    known = np.array([f"k{u}" for u in range(50)])
+    kept = judged_users(after, known, max_known=10, max_new=5, seed=3)
+    users = set(kept["user_id"])
+    assert len({u for u in users if u.startswith("k")}) == 10
+    assert len({u for u in users if u.startswith("n")}) == 5
+    assert len(kept) == 10 * 2 + 5  # every row of a kept user
+    assert kept.equals(judged_users(after, known, max_known=10, max_new=5, seed=3))
+    assert judged_users(after, known).equals(after)  # under the caps: everyone

@@ -44,6 +44,7 @@ def ranked_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Ite
         tmp_path_factory.mktemp("ranked"),
         redis_url,
         ranker=True,
+        ranker_require_win=False,  # two tastes that never mix: ALS alone is hard to beat
         ranker_depth=40,  # the cost knobs reach the trained model
         ranker_rounds=120,
     )
@@ -156,5 +157,13 @@ def test_blocks_ranked_in_helper_processes_equal_one_process(ranked_repo: Settin
     assert sum(len(ids) for _, ids, _, _ in helpers) == 60
 
 
-def test_the_ranker_is_off_by_default(tmp_path: Path, redis_url: str) -> None:
-    assert make_settings(tmp_path, redis_url).training.ranker.enabled is False
+def test_the_ranker_is_on_by_default_where_its_replay_wins(tmp_path: Path, redis_url: str) -> None:
+    ranker = make_settings(tmp_path, redis_url).training.ranker
+    assert ranker.enabled is True and ranker.require_win is True
+
+
+def test_the_manifest_says_why_the_ranker_shipped(ranked_repo: Settings) -> None:
+    manifest = load_bundle(ranked_repo.artifacts_dir).manifest
+    assert manifest.ranker_choice is not None and manifest.ranker_choice.kept
+    assert manifest.ranker_choice.ranked_known is not None
+    assert manifest.served_paths is not None and "known" in manifest.served_paths.paths

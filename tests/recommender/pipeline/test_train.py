@@ -10,12 +10,12 @@ import pandas as pd
 
 from recommender.config import Settings
 from recommender.evaluation.futuretuning import FUTURE_GRID
+from recommender.pipeline.evidence import tune_on_future
 from recommender.pipeline.train import (
     RANKER_CUTOFFS,
     RANKER_LABEL_DAYS,
     ranker_data,
     training_rows,
-    tune_on_future,
 )
 
 

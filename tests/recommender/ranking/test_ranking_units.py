@@ -275,10 +275,24 @@ def test_nightly_rows_from_the_latest_tables_equal_the_point_in_time_rows(
     shares = user_genre_shares(history.matrix, genres)
     x = online_matrix(block.cands, user_values, item_values, end, shares, genres)
     np.testing.assert_array_equal(x, block.x)
-    assert default_cutoffs(inter, n=2, label_days=7) == [
-        pd.Timestamp("2024-03-07", tz="UTC"),
-        pd.Timestamp("2024-03-14", tz="UTC"),
-    ]
+
+
+def _daily(counts: list[int]) -> pd.DataFrame:
+    start = pd.Timestamp("2024-01-01 12:00", tz="UTC")
+    days = np.repeat(np.arange(len(counts)), counts)
+    return pd.DataFrame({"event_timestamp": start + pd.to_timedelta(days, "D")})
+
+
+def test_cutoffs_follow_the_last_weeks_or_a_thin_tail_back_to_the_busy_time() -> None:
+    day = lambda d: pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=d)  # noqa: E731
+    # steady activity over 100 days, two-week labels: the last weeks, a label window apart
+    steady = _daily([10] * 100)
+    assert default_cutoffs(steady, n=3, label_days=14) == [day(57), day(71), day(85)]
+    # busy for 50 days, then one event a day for 300 (ML-1M's shape): the last cut-off goes
+    # back to where the activity is (the 0.9 quantile: day 47), the others a window apart
+    thin = _daily([100] * 50 + [1] * 300)
+    assert thin["event_timestamp"].quantile(0.9).floor("D") == day(47)
+    assert default_cutoffs(thin, n=3, label_days=7) == [day(33), day(40), day(47)]
 
 
 def test_ranked_top_n_gives_the_nightly_shape_in_blocks(tables: dict[str, pd.DataFrame]) -> None:

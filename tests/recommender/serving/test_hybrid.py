@@ -13,6 +13,7 @@ from recommender.serving.rules import Catalog
 from recommender.training.artifacts import ModelBundle
 from recommender.training.manifest import PathEvidence, ServedPaths
 from tests.support.bundles import two_group_bundle
+from tests.support.ranked import ranked_bundle
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 DOWN = "online store unavailable: connection refused"
@@ -132,3 +133,40 @@ def test_a_list_another_model_version_wrote_is_not_served(bundle: ModelBundle) -
     assert ranked.source == "realtime" and "stored list of model other" in (ranked.reason or "")
     ctx = replace(ctx, list_model_version=bundle.version)
     assert _served(bundle, hybrid.Request(user, 3), ctx).source == "precomputed"
+
+
+def test_a_ranked_bundles_new_users_get_the_one_stage_fold_in_where_it_won() -> None:
+    bundle, items, catalog = ranked_bundle()
+    evidence = ServedPaths(
+        cutoff="2024-03-01T00:00:00+00:00",
+        paths={
+            name: PathEvidence(
+                path=name,
+                users=50,
+                ndcg=0.2,
+                fallback_ndcg=0.25,
+                ratio=0.8,
+                diff_low=-0.1,
+                diff_high=0.0,
+                route=route,  # type: ignore[arg-type]
+                one_stage_ndcg=0.3,
+            )
+            for name, route in (("new:1", "one_stage"), ("new:3", "model"))
+        },
+    )
+    routed = _with_evidence(bundle, evidence)
+    a_items = [i for i in bundle.items.ids.tolist() if str(i).startswith("a")]
+
+    def serve(served: ModelBundle, recent: tuple[str, ...]) -> hybrid.Ranked:
+        req = hybrid.Request(None, 5, recent_item_ids=recent)
+        return hybrid.recommend(
+            served, catalog, req, hybrid.Context(), NOW, timedelta(days=3), ranking_items=items
+        )[0]
+
+    one = serve(routed, tuple(a_items[:1]))
+    assert (one.source, one.strategy) == ("realtime", "fold_in")
+    assert "new:1 path served by the one-stage fold-in" in (one.reason or "")
+    assert "one-stage fold-in 0.3000" in (one.reason or "")
+    # three items take new:3, which the two-stage path serves; so does a bundle without evidence
+    assert serve(routed, tuple(a_items[:3])).strategy == "two_stage"
+    assert serve(bundle, tuple(a_items[:1])).strategy == "two_stage"
