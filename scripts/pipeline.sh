@@ -10,7 +10,7 @@ reco data fetch
 step "2/4 feast apply (project ${RECO_FEAST_PROJECT:-reco})"
 eval "$(reco feast-env)"
 (cd "${RECO_FEATURE_REPO:-feature_repo}" && feast apply)
-step "3/4 training ALS + FAISS index + cold-start model"
+step "3/4 training: ALS + FAISS index + cold-start model, the ranker where it wins, each path judged"
 reco train
 step "4/4 nightly: top-${RECO_TOP_N:-100} for every user -> Redis; materialize features"
 reco nightly
