@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from api.batching import TwoStageBatcher
 from api.eventsink import EventSink
 from api.exposures import ExposureSink, ShadowRunner
+from api.loadfailures import LoadFailures, fingerprint
 from api.online import OnlineStore, Polled
 from api.telemetry import Metrics, reset
 from recommender.config import Settings
@@ -43,6 +44,7 @@ from recommender.training.artifacts import (
     ModelBundle,
     latest_version,
     load_bundle,
+    models_dir,
     verify_version,
 )
 
@@ -110,8 +112,8 @@ class Runtime:
     # serving, but not what the live pointer names: why (``/ready`` says it), else None
     degraded: str | None = None
     redis_warning: str | None = None  # Redis may evict the platform's keys (``/ready`` says)
-    _failed: dict[str, float] = field(default_factory=dict)  # version -> last failed load
-    _errors: dict[str, str] = field(default_factory=dict)  # version -> why it did not load
+    # versions that did not load: why, and when to try each again (backing off)
+    _failures: LoadFailures = field(default_factory=LoadFailures)
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics) -> Runtime:
@@ -242,7 +244,7 @@ class Runtime:
         version = served.bundle.version
         keep = self.live if self.live is not None and self.live.model_version == version else None
         self.degraded = _degraded(
-            live.model_version, self._errors.get(live.model_version), version, keep
+            live.model_version, self._failures.error(live.model_version), version, keep
         )
         return keep
 
@@ -282,17 +284,18 @@ class Runtime:
 
     def _served_for(self, version: str) -> Served | None:
         """The loaded model ``version``, loading it (blocking: call from a thread) if needed;
-        None when it cannot be loaded (logged, retried after ``model_retry_seconds``)."""
+        None when it cannot be loaded (logged; retried with a growing back-off, or at once
+        when its files change: :mod:`api.loadfailures`)."""
         if version in self.models:
             return self.models[version]
-        failed = self._failed.get(version)
-        if failed is not None and time.time() - failed < self.settings.api.model_retry_seconds:
+        files = fingerprint(models_dir(self.settings.artifacts_dir) / version)
+        retry = self.settings.api.model_retry_seconds
+        if not self._failures.due(version, files, time.time(), retry):
             return None
         try:
             served = Served.of(load_bundle(self.settings.artifacts_dir, version))
         except (RecoError, OSError, ValueError) as exc:
-            self._failed[version] = time.time()
-            self._errors[version] = f"{type(exc).__name__}: {exc}"
+            self._failures.failed(version, files, f"{type(exc).__name__}: {exc}", time.time())
             log.error("model %s cannot be loaded (keeping the current one): %s", version, exc)
             return None
         if self.online is not None:
@@ -301,8 +304,7 @@ class Runtime:
                 served = self._with_items(served, views)
             except FeatureStoreUnavailable as exc:
                 log.warning("item metadata of %s not read: %s", version, exc)
-        self._failed.pop(version, None)
-        self._errors.pop(version, None)
+        self._failures.loaded(version)
         return served
 
     def sync_models(self, live: LiveLists | None, config: ServingConfig) -> bool:
@@ -326,6 +328,7 @@ class Runtime:
         models = {v: s for v, s in needed.items() if s is not None}
         if production is not None:
             models[production.bundle.version] = production
+        dropped = set(self.models) - set(models)
         self.models = models
         if production is not self.served and production is not None:
             old = self.served.bundle.version if self.served else None
@@ -333,7 +336,9 @@ class Runtime:
             self._set_model_info(production.bundle)
             self.metrics.model_swaps.labels("ok").inc()
             log.info("hot swap: serving model %s (was %s)", production.bundle.version, old)
-        gc.collect()
+            dropped.add(old or "")
+        if dropped:  # a dropped version's arrays go now, not at the next collection
+            gc.collect()
         return ok
 
     def set_live(self, live: LiveLists | None) -> None:
