@@ -79,7 +79,7 @@ def known_users(
         truth = set(group["item_id"]) - seen
         if not truth:
             continue
-        lst = stored.loc[user_id]
+        lst = stored.loc[str(user_id)]
         ranked = _diversified(
             bundle,
             paths.from_precomputed(

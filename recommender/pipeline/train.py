@@ -1,8 +1,10 @@
 """Training job: interactions up to a cutoff -> hold-out metrics -> ALS (+ popularity, profile
 model, FAISS) on everything -> a versioned artifact with its manifest.
 
-Steps: load -> choose parameters -> evaluate on a hold-out -> fit on all -> profile model from
-point-in-time features (Feast) -> index -> save -> publish.
+Steps: load -> choose parameters (ALS's on the future: :mod:`recommender.pipeline.evidence`)
+-> evaluate on a hold-out -> fit on all -> profile model from point-in-time features (Feast)
+-> index -> replay every serving path (and the ranked bundle) on the future, route the paths
+that lose, keep the ranker where it wins -> the ranker -> save -> publish.
 """
 
 from __future__ import annotations
