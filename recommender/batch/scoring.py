@@ -56,17 +56,37 @@ def scoring_memory_mb(batch_size: int, n_items: int, chunk_users: int, n: int) -
     return (batch + chunks) / 2**20
 
 
-def top_n_lists(bundle: ModelBundle, n: int, batch_size: int = 1024) -> pd.DataFrame:
+def top_n_lists(
+    bundle: ModelBundle, n: int, batch_size: int = 1024, user_rows: np.ndarray | None = None
+) -> pd.DataFrame:
     """Every known user's top-N (seen items excluded) as ``user_id, rec_item_ids,
-    rec_scores``, scored one batch at a time (the nightly job's lists, as a DataFrame)."""
-    rows, scores = factor_top_n(
-        bundle.als.user_factors, bundle.als.item_factors, bundle.user_items, n, batch_size
+    rec_scores``, scored one batch at a time (the nightly job's lists, as a DataFrame);
+    ``user_rows``: only these model users (a replay's judged users)."""
+    rows = np.arange(len(bundle.users)) if user_rows is None else np.asarray(user_rows)
+    every = user_rows is None  # no copy of the factors and the matrix for everyone
+    item_rows, scores = factor_top_n(
+        bundle.als.user_factors if every else bundle.als.user_factors[rows],
+        bundle.als.item_factors,
+        bundle.user_items if every else bundle.user_items[rows],
+        n,
+        batch_size,
     )
+    return lists_frame(bundle, bundle.users.ids[rows], item_rows, scores)
+
+
+def lists_frame(
+    bundle: ModelBundle, user_ids: np.ndarray, item_rows: np.ndarray, scores: np.ndarray
+) -> pd.DataFrame:
+    """``user_id, rec_item_ids, rec_scores`` from top-N item rows and scores padded with -1
+    (:func:`~recommender.models.topn.factor_top_n`'s shape, the ranked lists' too)."""
     item_ids = bundle.items.ids
+    listed = item_rows >= 0
     return pd.DataFrame(
         {
-            "user_id": bundle.users.ids,
-            "rec_item_ids": [item_ids[r[r >= 0]].tolist() for r in rows],
-            "rec_scores": [s[np.isfinite(s)].tolist() for s in scores],
+            "user_id": user_ids,
+            "rec_item_ids": [
+                item_ids[r[m]].tolist() for r, m in zip(item_rows, listed, strict=True)
+            ],
+            "rec_scores": [s[m].tolist() for s, m in zip(scores, listed, strict=True)],
         }
     )

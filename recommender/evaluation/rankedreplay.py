@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.batch.rankedlists import ITEM_VIEW_TABLES, USER_VIEW_TABLES, item_genres
+from recommender.batch.scoring import lists_frame
 from recommender.data.tables import build_tables
 from recommender.evaluation.pathevidence import Served
 from recommender.evaluation.replay import judged_users, known_users, new_users
@@ -97,16 +98,7 @@ def ranked_lists(
         as_of,
     )
     item_rows, scores, _ = ranked_top_n(catalog, users, top_n)
-    listed = item_rows >= 0
-    return pd.DataFrame(
-        {
-            "rec_item_ids": [
-                bundle.items.ids[r[m]].tolist() for r, m in zip(item_rows, listed, strict=True)
-            ],
-            "rec_scores": [s[m].tolist() for s, m in zip(scores, listed, strict=True)],
-        },
-        index=pd.Index(ids, name="user_id"),
-    )
+    return lists_frame(bundle, np.asarray(ids), item_rows, scores).set_index("user_id")
 
 
 def ranking_inputs(

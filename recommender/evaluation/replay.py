@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from recommender.batch.scoring import top_n_lists
 from recommender.evaluation.metrics import (
     catalog_coverage,
     intra_list_diversity,
@@ -30,7 +31,6 @@ from recommender.evaluation.metrics import (
 )
 from recommender.evaluation.pathevidence import Describe, Served, served_paths
 from recommender.models.configs import als_config
-from recommender.models.topn import factor_top_n
 from recommender.serving import paths
 from recommender.serving.diversity import POOL, diversify
 from recommender.serving.paths import Ranked, RankingInput
@@ -65,10 +65,9 @@ def known_users(
     ``user_id``-indexed ``rec_item_ids`` / ``rec_scores``; default: the ALS lists), and the
     popularity fallback, on what they did after the cut-off."""
     if stored is None:
-        judged = [
-            u for u in after["user_id"].astype(str).unique() if bundle.users.row(u) is not None
-        ]
-        stored = als_lists(bundle, judged, top_n)
+        rows = bundle.users.rows(after["user_id"].astype(str).unique())
+        rows = rows[rows >= 0]  # the judged users the model knows
+        stored = top_n_lists(bundle, top_n, user_rows=rows).set_index("user_id")
     seen_counts = np.diff(bundle.user_items.indptr)
     out = []
     for user_id, group in after.groupby("user_id"):
@@ -95,23 +94,6 @@ def known_users(
         fallback = paths.popular(bundle, k, exclude=set(bundle.user_items[row].indices.tolist()))
         out.append(Served("popular known", 0, str(user_id), segment, fallback.item_ids, truth))
     return out
-
-
-def als_lists(bundle: ModelBundle, user_ids: Sequence[str], top_n: int) -> pd.DataFrame:
-    """The ALS nightly's lists for ``user_ids`` (model users) only, as :func:`~recommender.
-    batch.scoring.top_n_lists` makes them for everyone (the same top-k function)."""
-    rows = bundle.users.rows(list(user_ids))
-    item_rows, scores = factor_top_n(
-        bundle.als.user_factors[rows], bundle.als.item_factors, bundle.user_items[rows], top_n
-    )
-    ids = bundle.items.ids
-    return pd.DataFrame(
-        {
-            "rec_item_ids": [ids[r[r >= 0]].tolist() for r in item_rows],
-            "rec_scores": [x[np.isfinite(x)].tolist() for x in scores],
-        },
-        index=pd.Index(list(user_ids), name="user_id"),
-    )
 
 
 def new_users(

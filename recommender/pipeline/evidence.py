@@ -47,11 +47,12 @@ class Cuts(NamedTuple):
 
 class ReplayTables(NamedTuple):
     """The tables a replay reads besides the interactions: user profiles (indexed by user
-    id), item titles, and, for a ranked replay, the users and items tables as stored."""
+    id), item titles, and the users (a ranked replay only: None without one) and items tables
+    as stored."""
 
     profiles: pd.DataFrame
     titles: pd.Series
-    users: pd.DataFrame
+    users: pd.DataFrame | None
     items: pd.DataFrame
 
 
@@ -191,6 +192,8 @@ def _ranked_or_not(
 ) -> tuple[ServedPaths, RankerChoice]:
     """The ranked bundle's replay, and whether it ships (its known users served at least as
     well as by the one-stage bundle's lists)."""
+    if tables.users is None:
+        raise ValueError("a ranked replay needs the users table")
     try:
         bundle, _, served = replay_ranked(
             sample,

@@ -217,8 +217,8 @@ def train(
     tables = ReplayTables(
         profiles,
         items_table.set_index("item_id")["title"],
-        read_table(settings.data_dir, "users") if settings.training.ranker.enabled else profiles,
-        items_table,
+        users=read_table(settings.data_dir, "users") if settings.training.ranker.enabled else None,
+        items=items_table,
     )
     evidence, choice = path_evidence(
         settings, interactions, params, tables, ranker=settings.training.ranker.enabled
